@@ -1,0 +1,74 @@
+"""``create_app(settings)``: wiring only. Builds the context, the Authlib server and the routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+
+from authz.audit import AuditLog
+from authz.clients import OAuthClient
+from authz.context import Context
+from authz.crypto import Keyring, load_or_create_kek
+from authz.directory import Directory
+from authz.endpoints.metadata import build_metadata
+from authz.keys import KeyManager
+from authz.revocations import RevocationView
+from authz.routes import routes
+from authz.server import AuthzServer
+from authz.settings import Settings
+from authz.storage.db import make_engine
+from authz.storage.sql import SqlStore
+from authz.sync import ChangeWatcher
+from authz.tokens import TokenIssuer
+
+log = logging.getLogger("authz")
+
+
+def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
+    store = store or SqlStore(make_engine(settings.sqlalchemy_url))
+    keyring = Keyring.from_text(load_or_create_kek(settings.key_encryption_key, settings.data_dir))
+    keys = KeyManager(store, keyring, settings.signing_alg)
+    return Context(
+        settings=settings,
+        store=store,
+        keyring=keyring,
+        keys=keys,
+        directory=Directory(store, store, keyring),
+        revocations=RevocationView(store),
+        issuer=TokenIssuer(settings.issuer, keys, keyring, store),
+        audit=AuditLog(store),
+    )
+
+
+def _client_jwks(client: OAuthClient) -> dict[str, Any] | None:
+    return client.jwks
+
+
+def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
+    ctx = ctx or build_context(settings)
+    watcher = ChangeWatcher(ctx)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx.keys.ensure()
+        ctx.revocations.refresh()
+        ctx.audit.start()
+        stop = threading.Event()
+        watcher.start(stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+            ctx.audit.stop()
+
+    app = Starlette(routes=routes(settings), lifespan=lifespan)
+    app.state.ctx = ctx
+    app.state.server = AuthzServer(ctx, _client_jwks)
+    app.state.metadata = build_metadata(settings)
+    return app

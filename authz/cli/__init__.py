@@ -1,0 +1,39 @@
+"""The ``authz`` command: ``authz --help`` lists every subcommand; each has its own ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from authz.cli import admin, serve
+from authz.settings import UnsafeSettingsError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="authz",
+        description="OAuth 2.1 authorization server for MCP servers. Settings come from AUTHZ_* environment "
+        "variables or the TOML file named by AUTHZ_CONFIG (see docs/configuration.md).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.register(sub)
+    admin.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except UnsafeSettingsError as exc:
+        print(f"authz: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"authz: {exc}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit status 1."""

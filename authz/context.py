@@ -1,0 +1,26 @@
+"""The wired services one server instance runs on; built once by ``authz.app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authz.audit import AuditLog
+from authz.crypto import Keyring
+from authz.directory import Directory
+from authz.keys import KeyManager
+from authz.revocations import RevocationView
+from authz.settings import Settings
+from authz.storage.protocols import Storage
+from authz.tokens import TokenIssuer
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Storage
+    keyring: Keyring
+    keys: KeyManager
+    directory: Directory
+    revocations: RevocationView
+    issuer: TokenIssuer
+    audit: AuditLog

@@ -1,0 +1,1 @@
+"""One thin handler per HTTP endpoint."""

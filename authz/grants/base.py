@@ -1,0 +1,75 @@
+"""What every token-issuing grant shares: resource selection, scope narrowing, issuance, audit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
+
+from authz import rfc8707
+from authz.clients import OAuthClient
+from authz.requests import AuthzRequest
+from authz.tokens import TokenRequest
+
+if TYPE_CHECKING:
+    from authz.server import AuthzServer
+
+TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+class IssuingGrant:
+    """Mixin for Authlib grant classes: ``self.request`` and ``self.server`` come from Authlib."""
+
+    request: AuthzRequest
+    server: AuthzServer
+    TOKEN_RESPONSE_HEADER = TOKEN_HEADERS
+
+    def select_resource(self, client: OAuthClient) -> str:
+        """RFC 8707 §2: the one resource this token is for, registered and allowed for the client."""
+        directory = self.server.ctx.directory
+        return rfc8707.select_resource(
+            self.request.values("resource"), directory.known_resource, client.may_use_resource
+        )
+
+    def narrow_scope(self, client: OAuthClient, resource: str, requested: str | None) -> str:
+        """Granted = requested ∩ (what the resource offers ∩ what the client may get).
+
+        RFC 6749 §3.3: the server "MAY fully or partially ignore the scope requested by the client"
+        and then "MUST include the scope response parameter"; nothing left of a non-empty request is
+        ``invalid_scope`` (§5.2). An empty request gets everything permitted.
+        """
+        info = self.server.ctx.directory.resource(resource)
+        offered = info.scopes if info is not None else frozenset()
+        permitted = offered if client.scopes is None else offered & client.scopes
+        if not requested:
+            return " ".join(sorted(permitted))
+        wanted = requested.split()
+        granted = [s for s in dict.fromkeys(wanted) if s in permitted]
+        if not granted:
+            raise InvalidScopeError("None of the requested scopes may be granted for this resource.")
+        return " ".join(granted)
+
+    def token_response(self, req: TokenRequest, refresh: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Sign the access token (and mint a refresh token); audit the issuance."""
+        ctx = self.server.ctx
+        access, claims = ctx.issuer.access_token(req)
+        body: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": req.lifetime,
+            "scope": req.scope,
+        }
+        if refresh is not None:
+            lifetime, family_expires_at = refresh
+            body["refresh_token"] = ctx.issuer.refresh_token(req, lifetime, family_expires_at)
+        ctx.audit.record(
+            "token.issued",
+            client_id=req.client_id,
+            subject=req.subject,
+            resource=req.resource,
+            grant_type=self.request.payload.grant_type,
+            jti=claims["jti"],
+            scope=req.scope,
+            refresh=refresh is not None,
+        )
+        return body

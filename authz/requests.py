@@ -1,0 +1,63 @@
+"""Authlib request objects built from data the Starlette endpoint has already awaited.
+
+Authlib's core is synchronous and reads ``request.form``/``request.args``/``request.payload``; the
+endpoint awaits the body first, then hands over this fully-built object, so the core never touches
+the network or the event loop.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from authlib.oauth2.rfc6749.requests import OAuth2Payload, OAuth2Request
+
+
+class FormPayload(OAuth2Payload):  # type: ignore[misc]
+    def __init__(self, items: Sequence[tuple[str, str]]) -> None:
+        datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in items:
+            datalist[key].append(value)
+        self._datalist = datalist
+        self._data = {key: values[0] for key, values in datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class AuthzRequest(OAuth2Request):  # type: ignore[misc]
+    """One OAuth request: method, absolute URI, case-insensitive headers, query and form items."""
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Mapping[str, str],
+        query: Sequence[tuple[str, str]] = (),
+        form: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(method, uri, headers=headers)
+        self._args = dict(query)
+        self._form = dict(form)
+        self.payload = FormPayload([*query, *form] if method == "GET" else form)
+        self.resource: str | None = None
+        self.granted_scope: str = ""
+        self.client_ip: str | None = None
+        self.auth_failure: str | None = None  # why client authentication failed, for the audit trail
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    def values(self, name: str) -> list[str]:
+        """Every value of a parameter that may repeat (``resource``, RFC 8707 §2)."""
+        return list(self.payload.datalist.get(name, []))

@@ -1,0 +1,25 @@
+"""Route tables only."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+
+from authz.endpoints import authorize, introspect, jwks, metadata, token
+from authz.settings import Settings
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    """Metadata at the path-inserted well-known URL (RFC 8414 §3.1); endpoints under the issuer's path."""
+    endpoints: list[BaseRoute] = [
+        Route("/jwks", jwks.jwks, methods=["GET"]),
+        Route("/authorize", authorize.authorize, methods=["GET"]),
+        Route("/authorize/login", authorize.login, methods=["POST"]),
+        Route("/authorize/consent", authorize.consent, methods=["POST"]),
+        Route("/token", token.token, methods=["POST"]),
+        Route("/introspect", introspect.introspect, methods=["POST"]),
+        Route("/revoke", introspect.revoke, methods=["POST"]),
+    ]
+    well_known = Route(metadata.metadata_path(settings), metadata.metadata, methods=["GET"])
+    if settings.path_prefix:
+        return [well_known, Mount(settings.path_prefix, routes=endpoints)]
+    return [well_known, *endpoints]

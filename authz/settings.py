@@ -1,0 +1,147 @@
+"""Typed settings: environment variables ``AUTHZ_*`` over an optional TOML file over embedded defaults.
+
+The embedded defaults run on one machine with nothing else installed: a SQLite file under
+``data_dir``, no Redis, a loopback issuer. Production values are checked by :func:`check_safe`,
+which refuses to start on settings that would make the server unsafe and says what to set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_ISSUER = "http://127.0.0.1:9100"
+
+
+class UnsafeSettingsError(ValueError):
+    """Raised when the settings would run an unsafe server; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the authorization server. Env: ``AUTHZ_<NAME>``; file: ``AUTHZ_CONFIG`` (TOML)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTHZ_", frozen=True, extra="forbid")
+
+    issuer: str = Field(
+        DEFAULT_ISSUER,
+        description="The exact issuer identifier (RFC 8414 §2). Compared byte for byte by clients: no trailing slash.",
+    )
+    data_dir: Path = Field(Path(".authz"), description="Where the embedded defaults keep their files.")
+    database_url: str = Field("", description="SQLAlchemy URL. Empty: a SQLite file in data_dir.")
+    redis_url: str = Field("", description="Optional Redis URL for budgets, revocation fan-out and metering.")
+    key_encryption_key: str = Field(
+        "",
+        description="Base64url 32-byte key that encrypts signing keys and keys the secret digests. "
+        "Required unless the issuer is loopback (then a key file in data_dir is created).",
+    )
+    signing_alg: Literal["ES256", "ES384", "RS256", "EdDSA"] = Field("ES256", description="Access token algorithm.")
+    access_token_ttl: int = Field(300, ge=30, le=3600, description="Access token lifetime in seconds (short).")
+    refresh_token_ttl: int = Field(86400, ge=60, description="Refresh token lifetime in seconds (sliding, per token).")
+    refresh_family_ttl: int = Field(30 * 86400, ge=60, description="Cap on a refresh family's total lifetime.")
+    code_ttl: int = Field(60, ge=10, le=600, description="Authorization code lifetime in seconds.")
+    key_rotation_overlap: int = Field(
+        3600, ge=0, description="Seconds a retired signing key stays published after its last token expires."
+    )
+    dev_mode: bool = Field(
+        False, description="Development mode: signs in dev_user and consents automatically. Loopback issuer only."
+    )
+    dev_user: str = Field("demo", description="The user development mode signs in.")
+    dynamic_registration: bool = Field(False, description="Open RFC 7591 dynamic client registration.")
+    client_id_metadata_documents: bool = Field(True, description="Accept https client_id URLs (CIMD).")
+    cimd_allow_loopback: bool = Field(False, description="Allow CIMD fetches from loopback hosts (tests only).")
+    cache_staleness: float = Field(
+        1.0, gt=0, le=30, description="Seconds a replica may serve a cached client/key/revocation view."
+    )
+    trust_forwarded_proto: bool = Field(False, description="Trust X-Forwarded-Proto from a TLS-terminating proxy.")
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_shape(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("issuer must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("issuer must not have a query or fragment (RFC 8414 §2)")
+        if value.endswith("/"):
+            raise ValueError("issuer must not end with '/': clients compare it byte for byte")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'authz.db').resolve()}"
+
+    @property
+    def issuer_is_loopback(self) -> bool:
+        return is_loopback_url(self.issuer)
+
+    @property
+    def path_prefix(self) -> str:
+        """The issuer's path ("" for ``https://as``, "/t1" for ``https://as/t1``): endpoints live under it."""
+        return urlsplit(self.issuer).path
+
+    def endpoint(self, path: str) -> str:
+        """An absolute URL under the issuer (endpoints live beside it, RFC 8414 §2)."""
+        return self.issuer + path
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by ``AUTHZ_CONFIG`` (top-level keys are setting names)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("AUTHZ_CONFIG")
+        if not path:
+            return {}
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_safe(settings: Settings) -> None:
+    """Refuse settings that would run an unsafe server (called before serving).
+
+    OAuth 2.1 §1.5: "all communications with the authorization server MUST use TLS" — a plain-HTTP
+    issuer is accepted only on loopback, where development happens.
+    """
+    if urlsplit(settings.issuer).scheme != "https" and not settings.issuer_is_loopback:
+        raise UnsafeSettingsError(
+            f"issuer {settings.issuer!r} is plain HTTP on a non-loopback host: set AUTHZ_ISSUER to an https:// URL"
+        )
+    if not settings.key_encryption_key and not settings.issuer_is_loopback:
+        raise UnsafeSettingsError(
+            "no key-encryption key: set AUTHZ_KEY_ENCRYPTION_KEY "
+            "(generate one with `authz keys generate-kek`) before serving a non-loopback issuer"
+        )
+    if settings.dev_mode and not settings.issuer_is_loopback:
+        raise UnsafeSettingsError("development mode signs users in automatically: it runs only on a loopback issuer")

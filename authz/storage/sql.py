@@ -1,0 +1,255 @@
+"""SQL implementation of every repository Protocol (SQLite and PostgreSQL through SQLAlchemy 2).
+
+Single-use values (authorization codes, refresh tokens, assertion ``jti``) are consumed with one
+conditional ``UPDATE``/``INSERT`` whose row count decides who won, so two concurrent redemptions
+can never both succeed on either database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from authz.storage.chain import GENESIS, record_hash
+from authz.storage.db import is_postgres, make_sessionmaker
+from authz.storage.models import (
+    AuditEvent,
+    AuthorizationCode,
+    ChangeLog,
+    Client,
+    Consent,
+    Grant,
+    RefreshToken,
+    Resource,
+    Revocation,
+    SigningKey,
+    UsedJti,
+    User,
+)
+
+AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises chain appends across PostgreSQL replicas
+
+
+class SqlStore:
+    """All repositories on one engine. Each method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
+
+    # -- clients -------------------------------------------------------------------------------
+    def get_client(self, client_id: str) -> Client | None:
+        with self.sessions() as s:
+            return s.get(Client, client_id)
+
+    def list_clients(self) -> Sequence[Client]:
+        with self.sessions() as s:
+            return s.scalars(select(Client).order_by(Client.created_at)).all()
+
+    def put_client(self, client: Client) -> None:
+        with self.sessions.begin() as s:
+            s.merge(client)
+            _change(s, "client", client.client_id)
+
+    def delete_client(self, client_id: str) -> bool:
+        with self.sessions.begin() as s:
+            n = s.execute(delete(Client).where(Client.client_id == client_id)).rowcount
+            _change(s, "client", client_id)
+            return bool(n)
+
+    def set_client_status(self, client_id: str, status: str) -> bool:
+        with self.sessions.begin() as s:
+            n = s.execute(
+                update(Client).where(Client.client_id == client_id).values(status=status, updated_at=_now())
+            ).rowcount
+            _change(s, "client", client_id)
+            return bool(n)
+
+    # -- resources -----------------------------------------------------------------------------
+    def get_resource(self, uri: str) -> Resource | None:
+        with self.sessions() as s:
+            return s.get(Resource, uri)
+
+    def list_resources(self) -> Sequence[Resource]:
+        with self.sessions() as s:
+            return s.scalars(select(Resource).order_by(Resource.uri)).all()
+
+    def put_resource(self, resource: Resource) -> None:
+        with self.sessions.begin() as s:
+            s.merge(resource)
+            _change(s, "resource", resource.uri)
+
+    def delete_resource(self, uri: str) -> bool:
+        with self.sessions.begin() as s:
+            n = s.execute(delete(Resource).where(Resource.uri == uri)).rowcount
+            _change(s, "resource", uri)
+            return bool(n)
+
+    # -- users and consent ---------------------------------------------------------------------
+    def get_user(self, user_id: str) -> User | None:
+        with self.sessions() as s:
+            return s.get(User, user_id)
+
+    def get_user_by_name(self, username: str) -> User | None:
+        with self.sessions() as s:
+            return s.scalars(select(User).where(User.username == username)).first()
+
+    def add_user(self, user: User) -> None:
+        with self.sessions.begin() as s:
+            s.add(user)
+
+    def list_users(self) -> Sequence[User]:
+        with self.sessions() as s:
+            return s.scalars(select(User).order_by(User.username)).all()
+
+    def get_consent(self, user_id: str, client_id: str, resource: str) -> Consent | None:
+        with self.sessions() as s:
+            return s.get(Consent, (user_id, client_id, resource))
+
+    def put_consent(self, consent: Consent) -> None:
+        with self.sessions.begin() as s:
+            s.merge(consent)
+
+    # -- authorization codes, grants, refresh tokens -------------------------------------------
+    def save_code(self, code: AuthorizationCode, grant: Grant) -> None:
+        with self.sessions.begin() as s:
+            s.add(grant)
+            s.add(code)
+
+    def consume_code(self, code_digest: str, now: int) -> tuple[AuthorizationCode | None, bool]:
+        with self.sessions.begin() as s:
+            won = s.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.code_digest == code_digest, AuthorizationCode.consumed_at.is_(None))
+                .values(consumed_at=now)
+            ).rowcount
+            code = s.get(AuthorizationCode, code_digest)
+            return code, bool(won)
+
+    def get_grant(self, grant_id: str) -> Grant | None:
+        with self.sessions() as s:
+            return s.get(Grant, grant_id)
+
+    def revoke_grant(self, grant_id: str, now: int) -> Grant | None:
+        with self.sessions.begin() as s:
+            s.execute(update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None)).values(revoked_at=now))
+            s.execute(
+                update(RefreshToken)
+                .where(RefreshToken.grant_id == grant_id, RefreshToken.spent_at.is_(None))
+                .values(spent_at=now)
+            )
+            return s.get(Grant, grant_id)
+
+    def save_refresh_token(self, token: RefreshToken) -> None:
+        with self.sessions.begin() as s:
+            s.add(token)
+
+    def spend_refresh_token(self, token_digest: str, now: int) -> tuple[RefreshToken | None, bool]:
+        with self.sessions.begin() as s:
+            won = s.execute(
+                update(RefreshToken)
+                .where(RefreshToken.token_digest == token_digest, RefreshToken.spent_at.is_(None))
+                .values(spent_at=now)
+            ).rowcount
+            return s.get(RefreshToken, token_digest), bool(won)
+
+    def find_refresh_token(self, token_digest: str) -> RefreshToken | None:
+        with self.sessions() as s:
+            return s.get(RefreshToken, token_digest)
+
+    # -- signing keys --------------------------------------------------------------------------
+    def list_keys(self) -> Sequence[SigningKey]:
+        with self.sessions() as s:
+            return s.scalars(select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid)).all()
+
+    def put_key(self, key: SigningKey) -> None:
+        with self.sessions.begin() as s:
+            s.add(key)
+            _change(s, "key", key.kid)
+
+    def update_keys(self, keys: Sequence[SigningKey]) -> None:
+        with self.sessions.begin() as s:
+            for key in keys:
+                s.merge(key)
+                _change(s, "key", key.kid)
+
+    # -- revocations and replay ----------------------------------------------------------------
+    def add_revocation(self, kind: str, value: str, expires_at: int, now: int) -> None:
+        with self.sessions.begin() as s:
+            s.add(Revocation(kind=kind, value=value, expires_at=expires_at, created_at=now))
+            _change(s, "revocation", f"{kind}:{value}")
+
+    def revocations_since(self, seq: int, now: int) -> Sequence[Revocation]:
+        with self.sessions() as s:
+            return s.scalars(
+                select(Revocation).where(Revocation.seq > seq, Revocation.expires_at > now).order_by(Revocation.seq)
+            ).all()
+
+    def remember_jti(self, key: str, expires_at: int, now: int) -> bool:
+        with self.sessions.begin() as s:
+            s.execute(delete(UsedJti).where(UsedJti.key == key, UsedJti.expires_at <= now))
+        try:
+            with self.sessions.begin() as s:
+                s.execute(insert(UsedJti).values(key=key, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def purge_expired(self, now: int) -> int:
+        """Delete rows no longer needed (expired codes, jtis, revocations). Returns rows deleted."""
+        with self.sessions.begin() as s:
+            n = s.execute(delete(UsedJti).where(UsedJti.expires_at <= now)).rowcount
+            n += s.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now)).rowcount
+            n += s.execute(delete(RefreshToken).where(RefreshToken.expires_at <= now)).rowcount
+            return int(n)
+
+    # -- audit ---------------------------------------------------------------------------------
+    def append_audit(self, events: Sequence[dict[str, Any]]) -> None:
+        if not events:
+            return
+        with self.sessions.begin() as s:
+            if is_postgres(self.engine):
+                s.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})
+            else:  # SQLite: take the write lock before reading the chain head
+                s.execute(text("UPDATE change_log SET seq = seq WHERE 1 = 0"))
+            prev = s.scalars(select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first() or GENESIS
+            for event in events:
+                h = record_hash(prev, event)
+                s.add(AuditEvent(**event, prev_hash=prev, hash=h))
+                prev = h
+
+    def list_audit(self, after_seq: int = 0, limit: int = 100) -> Sequence[AuditEvent]:
+        with self.sessions() as s:
+            return s.scalars(
+                select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq).limit(limit)
+            ).all()
+
+    # -- change feed ---------------------------------------------------------------------------
+    def publish_change(self, topic: str, key: str) -> None:
+        with self.sessions.begin() as s:
+            _change(s, topic, key)
+
+    def changes_since(self, seq: int) -> tuple[int, list[tuple[str, str]]]:
+        with self.sessions() as s:
+            if seq < 0:  # first poll: start from the head, everything is loaded fresh anyway
+                head = s.scalar(select(func.max(ChangeLog.seq))) or 0
+                return int(head), []
+            rows = s.execute(
+                select(ChangeLog.seq, ChangeLog.topic, ChangeLog.key).where(ChangeLog.seq > seq).order_by(ChangeLog.seq)
+            ).all()
+            if not rows:
+                return seq, []
+            return int(rows[-1][0]), [(r[1], r[2]) for r in rows]
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _change(s: Session, topic: str, key: str) -> None:
+    s.add(ChangeLog(topic=topic, key=key, at=_now()))
