@@ -1,0 +1,233 @@
+"""Overhead of the resource-server middleware on an MCP ``tools/call`` (JSON-RPC POST).
+
+Same run, same machine, traffic to 127.0.0.1 only:
+
+- ``rs.plain.rps``          the demo MCP server without the middleware
+- ``rs.jwt.rps``            with the middleware, local JWT validation (RFC 9068)
+- ``rs.introspection.rps``  with the middleware, introspection mode, every request a cache hit
+- ``rs.introspection.cold_ms``  latency of a request whose token is not cached (one RFC 7662 call)
+
+Each server runs in its own process (uvicorn); the load comes from ``wrk`` (with a Lua script
+for the POST body) when installed, otherwise from an httpx2 loop in a separate process.
+
+    python bench/rs_overhead.py [--duration 5] [--connections 32] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parent.parent
+CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+RS_ID, RS_SECRET = "rs-client", "rs-secret-value"  # the test AS's resource-server credentials
+
+
+# -- servers (each started as `python bench/rs_overhead.py --serve KIND --port N --issuer URL`) ----
+
+
+def serve(kind: str, port: int, issuer: str) -> None:
+    import uvicorn
+
+    if kind == "as":
+        from starlette.requests import Request
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        from tests.resource_server.fake_as import FakeAS
+
+        fake = FakeAS(issuer, resource="")
+
+        async def mint(request: Request) -> PlainTextResponse:
+            return PlainTextResponse(fake.mint(aud=request.query_params["aud"], scope="tools:read"))
+
+        fake.app.router.routes.append(Route("/mint", mint, methods=["POST"]))
+        app: Any = fake.app
+    else:
+        from resource_server import ResourceServerConfig
+        from resource_server.demo import DEMO_SCOPES, build_app, build_server
+
+        resource = f"http://127.0.0.1:{port}/mcp"
+        if kind == "plain":
+            app = build_server().streamable_http_app(stateless_http=True, json_response=True)
+        else:
+            config = ResourceServerConfig(
+                resource=resource,
+                issuer=issuer,
+                client_id=RS_ID,
+                client_secret=RS_SECRET,
+                mode="jwt" if kind == "jwt" else "introspection",
+                scope_policy=DEMO_SCOPES,
+            )
+            app = build_app(config, stateless=True, json_response=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start(kind: str, issuer: str, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    port = port or free_port()
+    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--issuer", issuer]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} server did not start") from None
+            time.sleep(0.05)
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+def wrk_rps(url: str, token: str | None, args: argparse.Namespace) -> float:
+    lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(json.dumps(CALL))}"]
+    headers = dict(HEADERS)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write("\n".join(lua) + "\n")
+    try:
+        out = subprocess.run(
+            ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=args.duration + 30,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx responses under load:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+_LOOP = """
+import sys, time, anyio, httpx2, json
+url, token, duration, conc = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+body = json.dumps(%s).encode()
+headers = %s
+if token != "-":
+    headers["authorization"] = "Bearer " + token
+count = 0
+async def worker(client, stop):
+    global count
+    while time.monotonic() < stop:
+        r = await client.post(url, content=body, headers=headers)
+        assert r.status_code == 200, r.status_code
+        count += 1
+async def main():
+    limits = httpx2.Limits(max_connections=conc)
+    async with httpx2.AsyncClient(limits=limits) as client:
+        start = time.monotonic(); stop = start + duration
+        async with anyio.create_task_group() as tg:
+            for _ in range(conc):
+                tg.start_soon(worker, client, stop)
+        print(count / (time.monotonic() - start))
+anyio.run(main)
+"""
+
+
+def loop_rps(url: str, token: str | None, args: argparse.Namespace) -> float:
+    code = _LOOP % (repr(CALL), repr(HEADERS))
+    cmd = [sys.executable, "-c", code, url, token or "-", str(args.duration), str(args.connections)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.duration + 60)
+    return float(out.stdout.strip())
+
+
+def cold_latency_ms(url: str, as_url: str, samples: int) -> tuple[float, float]:
+    """Median latency of a first use (cache miss: one introspection) and of a cached reuse."""
+    cold, warm = [], []
+    with httpx2.Client() as client:
+        for _ in range(samples):
+            token = client.post(f"{as_url}/mint", params={"aud": url}).text
+            headers = {**HEADERS, "authorization": f"Bearer {token}"}
+            for bucket in (cold, warm):
+                t0 = time.perf_counter()
+                r = client.post(url, json=CALL, headers=headers)
+                bucket.append((time.perf_counter() - t0) * 1000)
+                assert r.status_code == 200, r.status_code
+    return statistics.median(cold), statistics.median(warm)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--duration", type=int, default=5, help="seconds per load run")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--samples", type=int, default=50, help="cold-latency samples")
+    p.add_argument("--repeat", type=int, default=2, help="load runs per variant (the best counts)")
+    p.add_argument("--serve", choices=["as", "plain", "jwt", "introspection"], help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--issuer", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.issuer)
+        return
+
+    load = wrk_rps if shutil.which("wrk") else loop_rps
+    print(
+        f"# load generator: {'wrk' if load is wrk_rps else 'httpx2 loop'}, {args.connections} connections, "
+        f"{args.duration}s per run"
+    )
+    as_port = free_port()
+    issuer = f"http://127.0.0.1:{as_port}"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        as_proc, _ = start("as", issuer, as_port)
+        procs.append(as_proc)
+        results: dict[str, float] = {}
+        for kind in ("plain", "jwt", "introspection"):
+            proc, port = start(kind, issuer)
+            procs.append(proc)
+            url = f"http://127.0.0.1:{port}/mcp"
+            token = None if kind == "plain" else httpx2.post(f"{issuer}/mint", params={"aud": url}).text
+            check = httpx2.post(
+                url, json=CALL, headers={**HEADERS, **({"authorization": f"Bearer {token}"} if token else {})}
+            )
+            assert check.status_code == 200, (kind, check.status_code, check.text)
+            results[kind] = max(load(url, token, args) for _ in range(args.repeat))  # best of N: less noise
+            print(f"rs.{kind}.rps {results[kind]:.0f}")
+            if kind == "introspection":
+                cold, warm = cold_latency_ms(url, issuer, args.samples)
+                print(f"rs.introspection.cold_ms {cold:.2f}")
+                print(f"rs.introspection.cached_ms {warm:.2f}")
+            proc.terminate()
+            proc.wait(10)
+        for kind in ("jwt", "introspection"):
+            print(f"rs.{kind}.ratio {results[kind] / results['plain']:.3f}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""A demo MCP server protected by the middleware.
+
+    python -m resource_server.demo --port 9200 --issuer http://127.0.0.1:9100 \
+        [--mode jwt|introspection|hybrid] [--client-id ID --client-secret SECRET]
+
+Tools and the scopes they need: ``whoami`` and ``add`` (``tools:read``), ``write_note``
+(``tools:write``), ``admin_reset`` (``tools:admin``). ``tools:admin`` implies ``tools:write``,
+which implies ``tools:read``. In ``jwt`` mode (the default) no client credentials are needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from mcp.server import MCPServer
+from mcp.server.auth.middleware.auth_context import get_access_token
+from starlette.types import ASGIApp
+
+from resource_server.context import current_request_context, current_token, record_usage
+from resource_server.hooks import TokenUseHook
+from resource_server.mcp import protect_mcp_app
+from resource_server.scopes import ScopePolicy
+from resource_server.settings import Mode, ResourceServerConfig
+
+__all__ = ["DEMO_SCOPES", "build_app", "build_server", "main"]
+
+DEMO_SCOPES = ScopePolicy.build(
+    default=["tools:read"],
+    tools={
+        "whoami": ["tools:read"],
+        "add": ["tools:read"],
+        "write_note": ["tools:write"],
+        "admin_reset": ["tools:admin"],
+    },
+    implies={"tools:admin": ["tools:write"], "tools:write": ["tools:read"]},
+)
+
+
+def build_server() -> MCPServer:
+    server = MCPServer("authz-demo")
+    notes: list[str] = []
+
+    @server.tool()
+    def whoami() -> dict[str, Any]:
+        """Who is calling: subject, client, agent and delegation chain of the access token."""
+        token = current_token()
+        sdk = get_access_token()
+        return {
+            "subject": token.subject,
+            "client_id": token.client_id,
+            "agent": token.agent,
+            "team": token.team,
+            "workflow": token.workflow,
+            "act": dict(token.act) if token.act is not None else None,
+            "actors": list(token.actors()),
+            "scopes": sorted(token.scopes),
+            "sdk_subject": sdk.subject if sdk is not None else None,
+            "sdk_client_id": sdk.client_id if sdk is not None else None,
+        }
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        if current_request_context() is not None:  # unprotected (benchmark baseline): nothing to meter
+            record_usage(calls=1)
+        return a + b
+
+    @server.tool()
+    def write_note(text: str) -> int:
+        """Store a note; returns how many notes exist."""
+        notes.append(text)
+        return len(notes)
+
+    @server.tool()
+    def admin_reset() -> str:
+        """Forget every note."""
+        notes.clear()
+        return "reset"
+
+    return server
+
+
+def build_app(
+    config: ResourceServerConfig,
+    *,
+    hook: TokenUseHook | None = None,
+    stateless: bool = True,
+    json_response: bool = False,
+    host: str = "127.0.0.1",
+) -> ASGIApp:
+    """The demo's ASGI app: the SDK's Streamable HTTP app inside our middleware."""
+    inner = build_server().streamable_http_app(stateless_http=stateless, json_response=json_response, host=host)
+    return protect_mcp_app(inner, config, hook=hook)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m resource_server.demo", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9200)
+    p.add_argument("--issuer", required=True, help="the AS issuer, exactly as in its metadata")
+    p.add_argument("--resource", help="canonical resource URI (default http://HOST:PORT/mcp)")
+    p.add_argument("--mode", choices=["jwt", "introspection", "hybrid"], default="jwt")
+    p.add_argument("--client-id", default=os.environ.get("RS_CLIENT_ID"))
+    p.add_argument("--client-secret", default=os.environ.get("RS_CLIENT_SECRET"), help="or env RS_CLIENT_SECRET")
+    p.add_argument("--stateful", action="store_true", help="keep MCP sessions (default: stateless)")
+    p.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse(argv)
+    mode: Mode = args.mode
+    config = ResourceServerConfig(
+        resource=args.resource or f"http://{args.host}:{args.port}/mcp",
+        issuer=args.issuer,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        mode=mode,
+        scope_policy=DEMO_SCOPES,
+        resource_name="authz demo MCP server",
+    )
+    app = build_app(config, stateless=not args.stateful, json_response=args.json_response, host=args.host)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Pure ASGI middleware that makes any ASGI app an OAuth 2.1 protected resource.
+
+Per request on a protected path: refuse tokens outside the ``Authorization`` header, read the
+JSON-RPC body once (and replay it to the app unchanged), work out the scopes this operation
+needs, validate the bearer token, check the scopes, ask the token-use hook, then call the app
+with the identity bound (``current_token()``, ``scope["user"]``, ``scope["auth"]``). Responses
+stream through untouched (SSE included). The RFC 9728 metadata routes are served here, unauthenticated.
+
+MCP 2026-07-28, token handling: "MCP servers MUST validate access tokens [...] MUST only accept
+tokens valid for its own resources" and "Invalid or expired tokens MUST receive a HTTP 401
+response"; RFC 6750 §2: "Clients SHOULD make authenticated requests with a bearer token using
+the "Authorization" request header field"; OAuth 2.1 §5.1 forbids tokens in the query string, and
+MCP: "Access tokens MUST NOT be included in the URI query string".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx2
+from starlette.authentication import AuthCredentials, SimpleUser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from resource_server import errors
+from resource_server.context import RequestContext, TokenInfo, bind_request_context
+from resource_server.errors import HttpResponse, InvalidRequest, InvalidToken, UpstreamUnavailable
+from resource_server.hooks import NoopHook, TokenUseHook, UseContext, UseOutcome
+from resource_server.metadata import metadata_paths, metadata_response, metadata_url
+from resource_server.scopes import McpCall, check_routing_headers, parse_calls
+from resource_server.settings import ResourceServerConfig
+from resource_server.verifier import ConfiguredVerifier, TokenVerifier
+
+__all__ = ["ResourceServerMiddleware", "TokenUser", "UserFactory"]
+
+log = logging.getLogger(__name__)
+
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class TokenUser(SimpleUser):
+    """A Starlette ``BaseUser`` carrying the validated token's facts (``request.user``)."""
+
+    def __init__(self, token: TokenInfo) -> None:
+        super().__init__(token.subject or token.client_id or "")
+        self.token = token
+
+
+UserFactory = Callable[[TokenInfo, str], Any]
+"""Builds ``scope["user"]`` from the token facts and the raw token (the MCP adapter needs it)."""
+
+
+def _default_user(info: TokenInfo, _token: str) -> Any:
+    return TokenUser(info)
+
+
+class _Reject(Exception):
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+class ResourceServerMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: ResourceServerConfig,
+        *,
+        hook: TokenUseHook | None = None,
+        verifier: TokenVerifier | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        user_factory: UserFactory = _default_user,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.hook: TokenUseHook = hook or NoopHook()
+        self._configured = ConfiguredVerifier(config, http_client)
+        self.verifier: TokenVerifier = verifier or self._configured
+        self._user_factory = user_factory
+        self._prm_paths = frozenset(metadata_paths(config.resource))
+        self._prm_url = metadata_url(config.resource)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        await self._configured.aclose()
+
+    def _is_protected(self, path: str) -> bool:
+        if path in self._prm_paths:
+            return False
+        if self.config.protected_paths is None:
+            return True
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.config.protected_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._lifespan_receive(receive), send)
+            return
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and path in self._prm_paths:
+            method = scope["method"]
+            await metadata_response(self.config, method).send(send, head=method == "HEAD")
+            return
+        if not self._is_protected(path):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            # A WebSocket cannot receive an RFC 6750 challenge; refuse rather than pass it unchecked.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            await self._protected(scope, receive, send)
+        except _Reject as reject:
+            await reject.response.send(send, head=scope["method"] == "HEAD")
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.aclose()
+            return message
+
+        return wrapped
+
+    # -- the protected path -----------------------------------------------------------------
+
+    async def _protected(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        if "access_token" in parse_qs(scope.get("query_string", b"").decode("latin-1")):
+            raise _Reject(self._bad_request("Access tokens are accepted only in the Authorization header"))
+        token = self._bearer_token(headers)
+
+        body: bytes | None = None
+        calls: tuple[McpCall, ...] = ()
+        if scope["method"] == "POST":
+            body = await self._read_body(receive)
+            if body is None:
+                return  # the client disconnected
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type == "application/x-www-form-urlencoded" and "access_token" in parse_qs(
+                body.decode("latin-1")
+            ):
+                raise _Reject(self._bad_request("Access tokens are accepted only in the Authorization header"))
+            calls = parse_calls(body)
+            try:
+                check_routing_headers(headers.get("mcp-method"), headers.get("mcp-name"), calls)
+            except InvalidRequest as exc:
+                raise _Reject(self._bad_request(exc.description)) from None
+        required = self.config.scope_policy.required(calls)
+
+        if token is None:
+            raise _Reject(errors.unauthenticated(resource_metadata=self._prm_url, scopes=required))
+        try:
+            info = await self.verifier.verify(token)
+        except InvalidToken as exc:
+            log.info("rejected bearer token: %s", exc.description)
+            raise _Reject(
+                errors.invalid_token(exc.description, resource_metadata=self._prm_url, scopes=required)
+            ) from None
+        except UpstreamUnavailable as exc:
+            log.warning("cannot validate bearer token: %s", exc.description)
+            raise _Reject(errors.unavailable(self.config.retry_after)) from None
+
+        if self.config.scope_policy.missing(info.scopes, required):
+            raise _Reject(errors.insufficient_scope(resource_metadata=self._prm_url, scopes=required))
+
+        use = UseContext(
+            token=info, calls=calls, http_method=scope["method"], path=scope.get("path", ""), required_scopes=required
+        )
+        try:
+            refusal = await self.hook.before(use)
+        except Exception:
+            log.exception("token-use hook before() failed")
+            raise _Reject(errors.unavailable(self.config.retry_after)) from None
+        if refusal is not None:
+            raise _Reject(refusal.response())
+
+        scope = dict(scope)
+        scope["user"] = self._user_factory(info, token)
+        scope["auth"] = AuthCredentials(sorted(info.scopes))
+        await self._call_app(scope, body, receive, send, use, RequestContext(token=info))
+
+    async def _call_app(
+        self, scope: Scope, body: bytes | None, receive: Receive, send: Send, use: UseContext, ctx: RequestContext
+    ) -> None:
+        status: int | None = None
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        app_receive = receive if body is None else _replay(body, receive)
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            with bind_request_context(ctx):
+                await self.app(scope, app_receive, send_wrapper)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            outcome = UseOutcome(status=status, duration=time.monotonic() - started, usage=dict(ctx.usage), error=error)
+            try:
+                await self.hook.after(use, outcome)
+            except Exception:
+                log.exception("token-use hook after() failed")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _bad_request(self, description: str) -> HttpResponse:
+        return errors.bad_request(description, resource_metadata=self._prm_url)
+
+    def _bearer_token(self, headers: dict[str, str]) -> str | None:
+        """The bearer token, ``None`` when there are no bearer credentials (RFC 6750 §2.1)."""
+        value = headers.get("authorization")
+        if value is None:
+            return None
+        if value == "\x00multiple":
+            raise _Reject(self._bad_request("Multiple Authorization headers"))
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None  # another scheme: the request lacks bearer credentials, challenge it
+        credentials = credentials.strip()
+        if not _TOKEN68.fullmatch(credentials):
+            raise _Reject(self._bad_request("Malformed Authorization header"))
+        return credentials
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                raise _Reject(
+                    HttpResponse(
+                        413,
+                        (("content-type", "application/json"),),
+                        b'{"error": "invalid_request", "error_description": "Request body too large"}',
+                    )
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        if name == "authorization" and name in out:
+            out[name] = "\x00multiple"
+            continue
+        out[name] = raw_value.decode("latin-1")
+    return out
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the app the body already read, then defer to the real channel (disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

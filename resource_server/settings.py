@@ -1,0 +1,76 @@
+"""Configuration of a protected MCP server (one frozen value, validated on construction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from resource_server.scopes import ScopePolicy
+
+__all__ = ["Mode", "ResourceServerConfig"]
+
+Mode = Literal["introspection", "jwt", "hybrid"]
+_MODES = ("introspection", "jwt", "hybrid")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceServerConfig:
+    """How the middleware validates tokens for one resource.
+
+    ``resource`` is the canonical resource URI (RFC 8707 / RFC 9728), the audience every token
+    must carry; ``issuer`` is the authorization server's issuer identifier, compared byte for byte.
+    ``client_id``/``client_secret`` authenticate the resource server at the introspection
+    endpoint (``client_secret_basic``); they are required for ``introspection`` and ``hybrid``.
+    """
+
+    resource: str
+    issuer: str
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    mode: Mode = "introspection"
+    scope_policy: ScopePolicy = field(default_factory=ScopePolicy)
+    scopes_supported: tuple[str, ...] | None = None  # None: every scope the policy names
+    resource_name: str | None = None
+    resource_documentation: str | None = None
+    protected_paths: tuple[str, ...] | None = None  # None: everything except the metadata routes
+    cache_ttl: float = 60.0  # upper bound on a positive introspection cache entry (seconds)
+    negative_cache_ttl: float = 5.0  # inactive tokens are remembered this long
+    cache_max_entries: int = 10_000
+    revocation_staleness: float = 5.0  # hybrid: how stale a "not revoked" answer may be
+    leeway: float = 30.0  # clock skew allowed on exp/nbf/iat (seconds)
+    algorithms: tuple[str, ...] = ("ES256",)
+    jwks_min_refetch_interval: float = 10.0  # unknown kid: refetch JWKS at most this often
+    metadata_ttl: float = 3600.0  # how long discovered AS metadata is reused
+    http_timeout: float = 5.0
+    retry_after: int = 5  # Retry-After on 503 when the AS cannot be reached
+    max_body_bytes: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}")
+        parts = urlsplit(self.resource)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment or parts.query:
+            raise ValueError("resource must be an absolute http(s) URI without query or fragment")
+        if not self.issuer.startswith(("http://", "https://")):
+            raise ValueError("issuer must be an http(s) URL")
+        if self.mode in ("introspection", "hybrid") and not (self.client_id and self.client_secret):
+            raise ValueError(f"mode {self.mode!r} needs client_id and client_secret for introspection")
+        for alg in self.algorithms:
+            if alg.lower() == "none" or alg.upper().startswith("HS"):
+                raise ValueError(f"algorithm {alg!r} is not allowed for access tokens")
+        if not self.algorithms:
+            raise ValueError("algorithms must not be empty")
+        if "offline_access" in (self.scopes_supported or ()):
+            raise ValueError("offline_access does not belong in protected resource scopes_supported")
+        if min(self.cache_ttl, self.negative_cache_ttl, self.revocation_staleness, self.leeway) < 0:
+            raise ValueError("durations must not be negative")
+        if self.cache_max_entries < 1:
+            raise ValueError("cache_max_entries must be at least 1")
+
+    @property
+    def advertised_scopes(self) -> tuple[str, ...]:
+        scopes = self.scopes_supported
+        if scopes is None:
+            scopes = tuple(sorted(self.scope_policy.all_scopes()))
+        return tuple(s for s in scopes if s != "offline_access")

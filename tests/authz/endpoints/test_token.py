@@ -1,0 +1,166 @@
+"""The token endpoint: client_credentials, client authentication, resource indicators, scopes, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.authz.conftest import AS, OTHER_RESOURCE, RESOURCE
+
+pytestmark = pytest.mark.anyio
+
+
+def claims_of(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    data: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return data
+
+
+def header_of(token: str) -> dict[str, object]:
+    head = token.split(".")[0]
+    data: dict[str, object] = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    return data
+
+
+@pytest.mark.requirement("rfc9068:claims")
+@pytest.mark.requirement("rfc8707:aud-is-resource")
+async def test_client_credentials_token_is_an_rfc9068_jwt_bound_to_the_resource(authz: AS) -> None:
+    reg = authz.machine_client()
+    r = await authz.client_credentials(reg, scope="tools:read")
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert body["token_type"] == "Bearer" and body["scope"] == "tools:read" and body["expires_in"] == 300
+    assert "refresh_token" not in body
+    assert header_of(body["access_token"])["typ"] == "at+jwt"
+    claims = claims_of(body["access_token"])
+    assert claims["iss"] == "http://127.0.0.1:9100"
+    assert claims["aud"] == RESOURCE
+    assert claims["sub"] == claims["client_id"] == "agent-1"
+    assert claims["scope"] == "tools:read"
+    assert isinstance(claims["jti"], str) and isinstance(claims["iat"], int)
+    assert claims["exp"] == claims["iat"] + 300  # type: ignore[operator]
+
+
+async def test_client_secret_post_authenticates(authz: AS) -> None:
+    reg = authz.machine_client(auth_method="client_secret_post")
+    r = await authz.http.post("/token", data={"grant_type": "client_credentials", "resource": RESOURCE,
+                                              "client_id": reg.client_id, "client_secret": reg.client_secret})  # fmt: skip
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.requirement("rfc6749:invalid-client-401")
+async def test_wrong_secret_is_401_invalid_client_with_a_basic_challenge_and_is_audited(authz: AS) -> None:
+    reg = authz.machine_client()
+    r = await authz.http.post("/token", data={"grant_type": "client_credentials", "resource": RESOURCE},
+                              auth=(reg.client_id, "not-the-secret"))  # fmt: skip
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].lower().startswith("basic")
+    assert r.headers["cache-control"] == "no-store"
+    authz.ctx.audit.flush()
+    events = [e for e in authz.ctx.store.list_audit(0, 1000) if e.event == "token.refused"]
+    assert events and events[-1].reason == "invalid_client" and events[-1].client_id == reg.client_id
+    dump = json.dumps([e.detail for e in authz.ctx.store.list_audit(0, 1000)])
+    assert "not-the-secret" not in dump and str(reg.client_secret) not in dump
+
+
+async def test_unknown_client_is_invalid_client(authz: AS) -> None:
+    r = await authz.http.post("/token", data={"grant_type": "client_credentials", "resource": RESOURCE},
+                              auth=("nobody", "x"))  # fmt: skip
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+@pytest.mark.requirement("rfc8707:invalid-target")
+@pytest.mark.parametrize(
+    "resource",
+    [
+        None,  # missing
+        "http://127.0.0.1:9999/unknown",  # not registered
+        "http://127.0.0.1:9200/mcp#frag",  # fragment
+        "not a uri",  # malformed
+        "urn:example:thing",  # not http(s)
+    ],
+)
+async def test_bad_resource_is_invalid_target(authz: AS, resource: str | None) -> None:
+    reg = authz.machine_client()
+    data = {"grant_type": "client_credentials"}
+    if resource is not None:
+        data["resource"] = resource
+    assert reg.client_secret
+    r = await authz.http.post("/token", data=data, auth=(reg.client_id, reg.client_secret))
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_target"
+
+
+async def test_two_resources_in_one_request_are_invalid_target(authz: AS) -> None:
+    reg = authz.machine_client()
+    assert reg.client_secret
+    r = await authz.http.post("/token", content=f"grant_type=client_credentials&resource={RESOURCE}&resource={OTHER_RESOURCE}",
+                              headers={"content-type": "application/x-www-form-urlencoded"},
+                              auth=(reg.client_id, reg.client_secret))  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"] == "invalid_target"
+
+
+async def test_a_resource_the_client_may_not_use_is_invalid_target(authz: AS) -> None:
+    reg = authz.machine_client(resources=[RESOURCE])
+    r = await authz.client_credentials(reg, resource=OTHER_RESOURCE)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_target"
+
+
+async def test_resource_is_canonicalised_before_matching(authz: AS) -> None:
+    reg = authz.machine_client()
+    r = await authz.client_credentials(reg, resource="HTTP://127.0.0.1:9200/mcp")
+    assert r.status_code == 200
+    assert claims_of(r.json()["access_token"])["aud"] == RESOURCE
+
+
+async def test_scope_is_narrowed_to_what_is_permitted_and_reported(authz: AS) -> None:
+    reg = authz.machine_client(scope="tools:read")
+    r = await authz.client_credentials(reg, scope="tools:read tools:write files:read")
+    assert r.status_code == 200
+    assert r.json()["scope"] == "tools:read"
+
+
+async def test_no_permitted_scope_is_invalid_scope(authz: AS) -> None:
+    reg = authz.machine_client(scope="tools:read")
+    r = await authz.client_credentials(reg, scope="tools:write")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+
+
+async def test_omitted_scope_grants_everything_permitted(authz: AS) -> None:
+    reg = authz.machine_client()
+    r = await authz.client_credentials(reg)
+    assert r.json()["scope"] == "tools:read tools:write"
+
+
+async def test_client_without_the_grant_type_is_unauthorized_client(authz: AS) -> None:
+    reg = authz.client(client_id="web", redirect_uris=["https://app.example/cb"])
+    r = await authz.client_credentials(reg)
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+
+
+async def test_disabled_client_gets_no_token(authz: AS) -> None:
+    reg = authz.machine_client()
+    authz.ctx.store.set_client_status(reg.client_id, "disabled")
+    authz.ctx.directory.invalidate("client", reg.client_id)
+    r = await authz.client_credentials(reg)
+    assert r.status_code in (400, 401)
+    assert r.json()["error"] in ("unauthorized_client", "invalid_client")
+
+
+async def test_unsupported_grant_type(authz: AS) -> None:
+    r = await authz.http.post("/token", data={"grant_type": "password", "username": "a", "password": "b"})
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+
+
+async def test_json_body_is_invalid_request(authz: AS) -> None:
+    r = await authz.http.post("/token", json={"grant_type": "client_credentials"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_get_is_not_allowed(authz: AS) -> None:
+    assert (await authz.http.get("/token")).status_code == 405
