@@ -1,0 +1,124 @@
+"""``authz demo``: the authorization server in development mode plus a protected demo MCP server.
+
+Everything runs on loopback from ``.authz/demo``: the AS signs in the ``demo`` user and consents
+automatically, accepts client ID metadata documents and open dynamic registration, and knows the
+demo MCP server (``tools:read``, ``tools:write``, ``tools:admin``). A ``demo-agent`` machine client
+gets a fresh secret at every start so the printed ``curl`` lines work as shown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+
+from authz.app import build_context
+from authz.context import Context
+from authz.registry import register_client, register_resource
+from authz.settings import Settings
+
+DEMO_SCOPES = ["tools:read", "tools:write", "tools:admin"]
+
+
+def _prepare(ctx: Context, resource: str) -> tuple[str, str, str]:
+    """(Re)register the demo MCP server and the demo agent; returns (rs id, rs secret, agent secret)."""
+    store = ctx.store
+    for c in store.list_clients():
+        if c.client_id == "demo-agent" or (c.kind == "resource_server" and c.resource_uri == resource):
+            store.delete_client(c.client_id)
+    rs = register_resource(store, store, ctx.keyring, resource, DEMO_SCOPES, "authz demo MCP server")
+    agent = register_client(store, ctx.keyring, client_id="demo-agent", name="Demo agent",
+                            grant_types=["client_credentials"], resources=[resource])  # fmt: skip
+    assert rs.client_secret and agent.client_secret
+    return rs.client_id, rs.client_secret, agent.client_secret
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with status {proc.returncode} before {url} answered")
+        try:
+            if httpx2.get(url, timeout=1).status_code < 500:
+                return
+        except httpx2.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def run_demo(port: int, mcp_port: int) -> int:
+    from authz.cli.serve import migrate_db
+
+    issuer = f"http://127.0.0.1:{port}"
+    resource = f"http://127.0.0.1:{mcp_port}/mcp"
+    data_dir = Path(os.environ.get("AUTHZ_DATA_DIR", ".authz")) / "demo"
+    env = {**os.environ, "AUTHZ_ISSUER": issuer, "AUTHZ_DATA_DIR": str(data_dir), "AUTHZ_DEV_MODE": "1",
+           "AUTHZ_DYNAMIC_REGISTRATION": "1", "AUTHZ_CLIENT_ID_METADATA_DOCUMENTS": "1"}  # fmt: skip
+    env.pop("AUTHZ_DATABASE_URL", None)
+    settings = Settings(issuer=issuer, data_dir=data_dir, dev_mode=True, dynamic_registration=True, database_url="")
+    print("authz demo: preparing the database ...", file=sys.stderr)
+    migrate_db(settings)
+    ctx = build_context(settings)
+    ctx.keys.ensure()
+    rs_id, rs_secret, agent_secret = _prepare(ctx, resource)
+    ctx.audit.flush()
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        as_proc = subprocess.Popen([sys.executable, "-m", "authz", "serve", "--port", str(port), "--no-migrate",
+                                    "--log-level", "warning"], env=env)  # fmt: skip
+        procs.append(as_proc)
+        _wait_for(issuer + "/.well-known/oauth-authorization-server", as_proc)
+        rs_env = {**env, "RS_CLIENT_ID": rs_id, "RS_CLIENT_SECRET": rs_secret}
+        mcp_proc = subprocess.Popen([sys.executable, "-m", "resource_server.demo", "--port", str(mcp_port),
+                                     "--issuer", issuer, "--mode", "hybrid"], env=rs_env)  # fmt: skip
+        procs.append(mcp_proc)
+        _wait_for(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", mcp_proc)
+        print(_banner(issuer, resource, agent_secret), flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _banner(issuer: str, resource: str, secret: str) -> str:
+    call = ('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}')
+    return f"""
+authz demo is running (Ctrl-C stops it)
+
+  Authorization server  {issuer}
+                        development mode: signed in as "demo", consent is automatic
+  Demo MCP server       {resource}
+                        tools: whoami, add (tools:read) · write_note (tools:write) · admin_reset (tools:admin)
+
+Try it:
+  # 1. No token: 401 with a challenge naming the metadata and the scope
+  curl -si -X POST {resource} -H 'content-type: application/json' -d '{call}' | grep -i -e '^HTTP' -e www-authenticate
+
+  # 2. An agent token for this MCP server (client_credentials; the secret is new at every start)
+  TOKEN=$(curl -s -u demo-agent:{secret} -d grant_type=client_credentials -d resource={resource} \\
+          -d scope=tools:read {issuer}/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+  # 3. Call a tool with it
+  curl -s -X POST {resource} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+       -H 'accept: application/json, text/event-stream' -d '{call}'
+
+  # 4. Any MCP client (e.g. MCP Inspector) pointed at {resource} discovers this server, registers
+  #    (client ID metadata document or dynamic registration) and signs in with OAuth + PKCE.
+"""
