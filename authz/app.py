@@ -5,17 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
 
 from authz.audit import AuditLog
+from authz.cimd import ClientJwks
 from authz.clients import OAuthClient
 from authz.context import Context
 from authz.crypto import Keyring, load_or_create_kek
 from authz.directory import Directory
 from authz.endpoints.metadata import build_metadata
+from authz.fetch import get_fetcher
 from authz.keys import KeyManager
 from authz.revocations import RevocationView
 from authz.routes import routes
@@ -45,8 +47,9 @@ def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
     )
 
 
-def _client_jwks(client: OAuthClient) -> dict[str, Any] | None:
-    return client.jwks
+def _client_jwks(settings: Settings) -> Callable[[OAuthClient], dict[str, Any] | None]:
+    """Keys for private_key_jwt: inline ``jwks``, else ``jwks_uri`` fetched (SSRF-safe) and cached."""
+    return ClientJwks(get_fetcher(settings.cimd_allow_loopback))
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
@@ -69,6 +72,6 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
 
     app = Starlette(routes=routes(settings), lifespan=lifespan)
     app.state.ctx = ctx
-    app.state.server = AuthzServer(ctx, _client_jwks)
+    app.state.server = AuthzServer(ctx, _client_jwks(settings))
     app.state.metadata = build_metadata(settings)
     return app

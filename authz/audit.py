@@ -19,10 +19,21 @@ log = logging.getLogger("authz.audit")
 
 FORBIDDEN_KEYS = frozenset(
     {
-        "access_token", "refresh_token", "token", "code", "code_verifier", "client_secret", "password",
-        "assertion", "client_assertion", "subject_token", "actor_token", "secret", "authorization",
+        "access_token",
+        "refresh_token",
+        "token",
+        "code",
+        "code_verifier",
+        "client_secret",
+        "password",
+        "assertion",
+        "client_assertion",
+        "subject_token",
+        "actor_token",
+        "secret",
+        "authorization",
     }
-)  # fmt: skip
+)
 
 
 class AuditLog:

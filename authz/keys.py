@@ -52,7 +52,13 @@ def new_key_row(alg: str, status: str, keyring: Keyring, now: int) -> SigningKey
     blob = keyring.encrypt(key.as_pem(private=True), kid.encode())
     activated = now if status == "active" else None
     return SigningKey(
-        kid=kid, alg=alg, public_jwk=public, private_encrypted=blob, status=status, created_at=now, activated_at=activated
+        kid=kid,
+        alg=alg,
+        public_jwk=public,
+        private_encrypted=blob,
+        status=status,
+        created_at=now,
+        activated_at=activated,
     )
 
 

@@ -87,9 +87,16 @@ def register_resource(
         raise ValueError(f"use the canonical form of the resource URI: {canonical}")
     now = int(time.time())
     resources.put_resource(
-        Resource(uri=uri, name=name, scopes=list(dict.fromkeys(scopes)), status="active", created_at=now, updated_at=now)
+        Resource(
+            uri=uri, name=name, scopes=list(dict.fromkeys(scopes)), status="active", created_at=now, updated_at=now
+        )
     )
     return register_client(
-        clients, keyring, kind="resource_server", name=f"resource server {name or uri}", grant_types=(),
-        auth_method="client_secret_basic", resource_uri=uri,
-    )  # fmt: skip
+        clients,
+        keyring,
+        kind="resource_server",
+        name=f"resource server {name or uri}",
+        grant_types=(),
+        auth_method="client_secret_basic",
+        resource_uri=uri,
+    )

@@ -40,9 +40,12 @@ class RevocationEndpoint(_Base):  # type: ignore[misc]
         if claims.get("client_id") == client_id and int(claims.get("exp", 0)) > time.time():
             ctx.revocations.revoke("jti", str(claims["jti"]), int(claims["exp"]))
             ctx.audit.record(
-                "token.revoked", client_id=client_id, subject=claims.get("sub"), resource=claims.get("aud"),
+                "token.revoked",
+                client_id=client_id,
+                subject=claims.get("sub"),
+                resource=claims.get("aud"),
                 jti=claims["jti"],
-            )  # fmt: skip
+            )
         return True
 
     def _revoke_refresh_token(self, token: str, client_id: str) -> None:

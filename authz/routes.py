@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from authz.endpoints import authorize, introspect, jwks, metadata, token
+from authz.endpoints import authorize, introspect, jwks, metadata, register, token
 from authz.settings import Settings
 
 
@@ -19,6 +19,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/introspect", introspect.introspect, methods=["POST"]),
         Route("/revoke", introspect.revoke, methods=["POST"]),
     ]
+    if settings.dynamic_registration:
+        endpoints.append(Route("/register", register.register, methods=["POST"]))
     well_known = Route(metadata.metadata_path(settings), metadata.metadata, methods=["GET"])
     if settings.path_prefix:
         return [well_known, Mount(settings.path_prefix, routes=endpoints)]

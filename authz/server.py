@@ -24,12 +24,12 @@ from starlette.responses import JSONResponse, Response
 from authz.client_auth import PrivateKeyJwt
 from authz.clients import OAuthClient
 from authz.context import Context
-from authz.rfc7662 import IntrospectionEndpoint
-from authz.rfc7009 import RevocationEndpoint
 from authz.grants.authorization_code import AuthorizationCodeGrant
 from authz.grants.client_credentials import ClientCredentialsGrant
 from authz.grants.refresh_token import RefreshTokenGrant
 from authz.requests import AuthzRequest
+from authz.rfc7009 import RevocationEndpoint
+from authz.rfc7662 import IntrospectionEndpoint
 
 log = logging.getLogger("authz.server")
 

@@ -62,9 +62,7 @@ class TokenIssuer:
         header = {"alg": view.signing_alg, "typ": "at+jwt", "kid": view.signing_kid}
         return jwt.encode(header, claims, view.signing_key), claims
 
-    def refresh_token(
-        self, req: TokenRequest, lifetime: int, family_expires_at: int, now: int | None = None
-    ) -> str:
+    def refresh_token(self, req: TokenRequest, lifetime: int, family_expires_at: int, now: int | None = None) -> str:
         """A new refresh token in the grant's family; never outlives the family."""
         assert req.grant_id, "refresh tokens belong to a grant"
         now = int(time.time()) if now is None else now

@@ -23,22 +23,38 @@ def register(sub: Any) -> None:
     add = c.add_parser("add", help="register a client (a generated secret is printed once)")
     add.add_argument("--client-id", help="the client_id (default: generated)")
     add.add_argument("--name", default="", help="display name shown on the consent page")
-    add.add_argument("--auth-method", choices=AUTH_METHODS, default="client_secret_basic",
-                     help="token endpoint authentication (none = public client with PKCE)")  # fmt: skip
+    add.add_argument(
+        "--auth-method",
+        choices=AUTH_METHODS,
+        default="client_secret_basic",
+        help="token endpoint authentication (none = public client with PKCE)",
+    )
     add.add_argument("--public", action="store_true", help="shorthand for --auth-method none")
     add.add_argument("--redirect-uri", action="append", default=[], help="allowed redirect URI (repeatable)")
-    add.add_argument("--grant-type", action="append", default=[], help="allowed grant type (repeatable; "
-                     "default authorization_code + refresh_token, or client_credentials without redirect URIs)")  # fmt: skip
+    add.add_argument(
+        "--grant-type",
+        action="append",
+        default=[],
+        help="allowed grant type (repeatable; "
+        "default authorization_code + refresh_token, or client_credentials without redirect URIs)",
+    )
     add.add_argument("--scope", default="", help="space-separated scopes the client may ever get (default: any)")
-    add.add_argument("--resource", action="append", default=None, help="MCP server URI the client may use "
-                     "(repeatable; default: any registered)")  # fmt: skip
+    add.add_argument(
+        "--resource",
+        action="append",
+        default=None,
+        help="MCP server URI the client may use (repeatable; default: any registered)",
+    )
     add.add_argument("--jwks-file", help="JSON file with the client's public JWK Set (private_key_jwt)")
     add.add_argument("--jwks-uri", help="URL of the client's JWK Set (private_key_jwt)")
     add.set_defaults(func=cmd_clients_add)
     ls = c.add_parser("list", help="list clients")
     ls.set_defaults(func=cmd_clients_list)
-    for name, helptext in (("remove", "delete a client"), ("disable", "disable a client (its tokens stop working)"),
-                           ("enable", "re-enable a client (old tokens stay dead)")):  # fmt: skip
+    for name, helptext in (
+        ("remove", "delete a client"),
+        ("disable", "disable a client (its tokens stop working)"),
+        ("enable", "re-enable a client (old tokens stay dead)"),
+    ):
         p = c.add_parser(name, help=helptext)
         p.add_argument("client_id")
         p.set_defaults(func=cmd_clients_state, action_name=name)
@@ -91,14 +107,25 @@ def _ctx() -> Context:
 def cmd_clients_add(args: argparse.Namespace) -> int:
     ctx = _ctx()
     method = "none" if args.public else args.auth_method
-    grants = args.grant_type or (["authorization_code", "refresh_token"] if args.redirect_uri else ["client_credentials"])
+    grants = args.grant_type or (
+        ["authorization_code", "refresh_token"] if args.redirect_uri else ["client_credentials"]
+    )
     jwks = json.loads(open(args.jwks_file).read()) if args.jwks_file else None
     try:
         reg = register_client(
-            ctx.store, ctx.keyring, client_id=args.client_id, name=args.name, auth_method=method,
-            redirect_uris=args.redirect_uri, grant_types=grants, scope=args.scope, resources=args.resource,
-            jwks=jwks, jwks_uri=args.jwks_uri, application_type="native" if method == "none" else "web",
-        )  # fmt: skip
+            ctx.store,
+            ctx.keyring,
+            client_id=args.client_id,
+            name=args.name,
+            auth_method=method,
+            redirect_uris=args.redirect_uri,
+            grant_types=grants,
+            scope=args.scope,
+            resources=args.resource,
+            jwks=jwks,
+            jwks_uri=args.jwks_uri,
+            application_type="native" if method == "none" else "web",
+        )
     except ValueError as exc:
         print(f"authz: {exc}", file=sys.stderr)
         return 1
@@ -114,7 +141,8 @@ def cmd_clients_list(_args: argparse.Namespace) -> int:
     rows = _ctx().store.list_clients()
     print(f"{'CLIENT ID':40} {'KIND':16} {'AUTH':20} {'STATUS':8} GRANTS")
     for c in rows:
-        print(f"{c.client_id[:40]:40} {c.kind:16} {c.token_endpoint_auth_method:20} {c.status:8} {','.join(c.grant_types)}")
+        grants = ",".join(c.grant_types)
+        print(f"{c.client_id[:40]:40} {c.kind:16} {c.token_endpoint_auth_method:20} {c.status:8} {grants}")
     return 0
 
 
@@ -129,8 +157,9 @@ def cmd_clients_state(args: argparse.Namespace) -> int:
     if not ok:
         print(f"authz: no client {args.client_id!r}", file=sys.stderr)
         return 1
-    ctx.audit.record(f"client.{args.action_name}d" if args.action_name != "remove" else "client.removed",
-                     client_id=args.client_id)  # fmt: skip
+    ctx.audit.record(
+        f"client.{args.action_name}d" if args.action_name != "remove" else "client.removed", client_id=args.client_id
+    )
     ctx.audit.flush()
     return 0
 
@@ -209,8 +238,21 @@ def cmd_keys_rotate(_args: argparse.Namespace) -> int:
 
 def cmd_audit_list(args: argparse.Namespace) -> int:
     for e in _ctx().store.list_audit(args.after, args.limit):
-        print(json.dumps({"seq": e.seq, "at": e.at, "event": e.event, "outcome": e.outcome, "client_id": e.client_id,
-                          "subject": e.subject, "resource": e.resource, "reason": e.reason, "detail": e.detail}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "event": e.event,
+                    "outcome": e.outcome,
+                    "client_id": e.client_id,
+                    "subject": e.subject,
+                    "resource": e.resource,
+                    "reason": e.reason,
+                    "detail": e.detail,
+                }
+            )
+        )
     return 0
 
 
@@ -219,8 +261,25 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     after = 0
     while batch := store.list_audit(after, 5000):
-        records.extend({c: getattr(e, c) for c in ("seq", "at", "event", "outcome", "client_id", "subject", "resource",
-                                                     "reason", "detail", "prev_hash", "hash")} for e in batch)  # fmt: skip
+        records.extend(
+            {
+                c: getattr(e, c)
+                for c in (
+                    "seq",
+                    "at",
+                    "event",
+                    "outcome",
+                    "client_id",
+                    "subject",
+                    "resource",
+                    "reason",
+                    "detail",
+                    "prev_hash",
+                    "hash",
+                )
+            }
+            for e in batch
+        )
         after = batch[-1].seq
     broken = first_broken(records)
     if broken is not None:

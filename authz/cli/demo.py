@@ -32,8 +32,14 @@ def _prepare(ctx: Context, resource: str) -> tuple[str, str, str]:
         if c.client_id == "demo-agent" or (c.kind == "resource_server" and c.resource_uri == resource):
             store.delete_client(c.client_id)
     rs = register_resource(store, store, ctx.keyring, resource, DEMO_SCOPES, "authz demo MCP server")
-    agent = register_client(store, ctx.keyring, client_id="demo-agent", name="Demo agent",
-                            grant_types=["client_credentials"], resources=[resource])  # fmt: skip
+    agent = register_client(
+        store,
+        ctx.keyring,
+        client_id="demo-agent",
+        name="Demo agent",
+        grant_types=["client_credentials"],
+        resources=[resource],
+    )
     assert rs.client_secret and agent.client_secret
     return rs.client_id, rs.client_secret, agent.client_secret
 
@@ -58,8 +64,14 @@ def run_demo(port: int, mcp_port: int) -> int:
     issuer = f"http://127.0.0.1:{port}"
     resource = f"http://127.0.0.1:{mcp_port}/mcp"
     data_dir = Path(os.environ.get("AUTHZ_DATA_DIR", ".authz")) / "demo"
-    env = {**os.environ, "AUTHZ_ISSUER": issuer, "AUTHZ_DATA_DIR": str(data_dir), "AUTHZ_DEV_MODE": "1",
-           "AUTHZ_DYNAMIC_REGISTRATION": "1", "AUTHZ_CLIENT_ID_METADATA_DOCUMENTS": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AUTHZ_ISSUER": issuer,
+        "AUTHZ_DATA_DIR": str(data_dir),
+        "AUTHZ_DEV_MODE": "1",
+        "AUTHZ_DYNAMIC_REGISTRATION": "1",
+        "AUTHZ_CLIENT_ID_METADATA_DOCUMENTS": "1",
+    }
     env.pop("AUTHZ_DATABASE_URL", None)
     settings = Settings(issuer=issuer, data_dir=data_dir, dev_mode=True, dynamic_registration=True, database_url="")
     print("authz demo: preparing the database ...", file=sys.stderr)
@@ -71,13 +83,27 @@ def run_demo(port: int, mcp_port: int) -> int:
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        as_proc = subprocess.Popen([sys.executable, "-m", "authz", "serve", "--port", str(port), "--no-migrate",
-                                    "--log-level", "warning"], env=env)  # fmt: skip
+        as_proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "authz", "serve", "--port", str(port), "--no-migrate", "--log-level", "warning"],
+            env=env,
+        )
         procs.append(as_proc)
         _wait_for(issuer + "/.well-known/oauth-authorization-server", as_proc)
         rs_env = {**env, "RS_CLIENT_ID": rs_id, "RS_CLIENT_SECRET": rs_secret}
-        mcp_proc = subprocess.Popen([sys.executable, "-m", "resource_server.demo", "--port", str(mcp_port),
-                                     "--issuer", issuer, "--mode", "hybrid"], env=rs_env)  # fmt: skip
+        mcp_proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "resource_server.demo",
+                "--port",
+                str(mcp_port),
+                "--issuer",
+                issuer,
+                "--mode",
+                "hybrid",
+            ],
+            env=rs_env,
+        )
         procs.append(mcp_proc)
         _wait_for(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", mcp_proc)
         print(_banner(issuer, resource, agent_secret), flush=True)
@@ -98,7 +124,7 @@ def run_demo(port: int, mcp_port: int) -> int:
 
 
 def _banner(issuer: str, resource: str, secret: str) -> str:
-    call = ('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}')
+    call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
     return f"""
 authz demo is running (Ctrl-C stops it)
 
@@ -113,7 +139,7 @@ Try it:
 
   # 2. An agent token for this MCP server (client_credentials; the secret is new at every start)
   TOKEN=$(curl -s -u demo-agent:{secret} -d grant_type=client_credentials -d resource={resource} \\
-          -d scope=tools:read {issuer}/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+          -d scope=tools:read {issuer}/token | python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')
 
   # 3. Call a tool with it
   curl -s -X POST {resource} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\

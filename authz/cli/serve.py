@@ -11,8 +11,11 @@ from authz.settings import Settings, check_safe
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the authorization server", description="Run the authorization server "
-                       "(applies pending schema migrations first unless --no-migrate).")  # fmt: skip
+    p = sub.add_parser(
+        "serve",
+        help="run the authorization server",
+        description="Run the authorization server (applies pending schema migrations first unless --no-migrate).",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9100, help="port to bind (default 9100)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -26,8 +29,11 @@ def register(sub: Any) -> None:
     m.add_argument("revision", nargs="?", default=None, help="target revision (upgrade: head; downgrade: required)")
     m.set_defaults(func=cmd_migrate)
 
-    d = sub.add_parser("demo", help="start the AS and a protected demo MCP server on loopback",
-                       description="Development mode AS + demo MCP server; prints what to try.")  # fmt: skip
+    d = sub.add_parser(
+        "demo",
+        help="start the AS and a protected demo MCP server on loopback",
+        description="Development mode AS + demo MCP server; prints what to try.",
+    )
     d.add_argument("--port", type=int, default=9100, help="authorization server port (default 9100)")
     d.add_argument("--mcp-port", type=int, default=9200, help="demo MCP server port (default 9200)")
     d.set_defaults(func=cmd_demo)
@@ -53,8 +59,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_safe(settings)
     if not args.no_migrate:
         migrate_db(settings)
-    print(f"authz: issuer {settings.issuer} on http://{args.host}:{args.port}"
-          f"{' (development mode)' if settings.dev_mode else ''}", file=sys.stderr)  # fmt: skip
+    print(
+        f"authz: issuer {settings.issuer} on http://{args.host}:{args.port}"
+        f"{' (development mode)' if settings.dev_mode else ''}",
+        file=sys.stderr,
+    )
     uvicorn.run(
         "authz.asgi:create",
         factory=True,

@@ -35,7 +35,9 @@ class SessionCodec:
         return self._keyring.digest(f"{purpose}|{value}")[:43]
 
     def encode(self, user_id: str) -> str:
-        body = b64url(json.dumps({"u": user_id, "s": secrets.token_urlsafe(16), "e": int(time.time()) + SESSION_TTL}).encode())
+        body = b64url(
+            json.dumps({"u": user_id, "s": secrets.token_urlsafe(16), "e": int(time.time()) + SESSION_TTL}).encode()
+        )
         return body + "." + self._mac("session", body)
 
     def decode(self, cookie: str | None) -> Session | None:

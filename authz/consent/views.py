@@ -16,7 +16,9 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
     "Referrer-Policy": "no-referrer",
 }
 
@@ -30,8 +32,13 @@ def page(request: Request, name: str, context: dict[str, Any], status: int = 200
 def login_page(
     request: Request, prefix: str, client_name: str, query: str, csrf: str, error: str | None = None
 ) -> HTMLResponse:
-    ctx = {"client_name": client_name, "request_query": query, "csrf_token": csrf, "error": error,
-           "action": prefix + "/authorize/login"}  # fmt: skip
+    ctx = {
+        "client_name": client_name,
+        "request_query": query,
+        "csrf_token": csrf,
+        "error": error,
+        "action": prefix + "/authorize/login",
+    }
     return page(request, "login.html", ctx, status=401 if error else 200)
 
 
@@ -53,11 +60,18 @@ def consent_page(
     URI hostname" and "SHOULD display additional warnings for localhost-only redirect URIs"."""
     host = urlsplit(redirect_uri).netloc
     ctx = {
-        "username": username, "client_id": client_id, "client_name": client_name or client_id,
-        "redirect_host": host, "localhost_redirect": is_loopback_url(redirect_uri), "resource": resource,
-        "resource_name": resource_name, "scopes": scopes, "request_query": query, "csrf_token": csrf,
+        "username": username,
+        "client_id": client_id,
+        "client_name": client_name or client_id,
+        "redirect_host": host,
+        "localhost_redirect": is_loopback_url(redirect_uri),
+        "resource": resource,
+        "resource_name": resource_name,
+        "scopes": scopes,
+        "request_query": query,
+        "csrf_token": csrf,
         "action": prefix + "/authorize/consent",
-    }  # fmt: skip
+    }
     return page(request, "consent.html", ctx)
 
 

@@ -51,7 +51,14 @@ async def login(request: Request) -> Response:
         validated = await _validate(request, query)
         name = validated[1].request.client.client_name if isinstance(validated, tuple) else ""
         binding = request.cookies.get(LOGIN_COOKIE) or ""
-        return login_page(request, ctx.settings.path_prefix, name, query, codec.csrf_token(binding), error="Wrong username or password.")
+        return login_page(
+            request,
+            ctx.settings.path_prefix,
+            name,
+            query,
+            codec.csrf_token(binding),
+            error="Wrong username or password.",
+        )
     ctx.audit.record("login.succeeded", subject=user.id, ip=_ip(request))
     response = RedirectResponse(ctx.settings.endpoint("/authorize?" + query), status_code=303)
     _set_session(response, ctx, user)
@@ -66,21 +73,40 @@ async def consent(request: Request) -> Response:
     session = codec.decode(request.cookies.get(SESSION_COOKIE))
     if session is None or not codec.check_csrf(session.sid, str(form.get("csrf_token", ""))):
         return error_page(request, "invalid_request", "The consent form expired. Start again from the application.")
-    user = ctx.store.get_user(session.user_id)
+    user = await anyio.to_thread.run_sync(ctx.store.get_user, session.user_id)
     validated = await _validate(request, query)
     if not isinstance(validated, tuple):
         return validated
     areq, grant = validated
     if user is None or form.get("decision") != "approve":
-        ctx.audit.record("consent.denied", "failure", client_id=areq.client.client_id, subject=session.user_id,
-                         resource=areq.resource, reason="access_denied")  # fmt: skip
+        ctx.audit.record(
+            "consent.denied",
+            "failure",
+            client_id=areq.client.client_id,
+            subject=session.user_id,
+            resource=areq.resource,
+            reason="access_denied",
+        )
         return await _respond(request, areq, grant, None)
-    previous = ctx.store.get_consent(user.id, areq.client.client_id, str(areq.resource))
+    previous = await anyio.to_thread.run_sync(ctx.store.get_consent, user.id, areq.client.client_id, str(areq.resource))
     scopes = set(areq.granted_scope.split()) | set(previous.scope.split() if previous else ())
-    ctx.store.put_consent(Consent(user_id=user.id, client_id=areq.client.client_id, resource=str(areq.resource),
-                                  scope=" ".join(sorted(scopes)), created_at=int(time.time())))  # fmt: skip
-    ctx.audit.record("consent.granted", client_id=areq.client.client_id, subject=user.id, resource=areq.resource,
-                     scope=areq.granted_scope)  # fmt: skip
+    await anyio.to_thread.run_sync(
+        ctx.store.put_consent,
+        Consent(
+            user_id=user.id,
+            client_id=areq.client.client_id,
+            resource=str(areq.resource),
+            scope=" ".join(sorted(scopes)),
+            created_at=int(time.time()),
+        ),
+    )
+    ctx.audit.record(
+        "consent.granted",
+        client_id=areq.client.client_id,
+        subject=user.id,
+        resource=areq.resource,
+        scope=areq.granted_scope,
+    )
     return await _respond(request, areq, grant, user)
 
 
@@ -92,29 +118,39 @@ async def _continue(request: Request, query: str) -> Response:
     areq, grant = validated
     codec = SessionCodec(ctx.keyring)
     session = codec.decode(request.cookies.get(SESSION_COOKIE))
-    user = ctx.store.get_user(session.user_id) if session else None
+    user = await anyio.to_thread.run_sync(ctx.store.get_user, session.user_id) if session else None
     fresh_session = False
     if user is None and ctx.settings.dev_mode:
         user = await anyio.to_thread.run_sync(_dev_user, ctx)
         fresh_session = True
     if user is None:
         binding = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(16)
-        response = login_page(request, ctx.settings.path_prefix, areq.client.client_name or areq.client.client_id, query, codec.csrf_token(binding))
-        response.set_cookie(LOGIN_COOKIE, binding, max_age=1800, httponly=True, samesite="lax", secure=_secure(ctx))
-        return response
+        name = areq.client.client_name or areq.client.client_id
+        page = login_page(request, ctx.settings.path_prefix, name, query, codec.csrf_token(binding))
+        page.set_cookie(LOGIN_COOKIE, binding, max_age=1800, httponly=True, samesite="lax", secure=_secure(ctx))
+        return page
     client, resource = areq.client, str(areq.resource)
-    remembered = ctx.store.get_consent(user.id, client.client_id, resource)
+    remembered = await anyio.to_thread.run_sync(ctx.store.get_consent, user.id, client.client_id, resource)
     covered = remembered is not None and set(areq.granted_scope.split()) <= set(remembered.scope.split())
+    response: Response
     if ctx.settings.dev_mode or covered:
         response = await _respond(request, areq, grant, user)
     else:
         assert session is not None
         info = ctx.directory.resource(resource)
         response = consent_page(
-            request, username=user.username, client_id=client.client_id, client_name=client.client_name,
-            redirect_uri=grant.redirect_uri, resource=resource, resource_name=info.name if info else "",
-            scopes=areq.granted_scope.split(), query=query, csrf=codec.csrf_token(session.sid), prefix=ctx.settings.path_prefix,
-        )  # fmt: skip
+            request,
+            username=user.username,
+            client_id=client.client_id,
+            client_name=client.client_name,
+            redirect_uri=grant.redirect_uri,
+            resource=resource,
+            resource_name=info.name if info else "",
+            scopes=areq.granted_scope.split(),
+            query=query,
+            csrf=codec.csrf_token(session.sid),
+            prefix=ctx.settings.path_prefix,
+        )
     if fresh_session:
         _set_session(response, ctx, user)
     return response
@@ -131,7 +167,7 @@ async def _validate(request: Request, query: str) -> tuple[AuthzRequest, Any] | 
     except OAuth2Error as error:
         if error.redirect_uri:
             error.state = areq.payload.state
-            status, _, headers = error()
+            _, _, headers = error()
             return _redirect(ctx, dict(headers)["Location"])
         return error_page(request, error.error, error.description or "The request is invalid.")
     except Exception:
@@ -153,8 +189,11 @@ async def _respond(request: Request, areq: AuthzRequest, grant: Any, user: User 
 
 
 def _redirect(ctx: Context, location: str) -> RedirectResponse:
-    return RedirectResponse(add_params_to_uri(location, [("iss", ctx.settings.issuer)]), status_code=302,
-                            headers={"Cache-Control": "no-store"})  # fmt: skip
+    return RedirectResponse(
+        add_params_to_uri(location, [("iss", ctx.settings.issuer)]),
+        status_code=302,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _set_session(response: Response, ctx: Context, user: User) -> None:

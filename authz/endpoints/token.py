@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authz.requests import AuthzRequest
 from authz.server import INLINE_GRANTS, error_result, read_request, run_core, server_error, to_response
 
 log = logging.getLogger("authz.token")
@@ -36,16 +38,19 @@ async def token(request: Request) -> Response:
     return to_response(result)
 
 
-def _audit_refusal(request: Request, areq: object, body: dict[str, object]) -> None:
+def _audit_refusal(request: Request, areq: AuthzRequest, body: dict[str, object]) -> None:
     """Security-relevant refusals (failed client auth, PKCE failure, code or refresh replay)."""
-    from authz.requests import AuthzRequest
-
-    assert isinstance(areq, AuthzRequest)
     error = str(body.get("error"))
     if error not in SECURITY_EVENTS and not areq.auth_failure:
         return
     client_id = areq.form.get("client_id") or getattr(areq.client, "client_id", None)
+    if client_id is None:
+        client_id, _ = extract_basic_authorization(areq.headers)
     request.app.state.ctx.audit.record(
-        "token.refused", "failure", client_id=client_id, reason=areq.auth_failure or error,
-        grant_type=areq.form.get("grant_type"), ip=areq.client_ip,
-    )  # fmt: skip
+        "token.refused",
+        "failure",
+        client_id=client_id,
+        reason=areq.auth_failure or error,
+        grant_type=areq.form.get("grant_type"),
+        ip=areq.client_ip,
+    )

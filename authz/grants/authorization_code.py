@@ -143,6 +143,11 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
         ctx.revocations.revoke("grant", row.grant_id, max(expires, now + ctx.settings.access_token_ttl))
         self.request.auth_failure = "code_replay"
         ctx.audit.record(
-            "code.replayed", "failure", client_id=row.client_id, subject=row.user_id, resource=row.resource,
-            reason="code_replay", grant_id=row.grant_id,
-        )  # fmt: skip
+            "code.replayed",
+            "failure",
+            client_id=row.client_id,
+            subject=row.user_id,
+            resource=row.resource,
+            reason="code_replay",
+            grant_id=row.grant_id,
+        )

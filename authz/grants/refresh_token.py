@@ -86,6 +86,11 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):  # type: ignore
         ctx.revocations.revoke("grant", row.grant_id, max(expires, now + ctx.settings.access_token_ttl))
         self.request.auth_failure = "refresh_reuse"
         ctx.audit.record(
-            "refresh.reused", "failure", client_id=row.client_id, subject=row.subject, resource=row.resource,
-            reason="refresh_token_reuse", grant_id=row.grant_id,
-        )  # fmt: skip
+            "refresh.reused",
+            "failure",
+            client_id=row.client_id,
+            subject=row.subject,
+            resource=row.resource,
+            reason="refresh_token_reuse",
+            grant_id=row.grant_id,
+        )

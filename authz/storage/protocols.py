@@ -64,6 +64,7 @@ class GrantStore(Protocol):
     def spend_refresh_token(self, token_digest: str, now: int) -> tuple[RefreshToken | None, bool]:
         """Atomically spend a refresh token. Returns (token, first_use); reuse gives (token, False)."""
         ...
+
     def find_refresh_token(self, token_digest: str) -> RefreshToken | None: ...
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import CursorResult, Engine, Result, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +33,7 @@ from authz.storage.models import (
 )
 
 AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises chain appends across PostgreSQL replicas
+FEED_LOCK_ID = 0x46_45_45_44  # "FEED": change_log/revocations seq order = commit order on PostgreSQL
 
 
 class SqlStore:
@@ -58,15 +59,15 @@ class SqlStore:
 
     def delete_client(self, client_id: str) -> bool:
         with self.sessions.begin() as s:
-            n = s.execute(delete(Client).where(Client.client_id == client_id)).rowcount
+            n = _rowcount(s.execute(delete(Client).where(Client.client_id == client_id)))
             _change(s, "client", client_id)
             return bool(n)
 
     def set_client_status(self, client_id: str, status: str) -> bool:
         with self.sessions.begin() as s:
-            n = s.execute(
-                update(Client).where(Client.client_id == client_id).values(status=status, updated_at=_now())
-            ).rowcount
+            n = _rowcount(
+                s.execute(update(Client).where(Client.client_id == client_id).values(status=status, updated_at=_now()))
+            )
             _change(s, "client", client_id)
             return bool(n)
 
@@ -86,7 +87,7 @@ class SqlStore:
 
     def delete_resource(self, uri: str) -> bool:
         with self.sessions.begin() as s:
-            n = s.execute(delete(Resource).where(Resource.uri == uri)).rowcount
+            n = _rowcount(s.execute(delete(Resource).where(Resource.uri == uri)))
             _change(s, "resource", uri)
             return bool(n)
 
@@ -123,11 +124,13 @@ class SqlStore:
 
     def consume_code(self, code_digest: str, now: int) -> tuple[AuthorizationCode | None, bool]:
         with self.sessions.begin() as s:
-            won = s.execute(
-                update(AuthorizationCode)
-                .where(AuthorizationCode.code_digest == code_digest, AuthorizationCode.consumed_at.is_(None))
-                .values(consumed_at=now)
-            ).rowcount
+            won = _rowcount(
+                s.execute(
+                    update(AuthorizationCode)
+                    .where(AuthorizationCode.code_digest == code_digest, AuthorizationCode.consumed_at.is_(None))
+                    .values(consumed_at=now)
+                )
+            )
             code = s.get(AuthorizationCode, code_digest)
             return code, bool(won)
 
@@ -151,11 +154,13 @@ class SqlStore:
 
     def spend_refresh_token(self, token_digest: str, now: int) -> tuple[RefreshToken | None, bool]:
         with self.sessions.begin() as s:
-            won = s.execute(
-                update(RefreshToken)
-                .where(RefreshToken.token_digest == token_digest, RefreshToken.spent_at.is_(None))
-                .values(spent_at=now)
-            ).rowcount
+            won = _rowcount(
+                s.execute(
+                    update(RefreshToken)
+                    .where(RefreshToken.token_digest == token_digest, RefreshToken.spent_at.is_(None))
+                    .values(spent_at=now)
+                )
+            )
             return s.get(RefreshToken, token_digest), bool(won)
 
     def find_refresh_token(self, token_digest: str) -> RefreshToken | None:
@@ -181,6 +186,7 @@ class SqlStore:
     # -- revocations and replay ----------------------------------------------------------------
     def add_revocation(self, kind: str, value: str, expires_at: int, now: int) -> None:
         with self.sessions.begin() as s:
+            _serialise_feed(s)
             s.add(Revocation(kind=kind, value=value, expires_at=expires_at, created_at=now))
             _change(s, "revocation", f"{kind}:{value}")
 
@@ -203,9 +209,9 @@ class SqlStore:
     def purge_expired(self, now: int) -> int:
         """Delete rows no longer needed (expired codes, jtis, revocations). Returns rows deleted."""
         with self.sessions.begin() as s:
-            n = s.execute(delete(UsedJti).where(UsedJti.expires_at <= now)).rowcount
-            n += s.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now)).rowcount
-            n += s.execute(delete(RefreshToken).where(RefreshToken.expires_at <= now)).rowcount
+            n = _rowcount(s.execute(delete(UsedJti).where(UsedJti.expires_at <= now)))
+            n += _rowcount(s.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now)))
+            n += _rowcount(s.execute(delete(RefreshToken).where(RefreshToken.expires_at <= now)))
             return int(n)
 
     # -- audit ---------------------------------------------------------------------------------
@@ -219,8 +225,9 @@ class SqlStore:
                 s.execute(text("UPDATE change_log SET seq = seq WHERE 1 = 0"))
             prev = s.scalars(select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first() or GENESIS
             for event in events:
-                h = record_hash(prev, event)
-                s.add(AuditEvent(**event, prev_hash=prev, hash=h))
+                row = {"detail": {}, **event}  # hash exactly what is stored (detail's column default is {})
+                h = record_hash(prev, row)
+                s.add(AuditEvent(**row, prev_hash=prev, hash=h))
                 prev = h
 
     def list_audit(self, after_seq: int = 0, limit: int = 100) -> Sequence[AuditEvent]:
@@ -251,5 +258,18 @@ def _now() -> int:
     return int(time.time())
 
 
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _serialise_feed(s: Session) -> None:
+    """On PostgreSQL a seq is taken at INSERT but becomes visible at COMMIT, so two writers can commit
+    out of order and a poller that already passed the later seq never sees the earlier one. One feed
+    writer at a time (until its commit) keeps seq order equal to commit order. SQLite writers are serial."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": FEED_LOCK_ID})
+
+
 def _change(s: Session, topic: str, key: str) -> None:
+    _serialise_feed(s)
     s.add(ChangeLog(topic=topic, key=key, at=_now()))

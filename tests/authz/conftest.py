@@ -79,8 +79,14 @@ class AS:
 
     async def authorize(self, client_id: str, **params: str) -> httpx2.Response:
         """GET /authorize with sensible defaults (PKCE challenge must be passed by the caller)."""
-        query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": "st-1",
-                 "resource": RESOURCE, **params}  # fmt: skip
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "state": "st-1",
+            "resource": RESOURCE,
+            **params,
+        }
         return await self.http.get("/authorize", params={k: v for k, v in query.items() if v is not None})
 
     async def code_flow(self, client_id: str, scope: str | None = None) -> tuple[dict[str, Any], str]:
@@ -93,9 +99,17 @@ class AS:
         assert r.status_code == 302, r.text
         q = redirect_params(r)
         assert "code" in q, q
-        t = await self.http.post("/token", data={"grant_type": "authorization_code", "code": q["code"],
-                                                 "redirect_uri": REDIRECT, "code_verifier": verifier,
-                                                 "client_id": client_id, "resource": RESOURCE})  # fmt: skip
+        t = await self.http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": q["code"],
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+                "client_id": client_id,
+                "resource": RESOURCE,
+            },
+        )
         assert t.status_code == 200, t.text
         body: dict[str, Any] = t.json()
         return body, q["code"]
@@ -114,8 +128,13 @@ async def as_factory(tmp_path: Path, sqlite_url: str) -> AsyncIterator[ASFactory
     stack: list[Any] = []
 
     async def make(database_url: str | None = None, **overrides: Any) -> AS:
-        values: dict[str, Any] = {"issuer": ISSUER, "data_dir": tmp_path, "database_url": database_url or sqlite_url,
-                                  "cache_staleness": 0.05, **overrides}  # fmt: skip
+        values: dict[str, Any] = {
+            "issuer": ISSUER,
+            "data_dir": tmp_path,
+            "database_url": database_url or sqlite_url,
+            "cache_staleness": 0.05,
+            **overrides,
+        }
         settings = Settings(**values)
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)

@@ -22,23 +22,40 @@ def key() -> ECKey:
 
 
 def _register(authz: AS, key: ECKey, client_id: str = "pkjwt-agent") -> str:
-    authz.client(client_id=client_id, auth_method="private_key_jwt", grant_types=["client_credentials"],
-                 jwks={"keys": [key.as_dict(private=False)]})  # fmt: skip
+    authz.client(
+        client_id=client_id,
+        auth_method="private_key_jwt",
+        grant_types=["client_credentials"],
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
     return client_id
 
 
 def assertion(key: Any, client_id: str, *, alg: str = "ES256", **overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": "http://127.0.0.1:9100", "iat": now, "exp": now + 60,
-              "jti": uuid.uuid4().hex, **overrides}  # fmt: skip
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": "http://127.0.0.1:9100",
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+        **overrides,
+    }
     claims = {k: v for k, v in claims.items() if v is not None}
     return jwt.encode({"alg": alg, "kid": getattr(key, "kid", None) or "k"}, claims, key)
 
 
 async def _token(authz: AS, client_assertion: str) -> Any:
-    return await authz.http.post("/token", data={"grant_type": "client_credentials", "resource": RESOURCE,
-                                                 "client_assertion_type": ASSERTION_TYPE,
-                                                 "client_assertion": client_assertion})  # fmt: skip
+    return await authz.http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "resource": RESOURCE,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": client_assertion,
+        },
+    )
 
 
 @pytest.mark.requirement("rfc7523:private-key-jwt")

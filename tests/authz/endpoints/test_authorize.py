@@ -20,8 +20,14 @@ async def _code(authz: AS, client_id: str = "public-app", **extra: str) -> tuple
 
 
 async def _redeem(authz: AS, code: str, verifier: str, client_id: str = "public-app", **extra: str):  # type: ignore[no-untyped-def]
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier,
-            "client_id": client_id, **extra}  # fmt: skip
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+        "client_id": client_id,
+        **extra,
+    }
     return await authz.http.post("/token", data=data)
 
 
@@ -62,7 +68,9 @@ async def test_unregistered_redirect_uri_is_an_error_page_never_a_redirect(authz
     authz.public_client()
     _, challenge = pkce_pair()
     for bad in ("https://evil.example/cb", REDIRECT + "/extra", REDIRECT + "?x=1", "http://127.0.0.1:3999/other"):
-        r = await authz.authorize("public-app", redirect_uri=bad, code_challenge=challenge, code_challenge_method="S256")
+        r = await authz.authorize(
+            "public-app", redirect_uri=bad, code_challenge=challenge, code_challenge_method="S256"
+        )
         assert r.status_code == 400, bad
         assert "location" not in r.headers
         assert "invalid_request" in r.text
@@ -77,16 +85,21 @@ async def test_unknown_client_is_an_error_page(authz: AS) -> None:
 async def test_loopback_redirect_accepts_any_port(authz: AS) -> None:
     authz.public_client()
     _, challenge = pkce_pair()
-    r = await authz.authorize("public-app", redirect_uri="http://127.0.0.1:51234/callback", code_challenge=challenge,
-                              code_challenge_method="S256")  # fmt: skip
+    r = await authz.authorize(
+        "public-app",
+        redirect_uri="http://127.0.0.1:51234/callback",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     assert r.status_code == 302 and r.headers["location"].startswith("http://127.0.0.1:51234/callback?")
 
 
 async def test_unknown_resource_redirects_invalid_target(authz: AS) -> None:
     authz.public_client()
     _, challenge = pkce_pair()
-    r = await authz.authorize("public-app", resource="http://127.0.0.1:1/nope", code_challenge=challenge,
-                              code_challenge_method="S256")  # fmt: skip
+    r = await authz.authorize(
+        "public-app", resource="http://127.0.0.1:1/nope", code_challenge=challenge, code_challenge_method="S256"
+    )
     q = redirect_params(r)
     assert q["error"] == "invalid_target" and q["iss"]
 
@@ -102,8 +115,10 @@ async def test_replayed_code_is_refused_and_revokes_what_it_issued(authz: AS) ->
     again = await _redeem(authz, code, verifier)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     assert (await authz.introspect(tokens["access_token"]))["active"] is False
-    refresh = await authz.http.post("/token", data={"grant_type": "refresh_token", "client_id": "public-app",
-                                                    "refresh_token": tokens["refresh_token"]})  # fmt: skip
+    refresh = await authz.http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "client_id": "public-app", "refresh_token": tokens["refresh_token"]},
+    )
     assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
     authz.ctx.audit.flush()
     assert any(e.event == "code.replayed" for e in authz.ctx.store.list_audit(0, 1000))
@@ -138,8 +153,10 @@ async def test_wrong_verifier_is_invalid_grant_and_audited(authz: AS) -> None:
 async def test_missing_verifier_is_invalid_request(authz: AS) -> None:
     authz.public_client()
     code, _ = await _code(authz)
-    r = await authz.http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                                              "client_id": "public-app"})  # fmt: skip
+    r = await authz.http.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": "public-app"},
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
 
 

@@ -49,9 +49,19 @@ async def test_unknown_garbage_and_foreign_tokens_are_inactive(authz: AS) -> Non
     assert await authz.introspect("garbage") == {"active": False}
     key = ECKey.generate_key("P-256", auto_kid=True)
     now = int(time.time())
-    forged = jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": key.kid},
-                        {"iss": "http://127.0.0.1:9100", "aud": RESOURCE, "sub": "x", "client_id": "x", "iat": now,
-                         "exp": now + 60, "jti": "j"}, key)  # fmt: skip
+    forged = jwt.encode(
+        {"alg": "ES256", "typ": "at+jwt", "kid": key.kid},
+        {
+            "iss": "http://127.0.0.1:9100",
+            "aud": RESOURCE,
+            "sub": "x",
+            "client_id": "x",
+            "iat": now,
+            "exp": now + 60,
+            "jti": "j",
+        },
+        key,
+    )
     assert await authz.introspect(forged) == {"active": False}
 
 

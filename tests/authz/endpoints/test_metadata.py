@@ -25,7 +25,13 @@ async def test_metadata_issuer_is_byte_exact_and_lists_what_mcp_clients_require(
         doc["token_endpoint_auth_methods_supported"]
     )
     assert "none" not in doc["token_endpoint_auth_signing_alg_values_supported"]
-    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "introspection_endpoint", "revocation_endpoint"):
+    for name in (
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+    ):
         assert doc[name].startswith("http://127.0.0.1:9100/")
 
 
@@ -47,8 +53,11 @@ async def test_issuer_with_a_path_serves_metadata_at_the_path_inserted_url(as_fa
         assert (await http.get("/.well-known/oauth-authorization-server")).status_code == 404
         reg = server.machine_client()
         assert reg.client_secret
-        t = await http.post("/tenant1/token", data={"grant_type": "client_credentials", "resource": "http://127.0.0.1:9200/mcp"},
-                            auth=(reg.client_id, reg.client_secret))  # fmt: skip
+        t = await http.post(
+            "/tenant1/token",
+            data={"grant_type": "client_credentials", "resource": "http://127.0.0.1:9200/mcp"},
+            auth=(reg.client_id, reg.client_secret),
+        )
         assert t.status_code == 200, t.text
 
 

@@ -23,12 +23,16 @@ async def test_a_client_revokes_its_access_token(authz: AS) -> None:
 async def test_revoking_a_refresh_token_revokes_its_family(authz: AS) -> None:
     authz.public_client()
     tokens, _ = await authz.code_flow("public-app")
-    r = await authz.http.post("/revoke", data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token",
-                                               "client_id": "public-app"})  # fmt: skip
+    r = await authz.http.post(
+        "/revoke",
+        data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": "public-app"},
+    )
     assert r.status_code == 200
     assert await authz.introspect(tokens["access_token"]) == {"active": False}
-    again = await authz.http.post("/token", data={"grant_type": "refresh_token", "client_id": "public-app",
-                                                  "refresh_token": tokens["refresh_token"]})  # fmt: skip
+    again = await authz.http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "client_id": "public-app", "refresh_token": tokens["refresh_token"]},
+    )
     assert again.status_code == 400
 
 

@@ -46,16 +46,26 @@ async def test_client_credentials_token_is_an_rfc9068_jwt_bound_to_the_resource(
 
 async def test_client_secret_post_authenticates(authz: AS) -> None:
     reg = authz.machine_client(auth_method="client_secret_post")
-    r = await authz.http.post("/token", data={"grant_type": "client_credentials", "resource": RESOURCE,
-                                              "client_id": reg.client_id, "client_secret": reg.client_secret})  # fmt: skip
+    r = await authz.http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "resource": RESOURCE,
+            "client_id": reg.client_id,
+            "client_secret": reg.client_secret,
+        },
+    )
     assert r.status_code == 200, r.text
 
 
 @pytest.mark.requirement("rfc6749:invalid-client-401")
 async def test_wrong_secret_is_401_invalid_client_with_a_basic_challenge_and_is_audited(authz: AS) -> None:
     reg = authz.machine_client()
-    r = await authz.http.post("/token", data={"grant_type": "client_credentials", "resource": RESOURCE},
-                              auth=(reg.client_id, "not-the-secret"))  # fmt: skip
+    r = await authz.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "resource": RESOURCE},
+        auth=(reg.client_id, "not-the-secret"),
+    )
     assert r.status_code == 401
     assert r.json()["error"] == "invalid_client"
     assert r.headers["www-authenticate"].lower().startswith("basic")
@@ -68,8 +78,9 @@ async def test_wrong_secret_is_401_invalid_client_with_a_basic_challenge_and_is_
 
 
 async def test_unknown_client_is_invalid_client(authz: AS) -> None:
-    r = await authz.http.post("/token", data={"grant_type": "client_credentials", "resource": RESOURCE},
-                              auth=("nobody", "x"))  # fmt: skip
+    r = await authz.http.post(
+        "/token", data={"grant_type": "client_credentials", "resource": RESOURCE}, auth=("nobody", "x")
+    )
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
 
@@ -98,9 +109,12 @@ async def test_bad_resource_is_invalid_target(authz: AS, resource: str | None) -
 async def test_two_resources_in_one_request_are_invalid_target(authz: AS) -> None:
     reg = authz.machine_client()
     assert reg.client_secret
-    r = await authz.http.post("/token", content=f"grant_type=client_credentials&resource={RESOURCE}&resource={OTHER_RESOURCE}",
-                              headers={"content-type": "application/x-www-form-urlencoded"},
-                              auth=(reg.client_id, reg.client_secret))  # fmt: skip
+    r = await authz.http.post(
+        "/token",
+        content=f"grant_type=client_credentials&resource={RESOURCE}&resource={OTHER_RESOURCE}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        auth=(reg.client_id, reg.client_secret),
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_target"
 
 

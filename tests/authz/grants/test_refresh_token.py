@@ -10,8 +10,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def _refresh(authz: AS, token: str, **extra: str):  # type: ignore[no-untyped-def]
-    return await authz.http.post("/token", data={"grant_type": "refresh_token", "refresh_token": token,
-                                                 "client_id": "public-app", **extra})  # fmt: skip
+    return await authz.http.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "public-app", **extra}
+    )
 
 
 @pytest.mark.requirement("oauth21:refresh-rotation")
@@ -63,8 +64,10 @@ async def test_refresh_token_of_another_client_is_invalid_grant(authz: AS) -> No
     authz.public_client()
     authz.public_client("other-app")
     first, _ = await authz.code_flow("public-app")
-    r = await authz.http.post("/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-                                              "client_id": "other-app"})  # fmt: skip
+    r = await authz.http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "other-app"},
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 

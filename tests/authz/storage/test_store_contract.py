@@ -324,13 +324,6 @@ def test_revocation_committed_late_still_reaches_a_poller(
 ) -> None:
     """A replica polls revocations_since(last_seq): a revocation whose transaction commits after a later
     one's must not fall behind the poller's cursor. Deterministic: the slow writer is held mid-transaction."""
-    if db_url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="PostgreSQL assigns seq at INSERT, commits out of order: sql.py must serialise feed inserts",
-                strict=True,
-            )
-        )
     flushed, go = threading.Event(), threading.Event()
 
     @sa_event.listens_for(store.sessions, "after_flush")
@@ -391,9 +384,6 @@ def test_audit_chain_verifies(store: SqlStore) -> None:
     assert [r.seq for r in store.list_audit(after_seq=rows[0]["seq"], limit=1)] == [rows[1]["seq"]]
 
 
-@pytest.mark.xfail(
-    reason="sql.py append_audit hashes a missing 'detail' as null but stores the column default {}", strict=True
-)
 def test_audit_event_without_detail_verifies(store: SqlStore) -> None:
     store.append_audit([{"at": NOW, "event": "key.rotated", "outcome": "success"}])
     assert first_broken(audit_rows(store)) is None

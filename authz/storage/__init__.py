@@ -1,0 +1,1 @@
+"""Persistent state: SQLAlchemy models, repository Protocols, and their SQL implementation."""
