@@ -55,7 +55,7 @@ from authz.settings import is_loopback_url
 
 log = logging.getLogger("authz.cimd")
 
-FETCH_TIMEOUT = 5.0  # seconds for the whole fetch; ``settings.cimd_fetch_timeout`` wins when defined
+
 MAX_DOCUMENT_BYTES = 5 * 1024  # draft §8.7: "The recommended maximum size to read is 5 kilobytes."
 AUTH_METHODS = ("none", "private_key_jwt")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -207,7 +207,7 @@ def validate_document(url: str, doc: dict[str, Any], allow_loopback: bool = Fals
 
 # -- loading into the clients table -----------------------------------------------------------
 def _fetcher(ctx: Context) -> Fetcher:
-    timeout = float(getattr(ctx.settings, "cimd_fetch_timeout", FETCH_TIMEOUT))
+    timeout = ctx.settings.cimd_fetch_timeout
     return get_fetcher(ctx.settings.cimd_allow_loopback, timeout)
 
 

@@ -45,6 +45,7 @@ class PrivateKeyJwt:
         jwks_for: Callable[[OAuthClient], dict[str, Any] | None],
     ) -> None:
         self._audiences, self._replay, self._jwks_for = audiences, replay, jwks_for
+        self._keysets: dict[str, tuple[dict[str, Any], KeySet]] = {}  # client_id -> (jwks, parsed)
 
     def __call__(self, query_client: Callable[[str], OAuthClient | None], request: AuthzRequest) -> OAuthClient | None:
         form = request.form
@@ -61,7 +62,7 @@ class PrivateKeyJwt:
         if not jwks:
             raise _invalid("The client has no registered keys.")
         try:
-            decoded = jwt.decode(assertion, KeySet.import_key_set(jwks), algorithms=ALGORITHMS)  # type: ignore[arg-type]
+            decoded = jwt.decode(assertion, self._keyset(client_id, jwks), algorithms=ALGORITHMS)
         except (JoseError, ValueError) as exc:
             request.auth_failure = "client_assertion_invalid"
             raise _invalid("The client assertion is invalid.") from exc
@@ -70,6 +71,17 @@ class PrivateKeyJwt:
             raise _invalid("The client assertion's iss and sub must be the client_id.")
         self._check_claims(claims, request)
         return client
+
+    def _keyset(self, client_id: str, jwks: dict[str, Any]) -> KeySet:
+        """Parsed keys, cached while the client's JWKS document is the same object (parsing costs more)."""
+        cached = self._keysets.get(client_id)
+        if cached is not None and cached[0] is jwks:
+            return cached[1]
+        keyset = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        if len(self._keysets) > 10_000:
+            self._keysets.clear()
+        self._keysets[client_id] = (jwks, keyset)
+        return keyset
 
     def _check_claims(self, claims: dict[str, Any], request: AuthzRequest) -> None:
         now = int(time.time())

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     dev_user: str = Field("demo", description="The user development mode signs in.")
     dynamic_registration: bool = Field(False, description="Open RFC 7591 dynamic client registration.")
     client_id_metadata_documents: bool = Field(True, description="Accept https client_id URLs (CIMD).")
+    cimd_fetch_timeout: float = Field(
+        5.0, gt=0, le=30, description="Seconds a client metadata document fetch may take."
+    )
     cimd_allow_loopback: bool = Field(False, description="Allow CIMD fetches from loopback hosts (tests only).")
     cache_staleness: float = Field(
         1.0, gt=0, le=30, description="Seconds a replica may serve a cached client/key/revocation view."

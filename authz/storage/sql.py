@@ -11,8 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, delete, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Engine, Result, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from authz.storage.chain import GENESIS, record_hash
@@ -42,6 +43,13 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
+        dialect_insert = pg_insert if is_postgres(engine) else sqlite_insert
+        remember = dialect_insert(UsedJti).values(key=bindparam("k"), expires_at=bindparam("e"))
+        self._remember_stmt = remember.on_conflict_do_update(
+            index_elements=[UsedJti.key],
+            set_={"expires_at": remember.excluded.expires_at},
+            where=UsedJti.expires_at <= bindparam("n"),
+        ).returning(UsedJti.key)
 
     # -- clients -------------------------------------------------------------------------------
     def get_client(self, client_id: str) -> Client | None:
@@ -197,14 +205,14 @@ class SqlStore:
             ).all()
 
     def remember_jti(self, key: str, expires_at: int, now: int) -> bool:
-        with self.sessions.begin() as s:
-            s.execute(delete(UsedJti).where(UsedJti.key == key, UsedJti.expires_at <= now))
-        try:
-            with self.sessions.begin() as s:
-                s.execute(insert(UsedJti).values(key=key, expires_at=expires_at))
-        except IntegrityError:
-            return False
-        return True
+        """One statement: insert, or take over an expired row; a live row means a replay (no row returned).
+
+        On the hot path of every ``private_key_jwt`` request, so the statement is built once and run on a
+        Core connection (the ORM session costs more than the write itself).
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(self._remember_stmt, {"k": key, "e": expires_at, "n": now}).first()
+            return row is not None
 
     def purge_expired(self, now: int) -> int:
         """Delete rows no longer needed (expired codes, jtis, revocations). Returns rows deleted."""

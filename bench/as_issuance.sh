@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Token issuance and introspection throughput of `authz serve`, side by side with the peer
+# (panva/oidc-provider, ../shared/peers/oidc-provider) in the same run. Loopback only, bounded.
+#
+#   bench/as_issuance.sh                 # ours (1 worker) + the peer (1 process)
+#   WORKERS=2 PEER_WORKERS=2 bench/as_issuance.sh
+#   PEER=0 bench/as_issuance.sh          # ours only
+#   DURATION=10 WARMUP=2 CONNS=32 THREADS=2 RUNS=1 (passed to the peer's wrk harness)
+#
+# Scenarios (figures "<prefix>.<scenario>.<figure> <value>"): client_credentials with
+# client_secret_basic (ES256 JWT, aud = resource), introspection of that JWT (authenticated
+# resource server), and client_credentials with private_key_jwt (pre-signed unique assertions).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+PEER_KIT=${PEER_KIT:-$ROOT/../shared/peers/oidc-provider}
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+PORT=${AUTHZ_BENCH_PORT:-9150}
+WORKERS=${WORKERS:-1}
+PEER=${PEER:-1}
+RESOURCE=http://127.0.0.1:9500/mcp
+ISSUER=http://127.0.0.1:$PORT
+DATA=$(mktemp -d /tmp/authz-bench.XXXXXX)
+export DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} CONNS=${CONNS:-32} THREADS=${THREADS:-2} RUNS=${RUNS:-1}
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
+
+export AUTHZ_ISSUER=$ISSUER AUTHZ_DATA_DIR=$DATA
+authz() { "$PY" -m authz "$@"; }
+field() { sed -n "s/^$1: *\([^ ]*\).*/\1/p"; }
+
+echo "# authz $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $WORKERS worker(s), data in $DATA" >&2
+rs_out=$(authz resources add "$RESOURCE" --scopes "tools:read tools:write" --name bench)
+RS_ID=$(field client_id <<<"$rs_out"); RS_SECRET=$(field client_secret <<<"$rs_out")
+cc_out=$(authz clients add --client-id bench-client --grant-type client_credentials)
+CC_SECRET=$(field client_secret <<<"$cc_out")
+"$PY" - "$DATA" <<'PYEOF'
+import json, sys
+from joserfc.jwk import ECKey
+key = ECKey.generate_key("P-256", auto_kid=True)
+json.dump(key.as_dict(private=True), open(f"{sys.argv[1]}/key.json", "w"))
+json.dump({"keys": [key.as_dict(private=False)]}, open(f"{sys.argv[1]}/jwks.json", "w"))
+PYEOF
+authz clients add --client-id bench-pkjwt --auth-method private_key_jwt --jwks-file "$DATA/jwks.json" \
+  --grant-type client_credentials >/dev/null
+
+"$PY" -m authz serve --port "$PORT" --workers "$WORKERS" --no-migrate --log-level warning >"$DATA/server.log" 2>&1 &
+SERVER_PID=$!
+trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS -o /dev/null "$ISSUER/.well-known/oauth-authorization-server" 2>/dev/null && break; sleep 0.1; done
+
+# ours: client_secret_basic issuance + introspection, through the peer's own harness (same wrk script)
+BASE_URL=$ISSUER BENCH_PREFIX=ours TOKEN_URL=$ISSUER/token INTROSPECT_URL=$ISSUER/introspect \
+  CLIENT_ID=bench-client CLIENT_SECRET=$CC_SECRET RS_CLIENT_ID=$RS_ID RS_CLIENT_SECRET=$RS_SECRET \
+  RESOURCE_JWT=$RESOURCE RESOURCE_OPAQUE= SERVER_PID=$SERVER_PID BENCH_OUT=$DATA/wrk \
+  "$PEER_KIT/bench.sh"
+
+# ours: private_key_jwt issuance (unique pre-signed assertions; wrk cannot sign ES256)
+N=$(( (DURATION + WARMUP) * 4000 * RUNS ))
+"$PY" "$HERE/make_assertions.py" "$DATA/key.json" bench-pkjwt "$ISSUER" "$N" "$DATA/assertions.txt"
+BENCH_ASSERTIONS=$DATA/assertions.txt BENCH_RESOURCE=$RESOURCE BENCH_LABEL=ours.private_key_jwt BENCH_THREADS=$THREADS \
+  timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$HERE/pkjwt.lua" "$ISSUER/token" \
+  | grep '^ours\.\|^# '
+
+kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true
+trap - EXIT
+
+if [[ $PEER == 1 ]]; then
+  echo "# the peer, same machine, same harness" >&2
+  PEER_WORKERS=${PEER_WORKERS:-1} "$PEER_KIT/bench.sh"
+fi
