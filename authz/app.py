@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
 from authz.audit import AuditLog
 from authz.cimd import ClientJwks
-from authz.clients import OAuthClient
 from authz.context import Context
 from authz.crypto import Keyring, load_or_create_kek
 from authz.directory import Directory
@@ -47,7 +45,7 @@ def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
     )
 
 
-def _client_jwks(settings: Settings) -> Callable[[OAuthClient], dict[str, Any] | None]:
+def _client_jwks(settings: Settings) -> ClientJwks:
     """Keys for private_key_jwt: inline ``jwks``, else ``jwks_uri`` fetched (SSRF-safe) and cached."""
     return ClientJwks(get_fetcher(settings.cimd_allow_loopback))
 

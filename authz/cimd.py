@@ -323,6 +323,14 @@ class ClientJwks:
             self._cache[url] = _KeysEntry(jwks, now + fetched.ttl, 0.0)
         return jwks
 
+    def ready(self, client: OAuthClient) -> bool:
+        """True when ``self(client)`` answers from memory (no fetch would block the caller)."""
+        if client.jwks or not client.jwks_uri:
+            return True
+        entry = self._cache.get(client.jwks_uri)
+        now = time.time()
+        return entry is not None and (now < entry.fresh_until or now < entry.retry_at)
+
     def forget(self, url: str) -> None:
         with self._lock:
             self._cache.pop(url, None)

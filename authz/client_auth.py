@@ -52,7 +52,7 @@ class PrivateKeyJwt:
         assertion = form.get("client_assertion")
         if not assertion or form.get("client_assertion_type") != ASSERTION_TYPE:
             return None
-        client_id = _unverified_issuer(assertion)
+        client_id = unverified_issuer(assertion)
         if form.get("client_id") not in (None, client_id):
             raise _invalid("client_id does not match the client assertion.")
         client = query_client(client_id)
@@ -108,7 +108,7 @@ def _invalid(description: str) -> InvalidClientError:
     return InvalidClientError(status_code=401, description=description)
 
 
-def _unverified_issuer(assertion: str) -> str:
+def unverified_issuer(assertion: str) -> str:
     """The ``iss`` of a compact JWS before verification, only to find whose keys verify it."""
     try:
         payload = json.loads(b64url_decode(assertion.split(".")[1]))

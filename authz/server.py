@@ -21,7 +21,8 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authz.client_auth import PrivateKeyJwt
+from authz.cimd import ClientJwks
+from authz.client_auth import PrivateKeyJwt, unverified_issuer
 from authz.clients import OAuthClient
 from authz.context import Context
 from authz.grants.authorization_code import AuthorizationCodeGrant
@@ -43,9 +44,10 @@ Result = tuple[int, Any, list[tuple[str, str]]]
 class AuthzServer(AuthorizationServer):  # type: ignore[misc]
     """Authlib's AuthorizationServer bound to our context (storage, keys, caches, audit)."""
 
-    def __init__(self, ctx: Context, jwks_for: Callable[[OAuthClient], dict[str, Any] | None]) -> None:
+    def __init__(self, ctx: Context, jwks_for: ClientJwks) -> None:
         super().__init__(scopes_supported=None)
         self.ctx = ctx
+        self._jwks_for = jwks_for
         audiences = frozenset({ctx.settings.issuer, ctx.settings.endpoint("/token")})
         self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(audiences, ctx.store, jwks_for))
         self.register_grant(AuthorizationCodeGrant)
@@ -53,6 +55,20 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(ClientCredentialsGrant)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_endpoint(RevocationEndpoint)
+
+    def can_run_inline(self, areq: AuthzRequest) -> bool:
+        """Whether the token request can run on the event loop: a memory-only grant, and no client
+        key set to fetch first (a ``private_key_jwt`` client whose ``jwks_uri`` is not cached)."""
+        if areq.form.get("grant_type") not in INLINE_GRANTS:
+            return False
+        assertion = areq.form.get("client_assertion")
+        if not assertion:
+            return True
+        try:
+            client = self.ctx.directory.client(unverified_issuer(assertion))
+        except OAuth2Error:
+            return True  # refused without any I/O
+        return client is None or self._jwks_for.ready(client)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         return self.ctx.directory.client(client_id)

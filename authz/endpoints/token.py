@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authz.requests import AuthzRequest
-from authz.server import INLINE_GRANTS, error_result, read_request, run_core, server_error, to_response
+from authz.server import error_result, read_request, run_core, server_error, to_response
 
 log = logging.getLogger("authz.token")
 SECURITY_EVENTS = frozenset({"invalid_client", "invalid_grant"})
@@ -25,8 +25,7 @@ async def token(request: Request) -> Response:
     state = request.app.state
     try:
         areq = await read_request(request, state.ctx)
-        grant_type = areq.form.get("grant_type", "")
-        result = await run_core(state.server.create_token_response, areq, inline=grant_type in INLINE_GRANTS)
+        result = await run_core(state.server.create_token_response, areq, inline=state.server.can_run_inline(areq))
     except OAuth2Error as error:
         return to_response(error_result(error))
     except Exception:
