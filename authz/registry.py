@@ -8,12 +8,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from authz.crypto import Keyring, new_token
-from authz.rfc8707 import validate_resource_uri
+from authz.errors import InvalidTargetError
+from authz.rfc8707 import validate_resource_uri as _validate_uri
 from authz.storage.models import Client, Resource
 from authz.storage.protocols import ClientStore, ResourceStore
 
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+def validate_resource_uri(uri: str) -> str:
+    """The canonical resource URI, or ValueError with the reason (registration input, not a request)."""
+    try:
+        return _validate_uri(uri)
+    except InvalidTargetError as exc:
+        raise ValueError(exc.description) from exc
 
 
 @dataclass(frozen=True)

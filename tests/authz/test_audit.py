@@ -1,0 +1,75 @@
+"""The audit trail: what is recorded, that it never holds secrets, and that tampering is detected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import update
+
+from authz.storage.chain import first_broken
+from authz.storage.models import AuditEvent
+from tests.authz.conftest import AS
+
+pytestmark = pytest.mark.anyio
+
+
+def _rows(authz: AS) -> list[dict[str, object]]:
+    authz.ctx.audit.flush()
+    cols = (
+        "seq",
+        "at",
+        "event",
+        "outcome",
+        "client_id",
+        "subject",
+        "resource",
+        "reason",
+        "detail",
+        "prev_hash",
+        "hash",
+    )
+    return [{c: getattr(e, c) for c in cols} for e in authz.ctx.store.list_audit(0, 10_000)]
+
+
+@pytest.mark.requirement("audit:no-secrets")
+async def test_flows_are_audited_without_any_secret_or_token(authz: AS) -> None:
+    authz.public_client()
+    tokens, code = await authz.code_flow("public-app")
+    reg = authz.machine_client()
+    cc = (await authz.client_credentials(reg)).json()
+    await authz.http.post(
+        "/token", data={"grant_type": "client_credentials", "resource": "x"}, auth=(reg.client_id, "wrong-secret")
+    )
+    rows = _rows(authz)
+    events = {r["event"] for r in rows}
+    assert {"code.issued", "token.issued", "token.refused"} <= events
+    dump = json.dumps(rows)
+    for secret in (
+        tokens["access_token"],
+        tokens["refresh_token"],
+        code,
+        cc["access_token"],
+        str(reg.client_secret),
+        "wrong-secret",
+    ):
+        assert secret not in dump
+
+
+async def test_detail_keys_that_could_hold_secrets_are_dropped(authz: AS) -> None:
+    authz.ctx.audit.record("test.event", client_id="c", client_secret="s3cret", code="abc", note="kept")
+    row = [r for r in _rows(authz) if r["event"] == "test.event"][0]
+    assert row["detail"] == {"note": "kept"}
+
+
+@pytest.mark.requirement("audit:tamper-evident")
+async def test_editing_a_stored_event_breaks_the_chain(authz: AS) -> None:
+    reg = authz.machine_client()
+    for _ in range(3):
+        await authz.client_credentials(reg)
+    rows = _rows(authz)
+    assert first_broken(rows) is None
+    victim = rows[1]["seq"]
+    with authz.ctx.store.sessions.begin() as s:  # type: ignore[attr-defined]
+        s.execute(update(AuditEvent).where(AuditEvent.seq == victim).values(subject="someone-else"))
+    assert first_broken(_rows(authz)) == victim
