@@ -58,7 +58,7 @@ async def test_flows_are_audited_without_any_secret_or_token(authz: AS) -> None:
 
 async def test_detail_keys_that_could_hold_secrets_are_dropped(authz: AS) -> None:
     authz.ctx.audit.record("test.event", client_id="c", client_secret="s3cret", code="abc", note="kept")
-    row = [r for r in _rows(authz) if r["event"] == "test.event"][0]
+    row = next(r for r in _rows(authz) if r["event"] == "test.event")
     assert row["detail"] == {"note": "kept"}
 
 
