@@ -1,0 +1,1 @@
+"""Requirement manifest, runners for the official MCP conformance suite, and their tests."""
