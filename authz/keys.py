@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authz.crypto import Keyring
+from authz.jws import Signer, Verifier
 from authz.storage.models import SigningKey
 from authz.storage.protocols import KeyStore
 
@@ -64,13 +65,18 @@ def new_key_row(alg: str, status: str, keyring: Keyring, now: int) -> SigningKey
 
 @dataclass(frozen=True)
 class KeyView:
-    """An immutable snapshot: the key that signs now, and the public keys to publish and verify with."""
+    """An immutable snapshot: the key that signs now, and the public keys to publish and verify with.
+
+    ``verified`` memoises signature checks of our own tokens for this snapshot (a token introspected
+    again costs a dictionary lookup); a new snapshot after any key change starts empty.
+    """
 
     signing_kid: str
     signing_alg: str
-    signing_key: Key
-    verify_keys: KeySet
+    signer: Signer
+    verifier: Verifier
     jwks: dict[str, Any]
+    verified: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
 
 class KeyManager:
@@ -107,13 +113,12 @@ class KeyManager:
                 raise RuntimeError("no active signing key: run `authz keys rotate` or start `authz serve` once")
             current = max(active, key=lambda r: (r.activated_at or 0, r.kid))
             published = [r for r in rows if _published(r, now)]
-            verify = KeySet([_import_public(r) for r in published])
             private = _import(current.alg, self._keyring.decrypt(current.private_encrypted, current.kid.encode()))
             self._view = KeyView(
                 signing_kid=current.kid,
                 signing_alg=current.alg,
-                signing_key=private,
-                verify_keys=verify,
+                signer=Signer(private, current.alg, current.kid),
+                verifier=Verifier((r.kid, r.alg, _import_public(r)) for r in published),
                 jwks={"keys": [dict(r.public_jwk) for r in published]},
             )
             return self._view

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from authlib.oauth2.rfc6749.requests import OAuth2Payload, OAuth2Request
 
@@ -41,7 +42,17 @@ class AuthzRequest(OAuth2Request):  # type: ignore[misc]
         query: Sequence[tuple[str, str]] = (),
         form: Sequence[tuple[str, str]] = (),
     ) -> None:
-        super().__init__(method, uri, headers=headers)
+        # Authlib's __init__ only stores these and re-checks TLS on every request; settings.check_safe
+        # already refuses a non-https issuer off loopback, and the URI here is always built from it.
+        self.method, self.uri, self.headers = method, uri, headers
+        self._body = None
+        self.client: Any = None
+        self.auth_method: str | None = None
+        self.user: Any = None
+        self.authorization_code: Any = None
+        self.refresh_token: Any = None
+        self.credential: Any = None
+        self._scope: str | None = None
         self._args = dict(query)
         self._form = dict(form)
         self.payload = FormPayload([*query, *form] if method == "GET" else form)

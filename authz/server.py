@@ -100,10 +100,10 @@ async def read_request(request: Request, ctx: Context, *, form: bool = True) -> 
             items = parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False)
         except UnicodeDecodeError as exc:
             raise InvalidRequestError("The request body is not UTF-8.") from exc
-    query = parse_qsl(request.url.query, keep_blank_values=False) if request.url.query else []
-    areq = AuthzRequest(
-        request.method, ctx.settings.endpoint(request.url.path), request.headers, query=query, form=items
-    )
+    raw_query = request.scope.get("query_string", b"")
+    query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=False) if raw_query else []
+    uri = ctx.settings.issuer + request.scope["path"][len(request.scope.get("root_path", "")) :]
+    areq = AuthzRequest(request.method, uri, request.headers, query=query, form=items)
     areq.client_ip = request.client.host if request.client else None
     return areq
 
