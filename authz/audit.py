@@ -41,6 +41,7 @@ class AuditLog:
         self._store = store
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._interval, self._max_batch = flush_interval, max_batch
@@ -77,16 +78,18 @@ class AuditLog:
                 self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        if not batch:
-            return
-        try:
-            self._store.append_audit(batch)
-        except Exception:
-            log.exception("audit flush failed; %d events kept for the next attempt", len(batch))
+        """Persist every event recorded before this call (waits for a flush already under way)."""
+        with self._flush_lock:
             with self._lock:
-                self._buffer[:0] = batch
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return
+            try:
+                self._store.append_audit(batch)
+            except Exception:
+                log.exception("audit flush failed; %d events kept for the next attempt", len(batch))
+                with self._lock:
+                    self._buffer[:0] = batch
 
     def start(self) -> None:
         if self._thread is None:
