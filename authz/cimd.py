@@ -261,7 +261,7 @@ def _store(ctx: Context, doc: ClientDocument, fetched: Fetched) -> None:
             auth_method=doc.auth_method,
             redirect_uris=doc.redirect_uris,
             grant_types=doc.grant_types,
-            scope=doc.scope,
+            scope="",  # self-asserted, not a ceiling (see endpoints/register.py)
             jwks=doc.jwks,
             jwks_uri=doc.jwks_uri,
             application_type=doc.application_type,

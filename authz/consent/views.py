@@ -13,24 +13,36 @@ from starlette.templating import Jinja2Templates
 from authz.settings import is_loopback_url
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-}
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
-def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, context, status_code=status, headers=PAGE_HEADERS)
+def csp(redirect_uri: str | None) -> str:
+    """The pages' Content-Security-Policy. Browsers apply ``form-action`` to the redirects that follow a
+    form post too, so the (already validated) client redirect URI's origin must be allowed there."""
+    targets = "'self'"
+    if redirect_uri:
+        parts = urlsplit(redirect_uri)
+        targets += f" {parts.scheme}://{parts.netloc}" if parts.netloc else f" {parts.scheme}:"
+    return f"default-src 'none'; style-src 'unsafe-inline'; form-action {targets}; frame-ancestors 'none'"
+
+
+def page(
+    request: Request, name: str, context: dict[str, Any], status: int = 200, redirect_uri: str | None = None
+) -> HTMLResponse:
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": csp(redirect_uri)}
+    response = templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
     assert isinstance(response, HTMLResponse)
     return response
 
 
 def login_page(
-    request: Request, prefix: str, client_name: str, query: str, csrf: str, error: str | None = None
+    request: Request,
+    prefix: str,
+    client_name: str,
+    query: str,
+    csrf: str,
+    error: str | None = None,
+    redirect_uri: str | None = None,
 ) -> HTMLResponse:
     ctx = {
         "client_name": client_name,
@@ -39,7 +51,7 @@ def login_page(
         "error": error,
         "action": prefix + "/authorize/login",
     }
-    return page(request, "login.html", ctx, status=401 if error else 200)
+    return page(request, "login.html", ctx, status=401 if error else 200, redirect_uri=redirect_uri)
 
 
 def consent_page(
@@ -72,8 +84,10 @@ def consent_page(
         "csrf_token": csrf,
         "action": prefix + "/authorize/consent",
     }
-    return page(request, "consent.html", ctx)
+    return page(request, "consent.html", ctx, redirect_uri=redirect_uri)
 
 
 def error_page(request: Request, error: str, description: str, status: int = 400) -> HTMLResponse:
-    return page(request, "error.html", {"error": error, "description": description}, status=status)
+    response = page(request, "error.html", {"error": error, "description": description}, status=status)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'"
+    return response

@@ -49,15 +49,18 @@ async def login(request: Request) -> Response:
     if user is None:
         ctx.audit.record("login.failed", "failure", reason="bad_credentials", ip=_ip(request))
         validated = await _validate(request, query)
-        name = validated[1].request.client.client_name if isinstance(validated, tuple) else ""
+        if not isinstance(validated, tuple):
+            return validated
+        grant = validated[1]
         binding = request.cookies.get(LOGIN_COOKIE) or ""
         return login_page(
             request,
             ctx.settings.path_prefix,
-            name,
+            grant.request.client.client_name,
             query,
             codec.csrf_token(binding),
             error="Wrong username or password.",
+            redirect_uri=grant.redirect_uri,
         )
     ctx.audit.record("login.succeeded", subject=user.id, ip=_ip(request))
     response = RedirectResponse(ctx.settings.endpoint("/authorize?" + query), status_code=303)
@@ -126,7 +129,9 @@ async def _continue(request: Request, query: str) -> Response:
     if user is None:
         binding = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(16)
         name = areq.client.client_name or areq.client.client_id
-        page = login_page(request, ctx.settings.path_prefix, name, query, codec.csrf_token(binding))
+        page = login_page(
+            request, ctx.settings.path_prefix, name, query, codec.csrf_token(binding), redirect_uri=grant.redirect_uri
+        )
         page.set_cookie(LOGIN_COOKIE, binding, max_age=1800, httponly=True, samesite="lax", secure=_secure(ctx))
         return page
     client, resource = areq.client, str(areq.resource)

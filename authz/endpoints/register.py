@@ -74,7 +74,11 @@ async def register(request: Request) -> Response:
     try:
         body = await _read_json(request)
         fields = validate_metadata(body, allow_loopback=ctx.settings.cimd_allow_loopback)
-        registered = await anyio.to_thread.run_sync(lambda: register_client(ctx.store, ctx.keyring, **fields))
+        # A self-asserted ``scope`` is not a ceiling: the MCP SDK registers with the first challenge's
+        # scope and must later step up (MCP 2026-07-28 scope challenges; RFC 7591 §2 lets the server
+        # replace metadata). What a client may get is bounded by the resource, consent and policy.
+        stored = {**fields, "scope": ""}
+        registered = await anyio.to_thread.run_sync(lambda: register_client(ctx.store, ctx.keyring, **stored))
     except RegistrationError as exc:
         return JSONResponse({"error": exc.error, "error_description": exc.description}, 400, headers=NO_STORE)
     except ValueError as exc:  # register_client's own consistency rules

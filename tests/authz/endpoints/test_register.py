@@ -19,8 +19,13 @@ async def dcr(as_factory: ASFactory) -> AS:
 
 
 async def test_public_client_registers_and_completes_a_pkce_code_flow(dcr: AS) -> None:
-    meta = {"client_name": "MCP CLI", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"], "application_type": "native"}  # fmt: skip
+    meta = {
+        "client_name": "MCP CLI",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "application_type": "native",
+    }
     r = await dcr.http.post("/register", json=meta)
     assert r.status_code == 201, r.text
     assert r.headers["cache-control"] == "no-store"
@@ -36,8 +41,14 @@ async def test_public_client_registers_and_completes_a_pkce_code_flow(dcr: AS) -
 
 
 async def test_confidential_client_secret_works_at_the_token_endpoint(dcr: AS) -> None:
-    r = await dcr.http.post("/register", json={"client_name": "Agent", "grant_types": ["client_credentials"],
-                                               "token_endpoint_auth_method": "client_secret_basic"})  # fmt: skip
+    r = await dcr.http.post(
+        "/register",
+        json={
+            "client_name": "Agent",
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["client_secret"] and body["client_secret_expires_at"] == 0
@@ -70,8 +81,12 @@ async def test_defaults_follow_rfc_7591(dcr: AS) -> None:
     assert body["application_type"] == "web"
 
 
-KEY = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-       "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}  # fmt: skip
+KEY = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+}
 
 
 @pytest.mark.parametrize(
@@ -89,12 +104,14 @@ KEY = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPH
         ({"redirect_uris": [REDIRECT], "application_type": "desktop"}, "invalid_client_metadata"),
         ({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata"),
         ({"redirect_uris": [REDIRECT], "jwks": {"keys": [{**KEY, "d": "secret"}]}}, "invalid_client_metadata"),
-        ({"redirect_uris": [REDIRECT], "jwks": {"keys": [KEY]}, "jwks_uri": "https://app.example/jwks"},
-         "invalid_client_metadata"),
+        (
+            {"redirect_uris": [REDIRECT], "jwks": {"keys": [KEY]}, "jwks_uri": "https://app.example/jwks"},
+            "invalid_client_metadata",
+        ),
         ({"redirect_uris": [REDIRECT], "jwks_uri": "https://10.0.0.1/jwks"}, "invalid_client_metadata"),
         ({"redirect_uris": [REDIRECT], "client_name": 42}, "invalid_client_metadata"),
     ],
-)  # fmt: skip
+)
 async def test_invalid_metadata_is_refused(dcr: AS, meta: dict[str, Any], error: str) -> None:
     r = await dcr.http.post("/register", json=meta)
     assert r.status_code == 400, r.text
@@ -135,3 +152,20 @@ async def test_registration_disabled_is_404(as_factory: ASFactory) -> None:
 async def test_metadata_advertises_the_endpoint_when_enabled(dcr: AS) -> None:
     meta = (await dcr.http.get("/.well-known/oauth-authorization-server")).json()
     assert meta["registration_endpoint"] == dcr.settings.issuer + "/register"
+
+
+async def test_a_registered_scope_is_not_a_ceiling_so_step_up_works(as_factory: ASFactory) -> None:
+    """The MCP SDK registers with the first challenge's scope and later asks for the union."""
+    server = await as_factory(dev_mode=True, dynamic_registration=True)
+    r = await server.http.post(
+        "/register",
+        json={
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "scope": "tools:read",
+            "grant_types": ["authorization_code"],
+        },
+    )
+    assert r.status_code == 201 and r.json()["scope"] == "tools:read"
+    body, _ = await server.code_flow(r.json()["client_id"], scope="tools:read tools:write")
+    assert body["scope"] == "tools:read tools:write"

@@ -1,0 +1,103 @@
+"""``authz demo`` as a user runs it: wait for the banner, follow its steps, press Ctrl-C.
+
+The banner's steps are ``curl`` lines; here each is done with httpx2 using exactly the URLs and
+the secret the banner printed: (1) no token -> 401 naming the metadata and the scope, (2) an
+agent token by client_credentials, (3) ``tools/call whoami`` with it -> 200. Then SIGINT to the
+``authz demo`` process: it must stop both servers it started and exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.e2e._processes import (
+    MCP_HEADERS,
+    Processes,
+    base_env,
+    child_pids,
+    pid_alive,
+    processes,  # noqa: F401  (fixture)
+    sse_json,
+    tools_call,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+BANNER = "authz demo is running"
+START_TIMEOUT = 90.0  # migrations + two servers, bounded
+STOP_TIMEOUT = 30.0  # the demo gives each child 10 s after SIGINT
+
+
+def test_demo_banner_steps_and_ctrl_c(processes: Processes, tmp_path: Path, free_port: Callable[[], int]) -> None:  # noqa: F811
+    port, mcp_port = free_port(), free_port()
+    demo = processes.start(
+        "authz-demo",
+        ["-m", "authz", "demo", "--port", str(port), "--mcp-port", str(mcp_port)],
+        base_env(AUTHZ_DATA_DIR=str(tmp_path / "data")),
+    )
+    wait_until(lambda: BANNER in demo.log(), "the demo banner", START_TIMEOUT, demo)
+    banner = demo.log()[demo.log().index(BANNER) :]
+
+    issuer = re.search(r"Authorization server\s+(\S+)", banner)
+    resource = re.search(r"Demo MCP server\s+(\S+)", banner)
+    secret = re.search(r"-u demo-agent:(\S+)", banner)
+    assert issuer and resource and secret, banner
+    assert issuer[1] == f"http://127.0.0.1:{port}"
+    assert resource[1] == f"http://127.0.0.1:{mcp_port}/mcp"
+    assert f"{issuer[1]}/token" in banner and f"resource={resource[1]}" in banner
+
+    children = child_pids(demo.pid)
+    commands = " | ".join(children.values())
+    assert len(children) == 2 and "authz serve" in commands and "resource_server.demo" in commands, children
+
+    with httpx2.Client(timeout=10) as http:
+        # 1. No token: 401 with a challenge naming the metadata and the scope.
+        r = http.post(resource[1], json=tools_call("whoami"), headers=MCP_HEADERS)
+        assert r.status_code == 401, r.text
+        challenge = r.headers["www-authenticate"]
+        prm_url = re.search(r'resource_metadata="([^"]+)"', challenge)
+        assert prm_url and re.search(r'scope="tools:read"', challenge), challenge
+        prm = http.get(prm_url[1]).json()
+        assert prm["resource"] == resource[1] and prm["authorization_servers"] == [issuer[1]], prm
+
+        # 2. An agent token for this MCP server (client_credentials with the printed secret).
+        t = http.post(
+            f"{issuer[1]}/token",
+            auth=("demo-agent", secret[1]),
+            data={"grant_type": "client_credentials", "resource": resource[1], "scope": "tools:read"},
+        )
+        assert t.status_code == 200, t.text
+        token = t.json()["access_token"]
+
+        # 3. Call a tool with it.
+        r = http.post(
+            resource[1], json=tools_call("whoami"), headers={**MCP_HEADERS, "authorization": f"Bearer {token}"}
+        )
+        assert r.status_code == 200, r.text
+        message = sse_json(r)
+        assert "error" not in message, message
+        assert message["result"].get("isError") is not True, message
+        who = json.loads(message["result"]["content"][0]["text"])
+        assert who["client_id"] == "demo-agent" and who["scopes"] == ["tools:read"], who
+
+    # Ctrl-C (SIGINT to the demo process): both servers stop and the demo exits.
+    os.kill(demo.pid, signal.SIGINT)
+    try:
+        code = demo.popen.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"authz demo still running {STOP_TIMEOUT:.0f} s after SIGINT")
+    assert code == 0, code
+    wait_until(lambda: not any(pid_alive(p) for p in children), "the demo's servers to exit", STOP_TIMEOUT)
+    for url in (f"{issuer[1]}/.well-known/oauth-authorization-server", prm_url[1]):
+        with pytest.raises(httpx2.TransportError):
+            httpx2.get(url, timeout=2)
