@@ -56,7 +56,7 @@ class PrivateKeyJwt:
         if form.get("client_id") not in (None, client_id):
             raise _invalid("client_id does not match the client assertion.")
         client = query_client(client_id)
-        if client is None or client.token_endpoint_auth_method != "private_key_jwt":
+        if client is None or not client.check_endpoint_auth_method("private_key_jwt", "token"):
             raise _invalid("The client cannot authenticate with private_key_jwt.")
         jwks = self._jwks_for(client)
         if not jwks:

@@ -36,6 +36,12 @@ class OAuthClient:
     jwks_uri: str | None = None
     resource_uri: str | None = None
     digest: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+    # An agent's client (kind "agent"): the agent and team it speaks for, and every secret digest
+    # that currently authenticates it (more than one during a rotation overlap).
+    agent_id: str | None = None
+    team_id: str | None = None
+    extra_secret_digests: tuple[str, ...] = field(default=(), repr=False)
+    extra_auth_methods: frozenset[str] = frozenset()
 
     @classmethod
     def from_row(cls, row: Client, digest: Callable[[str], str]) -> OAuthClient:
@@ -83,15 +89,27 @@ class OAuthClient:
         return any(redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        if not self.secret_digest or self.digest is None:
+        if self.digest is None:
             return False
-        return hmac.compare_digest(self.digest(client_secret), self.secret_digest)
+        presented = self.digest(client_secret)
+        candidates = (
+            (self.secret_digest, *self.extra_secret_digests) if self.secret_digest else self.extra_secret_digests
+        )
+        return any(hmac.compare_digest(presented, known) for known in candidates)
+
+    def principal_claims(self) -> dict[str, str]:
+        """Claims naming who spends when this client acts: the agent and its team (RFC 9068 private claims)."""
+        claims = {}
+        if self.agent_id:
+            claims["agent"] = self.agent_id
+        if self.team_id:
+            claims["team"] = self.team_id
+        return claims
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
-            return method == self.token_endpoint_auth_method
-        # introspection / revocation: the client's registered method
-        return method == self.token_endpoint_auth_method
+        """The registered method, at every endpoint (token, introspection, revocation); an agent may
+        hold credentials of several kinds (secrets and keys) and then accepts each of their methods."""
+        return method == self.token_endpoint_auth_method or method in self.extra_auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.grant_types

@@ -39,5 +39,6 @@ class ClientCredentialsGrant(IssuingGrant, grants.ClientCredentialsGrant):  # ty
             resource=self.request.resource,
             scope=self.request.granted_scope,
             lifetime=self.server.ctx.settings.access_token_ttl,
+            extra=client.principal_claims(),
         )
         return 200, self.token_response(req), self.TOKEN_RESPONSE_HEADER
