@@ -29,6 +29,9 @@ def register(sub: Any) -> None:
     m.add_argument("revision", nargs="?", default=None, help="target revision (upgrade: head; downgrade: required)")
     m.set_defaults(func=cmd_migrate)
 
+    c = sub.add_parser("config-docs", help="print the settings reference (docs/configuration.md)")
+    c.set_defaults(func=cmd_config_docs)
+
     d = sub.add_parser(
         "demo",
         help="start the AS and a protected demo MCP server on loopback",
@@ -90,6 +93,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         migrations.upgrade(settings.sqlalchemy_url, args.revision or "head")
+    return 0
+
+
+def cmd_config_docs(_args: argparse.Namespace) -> int:
+    from authz.settings_doc import render
+
+    print(render(), end="")
     return 0
 
 
