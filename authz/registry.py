@@ -6,15 +6,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from authz.crypto import Keyring, new_token
 from authz.errors import InvalidTargetError
 from authz.rfc8707 import validate_resource_uri as _validate_uri
+from authz.settings import is_loopback_url
 from authz.storage.models import Client, Resource
 from authz.storage.protocols import ClientStore, ResourceStore
 
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+)
 
 
 def validate_resource_uri(uri: str) -> str:
@@ -23,6 +31,17 @@ def validate_resource_uri(uri: str) -> str:
         return _validate_uri(uri)
     except InvalidTargetError as exc:
         raise ValueError(exc.description) from exc
+
+
+def check_redirect_uri(uri: str) -> None:
+    """MCP (communication security): "All redirect URIs MUST be either localhost or use HTTPS."
+    RFC 6749 §3.1.2: absolute, and "MUST NOT include a fragment component"."""
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.netloc or "#" in uri:
+        raise ValueError(f"redirect URI {uri!r} must be absolute and without a fragment")
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(uri)):
+        return
+    raise ValueError(f"redirect URI {uri!r} must use https, or http on a loopback host")
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,8 @@ def register_client(
     bad = [g for g in grant_types if g not in GRANT_TYPES]
     if bad:
         raise ValueError(f"unsupported grant types: {', '.join(bad)}")
+    for uri in redirect_uris:
+        check_redirect_uri(uri)
     if "authorization_code" in grant_types and not redirect_uris:
         raise ValueError("the authorization_code grant needs at least one redirect URI")
     if auth_method == "none" and "client_credentials" in grant_types:

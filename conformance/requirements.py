@@ -6,7 +6,7 @@ id is listed here. Ids not yet proven are in ``PENDING``: tagging a test for one
 manifest test fail until the id is removed from ``PENDING`` (so the set can only shrink).
 
 Ids are ``<source>:<slug>``: ``mcp`` (the MCP authorization spec), ``oauth21`` (draft-ietf-oauth-v2-1),
-``rfcNNNN``. ``quote`` is the spec's text (abridged with "..."); ``behaviour`` is what our AS does.
+``rfcNNNN``, ``euaiact`` (Regulation (EU) 2024/1689). ``quote`` is the spec's text (abridged with "..."); ``behaviour`` is what our AS does.
 
 Add an entry: pick the id, give the section URL and the normative sentence, say what we do, and
 either tag a test with the id or add it to ``PENDING``. Run ``python -m conformance.requirements``
@@ -283,22 +283,37 @@ REQUIREMENTS: dict[str, Requirement] = {
         "The authorization server MUST reject JWTs with an invalid signature or MAC.",
         "Client assertions signed with none or HMAC algorithms are refused: asymmetric algorithms only.",
     ),
+    # -- added with the AS core tests -------------------------------------------------------------
+    "rfc6749:access-denied": Requirement(
+        RFC.format(6749, "4.1.2.1"),
+        "access_denied: The resource owner or authorization server denied the request.",
+        "Denying on the consent page redirects with error=access_denied, the original state and iss.",
+    ),
+    "mcp:consent-csrf": Requirement(
+        f"{MCP_0728}/security-considerations",
+        "Authorization servers ... MUST obtain user consent ... (confused deputy); consent pages must resist CSRF",
+        "The consent POST needs a CSRF token bound to the signed-in session; without it nothing is granted.",
+    ),
+    "rfc7517:published-before-signing": Requirement(
+        RFC.format(7517, "5"),
+        "JWK Set: the keys a verifier may meet; a key must be published before tokens signed with it circulate",
+        "Rotation promotes the already-published next key; the retired key stays published until its tokens expire.",
+    ),
+    "rfc6819:no-secrets-in-logs": Requirement(
+        RFC.format(6819, "5.1.4.1.3"),
+        "Credentials ... should not be stored or logged in clear text",
+        "Audit events carry identifiers (client id, subject, jti), never secrets, codes or tokens.",
+    ),
+    "euaiact:tamper-evident-logs": Requirement(
+        "https://eur-lex.europa.eu/eli/reg/2024/1689/oj#art_12",
+        "High-risk AI systems shall technically allow for the automatic recording of events (logs)",
+        "Audit records form a SHA-256 hash chain; altering a stored record is detected at that record.",
+    ),
 }
 
 # Ids without a tagged test yet. test_manifest.py fails if one of these gets tagged (remove it here) or
 # if an id is neither tagged nor listed here.
-PENDING: frozenset[str] = frozenset(
-    {
-        "mcp:as-cimd-client-id-match",
-        "mcp:as-cimd-redirect-validated",
-        "mcp:as-https",
-        "mcp:redirect-uri-localhost-or-https",
-        "mcp:refresh-rotation-public",
-        "rfc6749:code-bound-to-client-and-redirect",
-        "rfc6749:refresh-bound-to-client",
-        "rfc7009:token-owner-checked",
-    }
-)
+PENDING: frozenset[str] = frozenset()
 
 
 def main() -> None:

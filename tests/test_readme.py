@@ -13,7 +13,7 @@ def test_protect_an_mcp_server_snippet_builds_a_protected_app() -> None:
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     namespace: dict[str, object] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
     app = namespace["app"]
     assert callable(app)
     assert type(app).__name__ != "Starlette"  # wrapped by the middleware, not the bare SDK app

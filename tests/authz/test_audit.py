@@ -32,7 +32,7 @@ def _rows(authz: AS) -> list[dict[str, object]]:
     return [{c: getattr(e, c) for c in cols} for e in authz.ctx.store.list_audit(0, 10_000)]
 
 
-@pytest.mark.requirement("audit:no-secrets")
+@pytest.mark.requirement("rfc6819:no-secrets-in-logs")
 async def test_flows_are_audited_without_any_secret_or_token(authz: AS) -> None:
     authz.public_client()
     tokens, code = await authz.code_flow("public-app")
@@ -62,7 +62,7 @@ async def test_detail_keys_that_could_hold_secrets_are_dropped(authz: AS) -> Non
     assert row["detail"] == {"note": "kept"}
 
 
-@pytest.mark.requirement("audit:tamper-evident")
+@pytest.mark.requirement("euaiact:tamper-evident-logs")
 async def test_editing_a_stored_event_breaks_the_chain(authz: AS) -> None:
     reg = authz.machine_client()
     for _ in range(3):

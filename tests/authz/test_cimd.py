@@ -101,6 +101,7 @@ async def test_cache_is_used_within_max_age_and_refetched_after_expiry(cimd_as: 
         ({"jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}]}}, "public keys"),
     ],
 )
+@pytest.mark.requirement("mcp:as-cimd-client-id-match")
 async def test_invalid_documents_are_rejected(
     cimd_as: AS, docserver: DocServer, overrides: dict[str, Any], why: str
 ) -> None:
@@ -115,6 +116,7 @@ async def test_invalid_documents_are_rejected(
     assert "s3cr3t" not in str(rejected[0].detail)
 
 
+@pytest.mark.requirement("mcp:as-cimd-redirect-validated")
 async def test_redirect_uri_not_in_document_is_an_error_page(cimd_as: AS, docserver: DocServer) -> None:
     url = docserver.put_json("/client.json", document(docserver.url("/client.json")))
     r = await authorize(cimd_as, url, redirect_uri="https://attacker.example/callback")

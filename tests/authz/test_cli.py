@@ -53,12 +53,20 @@ def test_clients_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "no client" in err
 
 
+@pytest.mark.requirement("mcp:redirect-uri-localhost-or-https")
 def test_bad_client_input_is_a_clear_error_and_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "clients", "add", "--client-id", "x", "--public", "--grant-type", "client_credentials")
     assert code == 1 and "confidential" in err
     code, _, err = run(capsys, "clients", "add", "--client-id", "y", "--auth-method", "private_key_jwt")
     assert code == 1 and "jwks" in err
-    assert "x " not in run(capsys, "clients", "list")[1] and "y " not in run(capsys, "clients", "list")[1]
+    code, _, err = run(
+        capsys, "clients", "add", "--client-id", "z", "--public", "--redirect-uri", "http://app.example/cb"
+    )
+    assert code == 1 and "https" in err
+    code, _, err = run(capsys, "clients", "add", "--client-id", "w", "--public", "--redirect-uri", "https://a/cb#frag")
+    assert code == 1 and "fragment" in err
+    listing = run(capsys, "clients", "list")[1]
+    assert not any(f"\n{cid} " in "\n" + listing for cid in "xyzw")
 
 
 def test_resources_add_prints_introspection_credentials_once(capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,5 +114,10 @@ def test_generate_kek_prints_a_32_byte_key(capsys: pytest.CaptureFixture[str]) -
 
 def test_migrate_reports_the_current_revision(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "migrate")[0] == 0
+    from alembic.script import ScriptDirectory
+
+    import migrations
+
+    head = ScriptDirectory.from_config(migrations.alembic_config("sqlite://")).get_current_head()
     code, out, _ = run(capsys, "migrate", "current")
-    assert code == 0 and out.strip() == "0001"
+    assert code == 0 and out.strip() == head

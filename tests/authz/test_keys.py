@@ -18,7 +18,7 @@ async def _kids(authz: AS) -> set[str]:
     return {k["kid"] for k in (await authz.http.get("/jwks")).json()["keys"]}
 
 
-@pytest.mark.requirement("keys:published-before-signing")
+@pytest.mark.requirement("rfc7517:published-before-signing")
 async def test_rotation_signs_with_the_key_that_was_already_published(authz: AS) -> None:
     reg = authz.machine_client()
     before = await _kids(authz)

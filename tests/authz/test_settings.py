@@ -41,7 +41,7 @@ def test_malformed_issuers_are_refused(issuer: str) -> None:
         Settings(issuer=issuer)
 
 
-@pytest.mark.requirement("oauth21:tls-required")
+@pytest.mark.requirement("mcp:as-https")
 def test_plain_http_non_loopback_issuer_is_refused_with_what_to_set() -> None:
     with pytest.raises(UnsafeSettingsError, match="AUTHZ_ISSUER"):
         check_safe(Settings(issuer="http://as.example.com", key_encryption_key="k"))

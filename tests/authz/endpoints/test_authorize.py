@@ -160,6 +160,7 @@ async def test_missing_verifier_is_invalid_request(authz: AS) -> None:
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
 
 
+@pytest.mark.requirement("rfc6749:code-bound-to-client-and-redirect")
 async def test_code_bound_to_its_client_and_redirect_uri(authz: AS) -> None:
     authz.public_client()
     authz.public_client("other-app")

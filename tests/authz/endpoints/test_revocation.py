@@ -43,6 +43,7 @@ async def test_unknown_tokens_get_200_and_change_nothing(authz: AS) -> None:
     assert r.status_code == 200
 
 
+@pytest.mark.requirement("rfc7009:token-owner-checked")
 async def test_another_clients_token_is_not_revoked(authz: AS) -> None:
     owner = authz.machine_client()
     token = (await authz.client_credentials(owner)).json()["access_token"]

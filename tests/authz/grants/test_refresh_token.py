@@ -16,6 +16,7 @@ async def _refresh(authz: AS, token: str, **extra: str):  # type: ignore[no-unty
 
 
 @pytest.mark.requirement("oauth21:refresh-rotation")
+@pytest.mark.requirement("mcp:refresh-rotation-public")
 async def test_refresh_rotates_and_keeps_subject_and_resource(authz: AS) -> None:
     authz.public_client()
     first, _ = await authz.code_flow("public-app")
@@ -60,6 +61,7 @@ async def test_refresh_for_another_resource_is_invalid_target(authz: AS) -> None
     assert r.status_code == 400 and r.json()["error"] == "invalid_target"
 
 
+@pytest.mark.requirement("rfc6749:refresh-bound-to-client")
 async def test_refresh_token_of_another_client_is_invalid_grant(authz: AS) -> None:
     authz.public_client()
     authz.public_client("other-app")
