@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from authz.storage.protocols import RevocationStore
+
+if TYPE_CHECKING:
+    from authz.context import Context
 
 KINDS = ("jti", "grant", "client", "agent")
 
@@ -69,3 +73,14 @@ class RevocationView:
 
 def _s(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def revoke_grant(ctx: Context, grant_id: str, now: int) -> None:
+    """Revoke a grant everywhere: its refresh tokens are spent and every access token it issued dies.
+
+    The revocation fact outlives the longest-lived token of the family (the grant's own expiry), so
+    introspection refuses any of them on every replica.
+    """
+    grant = ctx.store.revoke_grant(grant_id, now)
+    expires = grant.expires_at if grant is not None else now + ctx.settings.refresh_family_ttl
+    ctx.revocations.revoke("grant", grant_id, max(expires, now + ctx.settings.access_token_ttl))

@@ -16,6 +16,8 @@ from typing import Any
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Base
 
+from authz.revocations import revoke_grant
+
 HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
 
@@ -53,10 +55,7 @@ class RevocationEndpoint(_Base):  # type: ignore[misc]
         row = ctx.store.find_refresh_token(ctx.keyring.digest(token))
         if row is None or row.client_id != client_id:
             return
-        now = int(time.time())
-        grant = ctx.store.revoke_grant(row.grant_id, now)
-        expires = grant.expires_at if grant is not None else row.expires_at
-        ctx.revocations.revoke("grant", row.grant_id, max(expires, now + ctx.settings.access_token_ttl))
+        revoke_grant(ctx, row.grant_id, int(time.time()))
         ctx.audit.record(
             "grant.revoked", client_id=client_id, subject=row.subject, resource=row.resource, grant_id=row.grant_id
         )

@@ -1,4 +1,8 @@
-"""The introspection endpoint (RFC 7662 §2); the rules live in :mod:`authz.rfc7662`."""
+"""The introspection (RFC 7662 §2) and revocation (RFC 7009 §2) endpoints.
+
+The rules live in :mod:`authz.rfc7662` and :mod:`authz.rfc7009`; these handlers only await the body
+and run Authlib's endpoint core (introspection inline: it reads memory only).
+"""
 
 from __future__ import annotations
 
@@ -13,28 +17,22 @@ from authz.server import error_result, read_request, run_core, server_error, to_
 log = logging.getLogger("authz.introspect")
 
 
-async def introspect(request: Request) -> Response:
+async def _endpoint(request: Request, name: str, inline: bool) -> Response:
     state = request.app.state
     try:
         areq = await read_request(request, state.ctx)
-        result = await run_core(lambda r: state.server.create_endpoint_response("introspection", r), areq, inline=True)
+        result = await run_core(lambda r: state.server.create_endpoint_response(name, r), areq, inline=inline)
     except OAuth2Error as error:
         return to_response(error_result(error))
     except Exception:
-        log.exception("introspection failed")
+        log.exception("%s endpoint failed", name)
         return server_error()
     return to_response(result)
+
+
+async def introspect(request: Request) -> Response:
+    return await _endpoint(request, "introspection", inline=True)
 
 
 async def revoke(request: Request) -> Response:
-    """The revocation endpoint (RFC 7009 §2); the rules live in :mod:`authz.rfc7009`."""
-    state = request.app.state
-    try:
-        areq = await read_request(request, state.ctx)
-        result = await run_core(lambda r: state.server.create_endpoint_response("revocation", r), areq, inline=False)
-    except OAuth2Error as error:
-        return to_response(error_result(error))
-    except Exception:
-        log.exception("revocation failed")
-        return server_error()
-    return to_response(result)
+    return await _endpoint(request, "revocation", inline=False)

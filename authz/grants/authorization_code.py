@@ -19,9 +19,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, OAuth2Error, UnauthorizedClientError
 
 from authz import pkce
-from authz.errors import InvalidTargetError
 from authz.grants.base import IssuingGrant
-from authz.rfc8707 import validate_resource_uri
 from authz.storage.models import AuthorizationCode, Grant
 from authz.tokens import TokenRequest
 
@@ -100,7 +98,8 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("The authorization code is invalid.")
         if not first_use:
-            self._revoke_replayed(row, now)
+            who = {"client_id": row.client_id, "subject": row.user_id, "resource": row.resource}
+            self.revoke_on_replay(row.grant_id, "code.replayed", "code_replay", **who)
             raise InvalidGrantError("The authorization code was already used.")
         if row.expires_at <= now:
             raise InvalidGrantError("The authorization code has expired.")
@@ -111,9 +110,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
         except InvalidGrantError:
             self.request.auth_failure = "pkce_mismatch"
             raise
-        resources = self.request.values("resource")
-        if resources and (len(resources) > 1 or validate_resource_uri(resources[0]) != row.resource):
-            raise InvalidTargetError("The resource must be the one the authorization was granted for.")
+        self.check_same_resource(row.resource)
         self.request.client = client
         self.request.authorization_code = row
 
@@ -135,19 +132,3 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
         if self.request.client.check_grant_type("refresh_token"):
             refresh = (ctx.settings.refresh_token_ttl, grant.expires_at)
         return 200, self.token_response(req, refresh), self.TOKEN_RESPONSE_HEADER
-
-    def _revoke_replayed(self, row: AuthorizationCode, now: int) -> None:
-        ctx = self.server.ctx
-        grant = ctx.store.revoke_grant(row.grant_id, now)
-        expires = grant.expires_at if grant is not None else now + ctx.settings.refresh_family_ttl
-        ctx.revocations.revoke("grant", row.grant_id, max(expires, now + ctx.settings.access_token_ttl))
-        self.request.auth_failure = "code_replay"
-        ctx.audit.record(
-            "code.replayed",
-            "failure",
-            client_id=row.client_id,
-            subject=row.user_id,
-            resource=row.resource,
-            reason="code_replay",
-            grant_id=row.grant_id,
-        )

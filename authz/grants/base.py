@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 
 from authz import rfc8707
 from authz.clients import OAuthClient
+from authz.errors import InvalidTargetError
 from authz.requests import AuthzRequest
+from authz.revocations import revoke_grant
 from authz.tokens import TokenRequest
 
 if TYPE_CHECKING:
@@ -48,6 +51,19 @@ class IssuingGrant:
         if not granted:
             raise InvalidScopeError("None of the requested scopes may be granted for this resource.")
         return " ".join(granted)
+
+    def check_same_resource(self, granted: str) -> None:
+        """A follow-up request (code redemption, refresh) may repeat ``resource`` but never change it."""
+        resources = self.request.values("resource")
+        if resources and (len(resources) > 1 or rfc8707.validate_resource_uri(resources[0]) != granted):
+            raise InvalidTargetError("The resource must be the one the grant was given for.")
+
+    def revoke_on_replay(self, grant_id: str, event: str, reason: str, **who: str) -> None:
+        """A replayed code or a reused refresh token: revoke the whole grant and audit the attempt."""
+        ctx = self.server.ctx
+        revoke_grant(ctx, grant_id, int(time.time()))
+        self.request.auth_failure = reason
+        ctx.audit.record(event, "failure", reason=reason, grant_id=grant_id, **who)
 
     def token_response(self, req: TokenRequest, refresh: tuple[int, int] | None = None) -> dict[str, Any]:
         """Sign the access token (and mint a refresh token); audit the issuance."""

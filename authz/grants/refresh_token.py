@@ -21,10 +21,8 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 
-from authz.errors import InvalidTargetError
 from authz.grants.authorization_code import TOKEN_AUTH_METHODS
 from authz.grants.base import IssuingGrant
-from authz.rfc8707 import validate_resource_uri
 from authz.storage.models import Grant, RefreshToken
 from authz.tokens import TokenRequest
 
@@ -47,14 +45,13 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):  # type: ignore
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("The refresh token is invalid.")
         if not first_use:
-            self._revoke_family(row, now)
+            who = {"client_id": row.client_id, "subject": row.subject, "resource": row.resource}
+            self.revoke_on_replay(row.grant_id, "refresh.reused", "refresh_token_reuse", **who)
             raise InvalidGrantError("The refresh token was already used; its grant is revoked.")
         grant = ctx.store.get_grant(row.grant_id)
         if row.expires_at <= now or grant is None or grant.revoked_at is not None or grant.expires_at <= now:
             raise InvalidGrantError("The refresh token has expired or was revoked.")
-        resources = self.request.values("resource")
-        if resources and (len(resources) > 1 or validate_resource_uri(resources[0]) != row.resource):
-            raise InvalidTargetError("The resource must be the one the grant was given for.")
+        self.check_same_resource(row.resource)
         original = row.scope.split()
         requested = (self.request.payload.scope or "").split()
         if any(s not in original for s in requested):
@@ -78,19 +75,3 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):  # type: ignore
         )
         body = self.token_response(req, (ctx.settings.refresh_token_ttl, grant.expires_at))
         return 200, body, self.TOKEN_RESPONSE_HEADER
-
-    def _revoke_family(self, row: RefreshToken, now: int) -> None:
-        ctx = self.server.ctx
-        grant = ctx.store.revoke_grant(row.grant_id, now)
-        expires = grant.expires_at if grant is not None else now + ctx.settings.refresh_family_ttl
-        ctx.revocations.revoke("grant", row.grant_id, max(expires, now + ctx.settings.access_token_ttl))
-        self.request.auth_failure = "refresh_reuse"
-        ctx.audit.record(
-            "refresh.reused",
-            "failure",
-            client_id=row.client_id,
-            subject=row.subject,
-            resource=row.resource,
-            reason="refresh_token_reuse",
-            grant_id=row.grant_id,
-        )
