@@ -8,9 +8,13 @@ Same run, same machine, traffic to 127.0.0.1 only:
 - ``rs.introspection.cold_ms``  latency of a request whose token is not cached (one RFC 7662 call)
 
 Each server runs in its own process (uvicorn); the load comes from ``wrk`` (with a Lua script
-for the POST body) when installed, otherwise from an httpx2 loop in a separate process.
+for the POST body) when installed, otherwise from an httpx2 loop in a separate process. All three
+servers are up for the whole run and the load runs are interleaved (plain, jwt, introspection,
+plain, ...) ``--repeat`` times, so slow drift on a shared machine hits every variant alike; each
+figure is the median of its runs, ``rs.*.ratio`` is computed from the medians and
+``rs.*.ratio_paired`` is the median of the per-round ratios (each round's order is rotated).
 
-    python bench/rs_overhead.py [--duration 5] [--connections 32] [--threads 2]
+    python bench/rs_overhead.py [--duration 5] [--connections 32] [--threads 2] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -163,7 +167,8 @@ def loop_rps(url: str, token: str | None, args: argparse.Namespace) -> float:
 
 def cold_latency_ms(url: str, as_url: str, samples: int) -> tuple[float, float]:
     """Median latency of a first use (cache miss: one introspection) and of a cached reuse."""
-    cold, warm = [], []
+    cold: list[float] = []
+    warm: list[float] = []
     with httpx2.Client() as client:
         for _ in range(samples):
             token = client.post(f"{as_url}/mint", params={"aud": url}).text
@@ -182,7 +187,7 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--samples", type=int, default=50, help="cold-latency samples")
-    p.add_argument("--repeat", type=int, default=2, help="load runs per variant (the best counts)")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved load runs per variant (medians count)")
     p.add_argument("--serve", choices=["as", "plain", "jwt", "introspection"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--issuer", help=argparse.SUPPRESS)
@@ -199,11 +204,12 @@ def main() -> None:
     as_port = free_port()
     issuer = f"http://127.0.0.1:{as_port}"
     procs: list[subprocess.Popen[bytes]] = []
+    kinds = ("plain", "jwt", "introspection")
     try:
         as_proc, _ = start("as", issuer, as_port)
         procs.append(as_proc)
-        results: dict[str, float] = {}
-        for kind in ("plain", "jwt", "introspection"):
+        targets: dict[str, tuple[str, str | None]] = {}
+        for kind in kinds:
             proc, port = start(kind, issuer)
             procs.append(proc)
             url = f"http://127.0.0.1:{port}/mcp"
@@ -212,16 +218,27 @@ def main() -> None:
                 url, json=CALL, headers={**HEADERS, **({"authorization": f"Bearer {token}"} if token else {})}
             )
             assert check.status_code == 200, (kind, check.status_code, check.text)
-            results[kind] = max(load(url, token, args) for _ in range(args.repeat))  # best of N: less noise
+            targets[kind] = (url, token)
+        runs: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for round_no in range(args.repeat):
+            shift = round_no % len(kinds)  # rotate the order: no variant always runs first or last
+            for kind in kinds[shift:] + kinds[:shift]:
+                url, token = targets[kind]
+                runs[kind].append(load(url, token, args))
+            line = " ".join(f"{kind}={runs[kind][-1]:.0f}" for kind in kinds)
+            ratios = " ".join(f"{kind}/plain={runs[kind][-1] / runs['plain'][-1]:.3f}" for kind in kinds[1:])
+            print(f"# round {round_no + 1}: {line} rps; {ratios}")
+        results = {kind: statistics.median(values) for kind, values in runs.items()}
+        for kind in kinds:
             print(f"rs.{kind}.rps {results[kind]:.0f}")
-            if kind == "introspection":
-                cold, warm = cold_latency_ms(url, issuer, args.samples)
-                print(f"rs.introspection.cold_ms {cold:.2f}")
-                print(f"rs.introspection.cached_ms {warm:.2f}")
-            proc.terminate()
-            proc.wait(10)
-        for kind in ("jwt", "introspection"):
+        cold, warm = cold_latency_ms(targets["introspection"][0], issuer, args.samples)
+        print(f"rs.introspection.cold_ms {cold:.2f}")
+        print(f"rs.introspection.cached_ms {warm:.2f}")
+        for kind in kinds[1:]:
             print(f"rs.{kind}.ratio {results[kind] / results['plain']:.3f}")
+        for kind in kinds[1:]:  # each round's ratio pairs runs seconds apart: less exposed to drift
+            paired = statistics.median(a / b for a, b in zip(runs[kind], runs["plain"], strict=True))
+            print(f"rs.{kind}.ratio_paired {paired:.3f}")
     finally:
         for proc in procs:
             if proc.poll() is None:

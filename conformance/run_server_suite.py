@@ -271,11 +271,23 @@ class VersionResult:
             "suite_exit_code": self.suite_exit_code,
             "passed": self.passed(),
             "failed": self.failed(),
-            "checks": {s: {c["id"]: c["status"] for c in checks} for s, checks in sorted(self.scenarios.items())},
+            "checks": {s: _worst_by_id(checks) for s, checks in sorted(self.scenarios.items())},
             "proxied_requests": self.proxied_requests,
             "tokens_issued": self.tokens_issued,
             "problems": self.problems,
         }
+
+
+def _worst_by_id(checks: list[dict[str, Any]]) -> dict[str, str]:
+    """{check id: status}; a check id repeated in a scenario keeps its worst status."""
+    rank = {"FAILURE": 0, "WARNING": 1, "SKIPPED": 2, "INFO": 3, "SUCCESS": 4}
+    out: dict[str, str] = {}
+    for check in checks:
+        status = str(check.get("status"))
+        previous = out.get(check["id"])
+        if previous is None or rank.get(status, 0) < rank.get(previous, 0):
+            out[check["id"]] = status
+    return out
 
 
 def _ok(check: dict[str, Any]) -> bool:
@@ -333,7 +345,7 @@ def run(
                 # 2025-11-25 has sessions (server-session-lifecycle); 2026-07-28 is stateless (server-stateless).
                 demo.start(stateful=version < "2026-07-28")
                 try:
-                    tokens.fetch_sync()
+                    _check_protected(demo.url, tokens.fetch_sync(), result)
                     with ProxyThread(build_proxy(f"http://127.0.0.1:{demo_port}", tokens, stats), free_port()) as proxy:
                         _run_suite(
                             node, entry, proxy.url + "/mcp", version, scenario, baseline, results_dir, timeout, result
@@ -367,6 +379,20 @@ def run(
             if failed:
                 print(f"\n--- authz serve log ---\n{server.log()}--- demo MCP server log ---\n{demo.log()}--- end ---")
     return out
+
+
+def _check_protected(url: str, token: str, result: VersionResult) -> None:
+    """The middleware really is in the path: no token -> 401 challenge; the proxy's token -> not 401."""
+    body = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
+    headers = {"accept": "application/json, text/event-stream"}
+    bare = httpx2.post(url, json=body, headers=headers, timeout=10)
+    if bare.status_code != 401 or "resource_metadata=" not in bare.headers.get("www-authenticate", ""):
+        result.problems.append(
+            f"the demo answered a request without a token with {bare.status_code}, not a 401 challenge"
+        )
+    authed = httpx2.post(url, json=body, headers={**headers, "authorization": f"Bearer {token}"}, timeout=10)
+    if authed.status_code in (401, 403):
+        result.problems.append(f"the demo refused the runner's token: {authed.status_code} {authed.headers}")
 
 
 def _run_suite(

@@ -117,6 +117,15 @@ def record_usage(**quantities: float) -> None:
         ctx.usage[name] = ctx.usage.get(name, 0.0) + amount
 
 
+def enter_request_context(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
+    """Bind ``ctx`` for the current task (the middleware's hot path; pair with :func:`exit_request_context`)."""
+    return _current.set(ctx)
+
+
+def exit_request_context(token: contextvars.Token[RequestContext | None]) -> None:
+    _current.reset(token)
+
+
 @contextmanager
 def bind_request_context(ctx: RequestContext) -> Iterator[RequestContext]:
     reset = _current.set(ctx)

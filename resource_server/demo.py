@@ -6,11 +6,18 @@
 Tools and the scopes they need: ``whoami`` and ``add`` (``tools:read``), ``write_note``
 (``tools:write``), ``admin_reset`` (``tools:admin``). ``tools:admin`` implies ``tools:write``,
 which implies ``tools:read``. In ``jwt`` mode (the default) no client credentials are needed.
+
+``--conformance-fixtures`` adds the few fixtures of the official MCP conformance suite's
+"everything server" that cost nothing (a text tool, text/binary/template resources, two prompts;
+all need the default ``tools:read``), so ``conformance/run_server_suite.py`` can exercise
+``tools/call``, ``resources/read`` and ``prompts/get`` through the middleware. Off by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +47,7 @@ DEMO_SCOPES = ScopePolicy.build(
 )
 
 
-def build_server() -> MCPServer:
+def build_server(*, conformance_fixtures: bool = False) -> MCPServer:
     server = MCPServer("authz-demo")
     notes: list[str] = []
 
@@ -81,7 +88,43 @@ def build_server() -> MCPServer:
         notes.clear()
         return "reset"
 
+    if conformance_fixtures:
+        add_conformance_fixtures(server)
     return server
+
+
+def add_conformance_fixtures(server: MCPServer) -> None:
+    """Fixtures named by the official conformance suite's server scenarios (no auth semantics)."""
+
+    @server.tool()
+    def test_simple_text() -> str:
+        """Conformance fixture: a simple text result."""
+        return "This is a simple text response for testing."
+
+    @server.resource("test://static-text", name="static-text", mime_type="text/plain")
+    def static_text() -> str:
+        return "This is the content of the static text resource."
+
+    @server.resource("test://static-binary", name="static-binary", mime_type="image/png")
+    def static_binary() -> bytes:
+        return base64.b64decode(_PNG_1X1)
+
+    @server.resource("test://template/{id}/data", name="template", mime_type="application/json")
+    def template(id: str) -> str:
+        return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
+
+    @server.prompt()
+    def test_simple_prompt() -> str:
+        """Conformance fixture: a prompt without arguments."""
+        return "This is a simple prompt for testing."
+
+    @server.prompt()
+    def test_prompt_with_arguments(arg1: str, arg2: str) -> str:
+        """Conformance fixture: a prompt with two arguments."""
+        return f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
+
+
+_PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
 def build_app(
@@ -91,9 +134,12 @@ def build_app(
     stateless: bool = True,
     json_response: bool = False,
     host: str = "127.0.0.1",
+    conformance_fixtures: bool = False,
 ) -> ASGIApp:
     """The demo's ASGI app: the SDK's Streamable HTTP app inside our middleware."""
-    inner = build_server().streamable_http_app(stateless_http=stateless, json_response=json_response, host=host)
+    inner = build_server(conformance_fixtures=conformance_fixtures).streamable_http_app(
+        stateless_http=stateless, json_response=json_response, host=host
+    )
     return protect_mcp_app(inner, config, hook=hook)
 
 
@@ -108,6 +154,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--client-secret", default=os.environ.get("RS_CLIENT_SECRET"), help="or env RS_CLIENT_SECRET")
     p.add_argument("--stateful", action="store_true", help="keep MCP sessions (default: stateless)")
     p.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
+    p.add_argument(
+        "--conformance-fixtures", action="store_true", help="add the official conformance suite's simple fixtures"
+    )
     return p.parse_args(argv)
 
 
@@ -123,7 +172,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         scope_policy=DEMO_SCOPES,
         resource_name="authz demo MCP server",
     )
-    app = build_app(config, stateless=not args.stateful, json_response=args.json_response, host=args.host)
+    app = build_app(
+        config,
+        stateless=not args.stateful,
+        json_response=args.json_response,
+        host=args.host,
+        conformance_fixtures=args.conformance_fixtures,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from starlette.types import Send
 
 __all__ = [
+    "HEADER_MISMATCH",
     "AuthError",
     "HttpResponse",
     "InvalidRequest",
@@ -41,6 +42,7 @@ __all__ = [
     "UpstreamUnavailable",
     "bad_request",
     "challenge",
+    "header_mismatch",
     "insufficient_scope",
     "invalid_token",
     "unauthenticated",
@@ -148,6 +150,22 @@ def insufficient_scope(*, resource_metadata: str, scopes: Iterable[str]) -> Http
 def bad_request(description: str, *, resource_metadata: str) -> HttpResponse:
     www = challenge(resource_metadata=resource_metadata, error="invalid_request", description=description)
     return _json_error(400, "invalid_request", description, [("www-authenticate", www)])
+
+
+HEADER_MISMATCH = -32020  # MCP 2026-07-28 (SEP-2243): Mcp-* headers disagree with the body
+
+
+def header_mismatch(description: str, request_id: str | int | None) -> HttpResponse:
+    """400 with the JSON-RPC error MCP defines for routing headers that disagree with the body.
+
+    It is what the MCP server itself would answer (the SDK uses the same code), so a client sees
+    one behaviour whether the middleware or the server catches the mismatch. No challenge: the
+    credentials are not the problem.
+    """
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": HEADER_MISMATCH, "message": description}}
+    ).encode()
+    return HttpResponse(400, (("content-type", "application/json"), ("cache-control", "no-store")), body)
 
 
 def unavailable(retry_after: int) -> HttpResponse:

@@ -26,8 +26,10 @@ Only algorithms on the configured allow-list are accepted (never ``none``, never
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -41,7 +43,7 @@ from resource_server.context import TokenInfo
 from resource_server.discovery import Discovery
 from resource_server.errors import InvalidToken, UpstreamUnavailable
 
-__all__ = ["JwksCache", "JwtVerifier"]
+__all__ = ["JwksCache", "JwtVerifier", "VerifiedTokenMemo"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS requests sent (for metrics and tests)
+        self.generation = 0  # bumped whenever a fetched key set replaces the previous one
 
     async def key_set_for(self, kid: str) -> KeySet:
         if self._keys is not None and kid in self._kids:
@@ -104,6 +107,50 @@ class JwksCache:
         self._keys = key_set
         self._kids = frozenset(k["kid"] for k in keys)
         self._fetched_at = self._clock()
+        self.generation += 1
+
+
+class VerifiedTokenMemo:
+    """Tokens that passed every RFC 9068 check, remembered until they expire (bounded LRU).
+
+    A JWT's validity in ``jwt`` mode depends only on its bytes, the key set and the clock: the
+    signature and ``typ``/``alg``/``iss``/``aud``/``sub``/``client_id`` never change, and
+    ``nbf``/``iat`` only become *more* acceptable with time. So a token that passed is served from
+    here while ``now < exp + leeway`` (exactly the expiry check a full verification makes) and
+    while the key set it was verified against is still the current one (any JWKS refetch, e.g. a
+    rotation that dropped its key, sends it through the full verification again). Only tokens
+    that passed every check enter: a token for another audience, a bad signature or an expired
+    token is never stored. Keys are SHA-256 digests; the raw token is never stored.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[bytes, tuple[float, int, TokenInfo]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def get(self, key: bytes, now: float, generation: int) -> TokenInfo | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        deadline, entry_generation, info = entry
+        if now >= deadline or entry_generation != generation:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return info
+
+    def put(self, key: bytes, deadline: float, generation: int, info: TokenInfo, now: float) -> None:
+        if deadline <= now:
+            return
+        self._entries[key] = (deadline, generation, info)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
 
 
 class JwtVerifier:
@@ -116,8 +163,10 @@ class JwtVerifier:
         algorithms: Collection[str] = ("ES256",),
         leeway: float = 30.0,
         clock: Callable[[], float] = time.time,
+        memo_max_entries: int = 10_000,
     ) -> None:
         self.jwks = jwks
+        self.memo: VerifiedTokenMemo | None = VerifiedTokenMemo(memo_max_entries) if memo_max_entries > 0 else None
         self._resource = resource
         self._issuer = issuer
         self._algorithms = tuple(a for a in algorithms if a.lower() != "none" and not a.upper().startswith("HS"))
@@ -125,6 +174,20 @@ class JwtVerifier:
         self._clock = clock
 
     async def verify(self, token: str) -> TokenInfo:
+        memo = self.memo
+        if memo is None:
+            return (await self._verify(token))[0]
+        key = hashlib.sha256(token.encode()).digest()
+        hit = memo.get(key, self._clock(), self.jwks.generation)
+        if hit is not None:
+            return hit
+        info, generation = await self._verify(token)
+        if info.expires_at is not None:
+            memo.put(key, info.expires_at + self._leeway, generation, info, self._clock())
+        return info
+
+    async def _verify(self, token: str) -> tuple[TokenInfo, int]:
+        """Full RFC 9068 validation: the token's facts and the key-set generation that verified it."""
         if token.count(".") != 2:
             raise InvalidToken("The access token is not a signed JWT")
         try:
@@ -140,12 +203,13 @@ class JwtVerifier:
         if not isinstance(kid, str):
             raise InvalidToken("The access token names no key")
         keys = await self.jwks.key_set_for(kid)
+        generation = self.jwks.generation  # the set `keys` belongs to (no await in between)
         try:
             decoded = jose_jwt.decode(token, keys, algorithms=list(self._algorithms))
         except (JoseError, ValueError) as exc:
             raise InvalidToken("The access token signature is invalid") from exc
         self._check_claims(decoded.claims)
-        return TokenInfo.from_claims(decoded.claims)
+        return TokenInfo.from_claims(decoded.claims), generation
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         now = self._clock()

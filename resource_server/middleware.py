@@ -27,7 +27,7 @@ from starlette.authentication import AuthCredentials, SimpleUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resource_server import errors
-from resource_server.context import RequestContext, TokenInfo, bind_request_context
+from resource_server.context import RequestContext, TokenInfo, enter_request_context, exit_request_context
 from resource_server.errors import HttpResponse, InvalidRequest, InvalidToken, UpstreamUnavailable
 from resource_server.hooks import NoopHook, TokenUseHook, UseContext, UseOutcome
 from resource_server.metadata import metadata_paths, metadata_response, metadata_url
@@ -77,11 +77,14 @@ class ResourceServerMiddleware:
         self.app = app
         self.config = config
         self.hook: TokenUseHook = hook or NoopHook()
+        self._noop_hook = type(self.hook) is NoopHook  # nothing to call: skip the hook plumbing
         self._configured = ConfiguredVerifier(config, http_client)
         self.verifier: TokenVerifier = verifier or self._configured
         self._user_factory = user_factory
         self._prm_paths = frozenset(metadata_paths(config.resource))
         self._prm_url = metadata_url(config.resource)
+        # The metadata document never changes: serialise it once.
+        self._prm_responses = {m: metadata_response(config, m) for m in ("GET", "HEAD", "OPTIONS")}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -102,7 +105,8 @@ class ResourceServerMiddleware:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and path in self._prm_paths:
             method = scope["method"]
-            await metadata_response(self.config, method).send(send, head=method == "HEAD")
+            response = self._prm_responses.get(method) or metadata_response(self.config, method)
+            await response.send(send, head=method == "HEAD")
             return
         if not self._is_protected(path):
             await self.app(scope, receive, send)
@@ -129,7 +133,8 @@ class ResourceServerMiddleware:
 
     async def _protected(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
-        if "access_token" in parse_qs(scope.get("query_string", b"").decode("latin-1")):
+        query: bytes = scope.get("query_string", b"")
+        if query and "access_token" in parse_qs(query.decode("latin-1")):
             raise _Reject(self._bad_request("Access tokens are accepted only in the Authorization header"))
         token = self._bearer_token(headers)
 
@@ -148,8 +153,10 @@ class ResourceServerMiddleware:
             try:
                 check_routing_headers(headers.get("mcp-method"), headers.get("mcp-name"), calls)
             except InvalidRequest as exc:
-                raise _Reject(self._bad_request(exc.description)) from None
-        required = self.config.scope_policy.required(calls)
+                request_id = calls[0].request_id if len(calls) == 1 else None
+                raise _Reject(errors.header_mismatch(exc.description, request_id)) from None
+        policy = self.config.scope_policy
+        required = policy.required(calls)
 
         if token is None:
             raise _Reject(errors.unauthenticated(resource_metadata=self._prm_url, scopes=required))
@@ -164,28 +171,37 @@ class ResourceServerMiddleware:
             log.warning("cannot validate bearer token: %s", exc.description)
             raise _Reject(errors.unavailable(self.config.retry_after)) from None
 
-        if self.config.scope_policy.missing(info.scopes, required):
+        if not policy.satisfied_by(info.scopes, required):
             raise _Reject(errors.insufficient_scope(resource_metadata=self._prm_url, scopes=required))
 
         use = UseContext(
             token=info, calls=calls, http_method=scope["method"], path=scope.get("path", ""), required_scopes=required
         )
-        try:
-            refusal = await self.hook.before(use)
-        except Exception:
-            log.exception("token-use hook before() failed")
-            raise _Reject(errors.unavailable(self.config.retry_after)) from None
-        if refusal is not None:
-            raise _Reject(refusal.response())
+        if not self._noop_hook:
+            try:
+                refusal = await self.hook.before(use)
+            except Exception:
+                log.exception("token-use hook before() failed")
+                raise _Reject(errors.unavailable(self.config.retry_after)) from None
+            if refusal is not None:
+                raise _Reject(refusal.response())
 
         scope = dict(scope)
         scope["user"] = self._user_factory(info, token)
         scope["auth"] = AuthCredentials(sorted(info.scopes))
-        await self._call_app(scope, body, receive, send, use, RequestContext(token=info))
+        app_receive = receive if body is None else _replay(body, receive)
+        ctx = RequestContext(token=info)
+        if self._noop_hook:
+            # Nothing observes the outcome: call the app directly (no send wrapper, no timing).
+            reset = enter_request_context(ctx)
+            try:
+                await self.app(scope, app_receive, send)
+            finally:
+                exit_request_context(reset)
+            return
+        await self._call_app(scope, app_receive, send, use, ctx)
 
-    async def _call_app(
-        self, scope: Scope, body: bytes | None, receive: Receive, send: Send, use: UseContext, ctx: RequestContext
-    ) -> None:
+    async def _call_app(self, scope: Scope, receive: Receive, send: Send, use: UseContext, ctx: RequestContext) -> None:
         status: int | None = None
 
         async def send_wrapper(message: Message) -> None:
@@ -194,16 +210,16 @@ class ResourceServerMiddleware:
                 status = message["status"]
             await send(message)
 
-        app_receive = receive if body is None else _replay(body, receive)
         started = time.monotonic()
         error: BaseException | None = None
+        reset = enter_request_context(ctx)
         try:
-            with bind_request_context(ctx):
-                await self.app(scope, app_receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            exit_request_context(reset)
             outcome = UseOutcome(status=status, duration=time.monotonic() - started, usage=dict(ctx.usage), error=error)
             try:
                 await self.hook.after(use, outcome)
@@ -252,10 +268,22 @@ class ResourceServerMiddleware:
                 return b"".join(chunks)
 
 
+_WANTED_HEADERS = {
+    b"authorization": "authorization",
+    b"content-type": "content-type",
+    b"mcp-method": "mcp-method",
+    b"mcp-name": "mcp-name",
+}
+
+
 def _headers(scope: Scope) -> dict[str, str]:
+    """The few request headers the middleware reads, decoded once (others are left alone)."""
     out: dict[str, str] = {}
+    wanted = _WANTED_HEADERS
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").lower()
+        name = wanted.get(raw_name) or wanted.get(raw_name.lower())
+        if name is None:
+            continue
         if name == "authorization" and name in out:
             out[name] = "\x00multiple"
             continue

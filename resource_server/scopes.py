@@ -12,7 +12,10 @@ headers (MCP 2026-07-28 transport, SEP-2243) are only trusted when they agree wi
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,6 +23,8 @@ from types import MappingProxyType
 from resource_server.errors import InvalidRequest
 
 __all__ = ["McpCall", "ScopePolicy", "check_routing_headers", "parse_calls"]
+
+_CLOSURE_CACHE_MAX = 1024
 
 # The params member naming the target of each method (the Mcp-Name header carries it).
 _NAME_PARAM = {
@@ -60,6 +65,10 @@ class ScopePolicy:
     resources: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     prompts: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     implies: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    # effective() of recently seen granted sets (the policy is immutable, so entries never go stale)
+    _closure: dict[frozenset[str], frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def build(
@@ -119,8 +128,22 @@ class ScopePolicy:
                 stack.extend(self.implies.get(scope, ()))
         return frozenset(seen)
 
+    def _effective_cached(self, granted: frozenset[str]) -> frozenset[str]:
+        closure = self._closure.get(granted)
+        if closure is None:
+            closure = self.effective(granted)
+            if len(self._closure) >= _CLOSURE_CACHE_MAX:
+                self._closure.clear()
+            self._closure[granted] = closure
+        return closure
+
     def missing(self, granted: Iterable[str], required: Iterable[str]) -> frozenset[str]:
-        return frozenset(required) - self.effective(granted)
+        effective = self._effective_cached(granted) if isinstance(granted, frozenset) else self.effective(granted)
+        return frozenset(required) - effective
+
+    def satisfied_by(self, granted: frozenset[str], required: frozenset[str]) -> bool:
+        """``required`` is covered by ``granted`` and what it implies (``not missing(...)``, cached)."""
+        return required <= self._effective_cached(granted)
 
 
 def parse_calls(body: bytes) -> tuple[McpCall, ...]:
@@ -149,14 +172,48 @@ def parse_calls(body: bytes) -> tuple[McpCall, ...]:
     return tuple(calls)
 
 
+_B64_SENTINEL = re.compile(r"=\?base64\?(?P<payload>.*)\?=")
+
+
+def decode_header_value(value: str | None) -> str | None:
+    """An ``Mcp-Name`` value as the body would spell it (SEP-2243).
+
+    Surrounding whitespace is not part of a field value (RFC 9110 §5.5); a value wrapped as
+    ``=?base64?<payload>?=`` carries UTF-8 in canonical base64. A malformed wrapper gives ``None``,
+    which never matches a body value.
+    """
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    match = _B64_SENTINEL.fullmatch(value)
+    if match is None:
+        return value
+    payload = match["payload"]
+    try:
+        decoded = base64.b64decode(payload, validate=True)
+        if base64.b64encode(decoded).decode("ascii") != payload:
+            return None
+        return decoded.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
 def check_routing_headers(mcp_method: str | None, mcp_name: str | None, calls: Sequence[McpCall]) -> None:
     """``Mcp-Method``/``Mcp-Name`` must describe the body exactly, or the request is refused.
 
     A proxy may route (or a policy may decide) on these headers, so a disagreement with the body
-    the server will actually execute is an attack surface: it is answered ``400 invalid_request``.
+    the server will actually execute is an attack surface: it is answered 400 with the JSON-RPC
+    error MCP defines for it (``-32020`` HeaderMismatch). Values are compared after trimming
+    surrounding whitespace and decoding the SEP-2243 base64 form.
     """
     if mcp_method is None and mcp_name is None:
         return
+    if mcp_method is not None:
+        mcp_method = mcp_method.strip(" \t")
+    if mcp_name is not None:
+        mcp_name = decode_header_value(mcp_name)
+        if mcp_name is None:
+            raise InvalidRequest("Mcp-Name header is not a valid encoded value")
     if len(calls) != 1:
         raise InvalidRequest("Mcp-Method/Mcp-Name headers require a single JSON-RPC message")
     call = calls[0]

@@ -52,7 +52,12 @@ def build_verifier(config: ResourceServerConfig, http: httpx2.AsyncClient) -> To
     def local() -> JwtVerifier:
         jwks = JwksCache(discovery, http, min_refetch_interval=config.jwks_min_refetch_interval)
         return JwtVerifier(
-            jwks, resource=config.resource, issuer=config.issuer, algorithms=config.algorithms, leeway=config.leeway
+            jwks,
+            resource=config.resource,
+            issuer=config.issuer,
+            algorithms=config.algorithms,
+            leeway=config.leeway,
+            memo_max_entries=config.cache_max_entries,
         )
 
     if config.mode == "jwt":

@@ -97,7 +97,7 @@ class FakeAS:
         return key
 
     def revoke(self, token: str) -> None:
-        self.revoked.add(jwt.decode(token, KeySet(self.keys)).claims["jti"])
+        self.revoked.add(jwt.decode(token, KeySet([*self.keys])).claims["jti"])
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -132,7 +132,7 @@ class FakeAS:
             return JSONResponse({"error": "invalid_request"}, status_code=400)
         token = str(form.get("token", ""))
         try:
-            claims = jwt.decode(token, KeySet(self.keys), algorithms=["ES256"]).claims
+            claims = jwt.decode(token, KeySet([*self.keys]), algorithms=["ES256"]).claims
         except Exception:
             return JSONResponse({"active": False})
         if claims.get("jti") in self.revoked or claims.get("exp", 0) <= time.time():

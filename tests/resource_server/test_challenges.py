@@ -179,14 +179,24 @@ async def test_two_authorization_headers_are_400(make_harness, fake_as: FakeAS) 
         ({"mcp-method": "tools/list"}, 400),
         ({"mcp-method": "tools/call", "mcp-name": "admin_reset"}, 400),
         ({"mcp-name": "add"}, 400),
+        # RFC 9110 §5.5: whitespace around a field value is not part of it (SEP-2243 conformance).
+        ({"mcp-method": " tools/call ", "mcp-name": "  add  "}, 200),
+        # SEP-2243 base64 form of a name: =?base64?<utf-8 payload>?=
+        ({"mcp-method": "tools/call", "mcp-name": "=?base64?YWRk?="}, 200),
+        ({"mcp-method": "tools/call", "mcp-name": "=?base64?YWRt?="}, 400),  # "adm"
+        ({"mcp-method": "tools/call", "mcp-name": "=?base64?not base64?="}, 400),
     ],
 )
 async def test_routing_headers_must_agree_with_the_body(make_harness, fake_as: FakeAS, headers, status) -> None:
     h = make_harness()
-    r = await h.call(fake_as.mint(), call("add"), headers=headers)
+    r = await h.call(fake_as.mint(), call("add", rid=7), headers=headers)
     assert r.status_code == status
     if status == 400:
-        assert r.json()["error"] == "invalid_request"
+        # The MCP answer for a header/body disagreement (what the SDK itself sends), not a challenge.
+        body = r.json()
+        assert body["jsonrpc"] == "2.0" and body["id"] == 7, body
+        assert body["error"]["code"] == -32020, body
+        assert "www-authenticate" not in r.headers
 
 
 async def test_unprotected_paths_pass_through(make_harness) -> None:
