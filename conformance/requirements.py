@@ -6,7 +6,8 @@ id is listed here. Ids not yet proven are in ``PENDING``: tagging a test for one
 manifest test fail until the id is removed from ``PENDING`` (so the set can only shrink).
 
 Ids are ``<source>:<slug>``: ``mcp`` (the MCP authorization spec), ``oauth21`` (draft-ietf-oauth-v2-1),
-``rfcNNNN``, ``euaiact`` (Regulation (EU) 2024/1689). ``quote`` is the spec's text (abridged with "..."); ``behaviour`` is what our AS does.
+``rfcNNNN``, ``euaiact`` (Regulation (EU) 2024/1689). ``quote`` is the spec's text (abridged with
+"..."); ``behaviour`` is what our AS does.
 
 Add an entry: pick the id, give the section URL and the normative sentence, say what we do, and
 either tag a test with the id or add it to ``PENDING``. Run ``python -m conformance.requirements``
