@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
+from authz.admin.bootstrap import ensure_admin_resource
 from authz.audit import AuditLog
 from authz.cimd import ClientJwks
 from authz.context import Context
@@ -17,6 +18,7 @@ from authz.directory import Directory
 from authz.endpoints.metadata import build_metadata
 from authz.fetch import get_fetcher
 from authz.keys import KeyManager
+from authz.policy import PolicyEngine
 from authz.revocations import RevocationView
 from authz.routes import routes
 from authz.server import AuthzServer
@@ -38,10 +40,11 @@ def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
         store=store,
         keyring=keyring,
         keys=keys,
-        directory=Directory(store, store, keyring),
+        directory=Directory(store, store, keyring, agents=store),
         revocations=RevocationView(store),
         issuer=TokenIssuer(settings.issuer, keys, keyring, store),
         audit=AuditLog(store),
+        policy=PolicyEngine.from_setting(settings.policies),
     )
 
 
@@ -57,6 +60,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.keys.ensure()
+        ensure_admin_resource(ctx.store, ctx.settings)
         ctx.revocations.refresh()
         ctx.audit.start()
         stop = threading.Event()

@@ -8,6 +8,7 @@ from authz.audit import AuditLog
 from authz.crypto import Keyring
 from authz.directory import Directory
 from authz.keys import KeyManager
+from authz.policy import PolicyEngine
 from authz.revocations import RevocationView
 from authz.settings import Settings
 from authz.storage.protocols import Storage
@@ -24,3 +25,4 @@ class Context:
     revocations: RevocationView
     issuer: TokenIssuer
     audit: AuditLog
+    policy: PolicyEngine

@@ -59,6 +59,7 @@ class AuthzRequest(OAuth2Request):  # type: ignore[misc]
         self.resource: str | None = None
         self.granted_scope: str = ""
         self.client_ip: str | None = None
+        self.policy_reasons: tuple[str, ...] = ()  # the policy ids that decided the granted scopes
         self.auth_failure: str | None = None  # why client authentication failed, for the audit trail
 
     @property

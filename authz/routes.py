@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
+from authz.admin.routes import admin_routes
 from authz.endpoints import authorize, introspect, jwks, metadata, register, token
+from authz.settings import ADMIN_API_PATH as ADMIN_PATH
 from authz.settings import Settings
 
 
@@ -18,6 +20,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/token", token.token, methods=["POST"]),
         Route("/introspect", introspect.introspect, methods=["POST"]),
         Route("/revoke", introspect.revoke, methods=["POST"]),
+        Mount(ADMIN_PATH, routes=admin_routes()),
     ]
     if settings.dynamic_registration:
         endpoints.append(Route("/register", register.register, methods=["POST"]))

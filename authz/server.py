@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
@@ -25,18 +25,23 @@ from authz.cimd import ClientJwks
 from authz.client_auth import PrivateKeyJwt, unverified_issuer
 from authz.clients import OAuthClient
 from authz.context import Context
+from authz.fetch import get_fetcher
 from authz.grants.authorization_code import AuthorizationCodeGrant
 from authz.grants.client_credentials import ClientCredentialsGrant
+from authz.grants.jwt_bearer import JwtBearerGrant
 from authz.grants.refresh_token import RefreshTokenGrant
+from authz.grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from authz.grants.token_exchange import TokenExchangeGrant, exchange_can_run_inline
 from authz.requests import AuthzRequest
 from authz.rfc7009 import RevocationEndpoint
 from authz.rfc7662 import IntrospectionEndpoint
+from authz.trust import TrustedIssuers, TrustStore
 
 log = logging.getLogger("authz.server")
 
 MAX_FORM_BYTES = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-INLINE_GRANTS = frozenset({"client_credentials"})
+INLINE_GRANTS = frozenset({"client_credentials", TOKEN_EXCHANGE})
 
 Result = tuple[int, Any, list[tuple[str, str]]]
 
@@ -48,18 +53,29 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(scopes_supported=None)
         self.ctx = ctx
         self._jwks_for = jwks_for
+        # SqlStore implements TrustStore (authz.storage.sql_trust); Storage does not name it.
+        self.trust = TrustedIssuers(
+            cast(TrustStore, ctx.store), get_fetcher(ctx.settings.cimd_allow_loopback), ctx.settings.cache_staleness
+        )
         audiences = frozenset({ctx.settings.issuer, ctx.settings.endpoint("/token")})
         self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(audiences, ctx.store, jwks_for))
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)
+        self.register_grant(TokenExchangeGrant)
+        self.register_grant(JwtBearerGrant)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_endpoint(RevocationEndpoint)
 
     def can_run_inline(self, areq: AuthzRequest) -> bool:
         """Whether the token request can run on the event loop: a memory-only grant, and no client
         key set to fetch first (a ``private_key_jwt`` client whose ``jwks_uri`` is not cached)."""
-        if areq.form.get("grant_type") not in INLINE_GRANTS:
+        grant_type = areq.form.get("grant_type")
+        if grant_type not in INLINE_GRANTS:
+            return False
+        if grant_type == TOKEN_EXCHANGE and not exchange_can_run_inline(
+            areq.form, self.trust, self.ctx.settings.issuer
+        ):
             return False
         assertion = areq.form.get("client_assertion")
         if not assertion:

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_ISSUER = "http://127.0.0.1:9100"
+ADMIN_API_PATH = "/api/v1"
 
 
 class UnsafeSettingsError(ValueError):
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     key_rotation_overlap: int = Field(
         3600, ge=0, description="Seconds a retired signing key stays published after its last token expires."
     )
+    policies: str = Field(
+        "builtin",
+        description="Cedar scope policies: `builtin` (the embedded set: permits loopback demo servers, denies "
+        "everything else), a directory of policy files, or `off` (no policy decision at all).",
+    )
     dev_mode: bool = Field(
         False, description="Development mode: signs in dev_user and consents automatically. Loopback issuer only."
     )
@@ -63,6 +69,19 @@ class Settings(BaseSettings):
         1.0, gt=0, le=30, description="Seconds a replica may serve a cached client/key/revocation view."
     )
     trust_forwarded_proto: bool = Field(False, description="Trust X-Forwarded-Proto from a TLS-terminating proxy.")
+    exchange_max_act_depth: int = Field(
+        4, ge=1, le=16, description="Token exchange: the most actors an exchanged token's nested act chain may name."
+    )
+    exchange_token_ttl: int = Field(
+        300,
+        ge=30,
+        le=3600,
+        description="Token exchange: cap on an exchanged token's lifetime in seconds "
+        "(it never outlives the subject token nor access_token_ttl).",
+    )
+    assertion_max_lifetime: int = Field(
+        600, ge=60, le=3600, description="Longest exp - iat accepted for ID-JAG and trusted-issuer JWTs (seconds)."
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -101,6 +120,12 @@ class Settings(BaseSettings):
     def path_prefix(self) -> str:
         """The issuer's path ("" for ``https://as``, "/t1" for ``https://as/t1``): endpoints live under it."""
         return urlsplit(self.issuer).path
+
+    @property
+    def admin_resource(self) -> str:
+        """The admin API's resource identifier (RFC 8707): ``{issuer}/api/v1`` with a lowercase scheme and host."""
+        parts = urlsplit(self.endpoint(ADMIN_API_PATH))
+        return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
 
     def endpoint(self, path: str) -> str:
         """An absolute URL under the issuer (endpoints live beside it, RFC 8414 §2)."""

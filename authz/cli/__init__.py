@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from authz.cli import admin, serve
+from authz.cli import admin, agents, policy, serve, trust
+from authz.metering import cli as metering_cli
 from authz.settings import UnsafeSettingsError
 
 
@@ -19,10 +20,17 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(sub)
     admin.register(sub)
+    agents.register(sub)
+    trust.register(sub)
+    policy.register(sub)
+    metering_cli.register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["policy"]:  # the policy toolkit parses its own arguments (``--help`` included)
+        return policy.forward(argv[1:])
     args = parser().parse_args(argv)
     try:
         result = args.func(args)

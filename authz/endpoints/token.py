@@ -51,5 +51,6 @@ def _audit_refusal(request: Request, areq: AuthzRequest, body: dict[str, object]
         client_id=client_id,
         reason=areq.auth_failure or error,
         grant_type=areq.form.get("grant_type"),
+        policies=list(areq.policy_reasons) or None,
         ip=areq.client_ip,
     )

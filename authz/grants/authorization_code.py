@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 
 from authz import pkce
 from authz.grants.base import IssuingGrant
+from authz.policy import user_subject
 from authz.storage.models import AuthorizationCode, Grant
 from authz.tokens import TokenRequest
 
@@ -40,7 +41,10 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
             pkce.check_challenge(payload.get("code_challenge"), payload.get("code_challenge_method"))
             resource = self.select_resource(client)
             self.request.resource = resource
-            self.request.granted_scope = self.narrow_scope(client, resource, self.request.payload.scope)
+            # the user is not known yet: policy narrows the scope again when the code is issued
+            self.request.granted_scope = self.narrow_scope(
+                client, resource, self.request.payload.scope, apply_policy=False
+            )
         except OAuth2Error as error:
             error.redirect_uri = redirect_uri
             raise
@@ -50,6 +54,15 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
         if grant_user is None:
             return super().create_authorization_response(redirect_uri, None)  # type: ignore[no-any-return]
         ctx = self.server.ctx
+        client = self.request.client
+        assert self.request.resource is not None
+        try:
+            scopes = self.request.granted_scope.split()
+            granted = self.apply_policy(user_subject(grant_user.id), client, self.request.resource, scopes)
+        except OAuth2Error as error:
+            error.redirect_uri = redirect_uri
+            raise
+        self.request.granted_scope = " ".join(granted)
         now = int(time.time())
         code = secrets.token_urlsafe(32)
         client_id = self.request.client.client_id
@@ -76,7 +89,14 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
             expires_at=now + ctx.settings.code_ttl,
         )
         ctx.store.save_code(row, grant)
-        ctx.audit.record("code.issued", client_id=client_id, subject=grant_user.id, resource=row.resource)
+        ctx.audit.record(
+            "code.issued",
+            client_id=client_id,
+            subject=grant_user.id,
+            resource=row.resource,
+            scope=row.scope,
+            policies=list(self.request.policy_reasons) or None,
+        )
         params = [("code", code)]
         if self.request.payload.state:
             params.append(("state", self.request.payload.state))

@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authz import rfc8707
 from authz.clients import OAuthClient
 from authz.errors import InvalidTargetError
+from authz.policy import Subject, client_subject
 from authz.requests import AuthzRequest
 from authz.revocations import revoke_grant
 from authz.tokens import TokenRequest
@@ -29,28 +30,63 @@ class IssuingGrant:
 
     def select_resource(self, client: OAuthClient) -> str:
         """RFC 8707 §2: the one resource this token is for, registered and allowed for the client."""
-        directory = self.server.ctx.directory
+        ctx = self.server.ctx
         return rfc8707.select_resource(
-            self.request.values("resource"), directory.known_resource, client.may_use_resource
+            self.request.values("resource"), ctx.directory.known_resource, lambda uri: self.may_use(client, uri)
         )
 
-    def narrow_scope(self, client: OAuthClient, resource: str, requested: str | None) -> str:
-        """Granted = requested ∩ (what the resource offers ∩ what the client may get).
+    def may_use(self, client: OAuthClient, uri: str) -> bool:
+        """The client may get tokens for this resource. The admin API is never reachable through the
+        "any registered resource" default: only a client registered for it (authz admin-client create)."""
+        if uri == self.server.ctx.settings.admin_resource:
+            return client.allowed_resources is not None and uri in client.allowed_resources
+        return client.may_use_resource(uri)
+
+    def narrow_scope(
+        self,
+        client: OAuthClient,
+        resource: str,
+        requested: str | None,
+        subject: Subject | None = None,
+        apply_policy: bool = True,
+    ) -> str:
+        """Granted = requested ∩ (what the resource offers ∩ what the client may get) ∩ what policy permits.
 
         RFC 6749 §3.3: the server "MAY fully or partially ignore the scope requested by the client"
         and then "MUST include the scope response parameter"; nothing left of a non-empty request is
-        ``invalid_scope`` (§5.2). An empty request gets everything permitted.
+        ``invalid_scope`` (§5.2). An empty request gets everything permitted. ``subject`` is who the
+        token speaks for (default: the client itself); policy is skipped only where the subject is not
+        known yet (the authorization request before sign-in; the code is narrowed again when issued).
         """
         info = self.server.ctx.directory.resource(resource)
         offered = info.scopes if info is not None else frozenset()
         permitted = offered if client.scopes is None else offered & client.scopes
-        if not requested:
-            return " ".join(sorted(permitted))
-        wanted = requested.split()
-        granted = [s for s in dict.fromkeys(wanted) if s in permitted]
-        if not granted:
+        wanted = [s for s in dict.fromkeys(requested.split()) if s in permitted] if requested else sorted(permitted)
+        if requested and not wanted:
             raise InvalidScopeError("None of the requested scopes may be granted for this resource.")
-        return " ".join(granted)
+        if apply_policy:
+            wanted = self.apply_policy(subject or client_subject(client), client, resource, wanted)
+        return " ".join(wanted)
+
+    def apply_policy(self, subject: Subject, client: OAuthClient, resource: str, scopes: list[str]) -> list[str]:
+        """Keep the scopes the loaded Cedar policies permit; none of a non-empty set is ``invalid_scope``.
+
+        The deciding policy ids are kept on the request for the audit trail (issued or refused). The
+        admin API is outside scope policy: only clients registered for it explicitly reach it at all.
+        """
+        if resource == self.server.ctx.settings.admin_resource:
+            return scopes
+        decision = self.server.ctx.policy.decide(
+            subject, client.client_id, resource, scopes, str(self.request.payload.grant_type or "authorization_code")
+        )
+        if decision is None:
+            return scopes
+        self.request.policy_reasons = decision.reasons
+        granted = [s for s in scopes if s in decision.permitted]
+        if scopes and not granted:
+            self.request.auth_failure = "policy_denied"
+            raise InvalidScopeError("Policy permits none of the requested scopes for this resource.")
+        return granted
 
     def check_same_resource(self, granted: str) -> None:
         """A follow-up request (code redemption, refresh) may repeat ``resource`` but never change it."""
@@ -87,5 +123,6 @@ class IssuingGrant:
             jti=claims["jti"],
             scope=req.scope,
             refresh=refresh is not None,
+            policies=list(self.request.policy_reasons) or None,
         )
         return body

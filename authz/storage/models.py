@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -49,6 +49,7 @@ class Client(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # CIMD cache expiry
+    agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # kind "agent" only
 
 
 class Resource(Base):
@@ -191,3 +192,69 @@ class ChangeLog(Base):
     topic: Mapped[str] = mapped_column(String(32))  # client | resource | key | revocation
     key: Mapped[str] = mapped_column(String(2048))
     at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Team(Base):
+    """A group of agents that budgets and attribution can key on."""
+
+    __tablename__ = "teams"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # team_...
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Agent(Base):
+    """An agent identity, separate from the human who created it; also an OAuth client (same id)."""
+
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # agt_...
+    name: Mapped[str] = mapped_column(String(255))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # user id of the creator
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended | revoked
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    status_changed_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_agents_created_at_id", "created_at", "id"),)
+
+
+class AgentCredential(Base):
+    """One credential of an agent: a secret (by digest only), a public JWK, or a JWKS URL."""
+
+    __tablename__ = "agent_credentials"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # cred_...
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # secret | public_key | jwks_uri
+    secret_digest: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    public_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # end of a rotation overlap
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class TrustedIssuer(Base):
+    """A JWT issuer this server trusts: an enterprise IdP (ID-JAG assertions) or a subject-token issuer.
+
+    Keys are an inline public JWK Set or a ``jwks_uri`` fetched (SSRF-safe) and cached; ``algorithms``
+    is the explicit allow-list of asymmetric JWS algorithms accepted from this issuer.
+    """
+
+    __tablename__ = "trusted_issuers"
+    issuer: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # idp | subject
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    algorithms: Mapped[list[str]] = mapped_column(default=list)
+    audience: Mapped[str | None] = mapped_column(String(2048), nullable=True)  # None: our issuer
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+import authz.storage.models_budgets  # noqa: E402  -- budget tables (issue 6), registered on Base
+import authz.storage.models_metering  # noqa: E402, F401  -- metering tables (issue 7), registered on Base

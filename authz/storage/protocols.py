@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from authz.storage.models import (
+    Agent,
+    AgentCredential,
     AuditEvent,
     AuthorizationCode,
     Client,
@@ -19,6 +21,7 @@ from authz.storage.models import (
     Resource,
     Revocation,
     SigningKey,
+    Team,
     User,
 )
 
@@ -95,6 +98,63 @@ class ChangeFeed(Protocol):
     def changes_since(self, seq: int) -> tuple[int, list[tuple[str, str]]]: ...
 
 
+class TeamStore(Protocol):
+    def add_team(self, team: Team) -> bool:
+        """Insert a team; False when its name is taken."""
+        ...
+
+    def get_team(self, team_id: str) -> Team | None: ...
+    def get_team_by_name(self, name: str) -> Team | None: ...
+    def list_teams(self) -> Sequence[Team]: ...
+
+
+class AgentStore(Protocol):
+    """Agents and their credentials. Every write publishes a ``client`` change for the agent id, so
+    every replica's directory drops the agent's cached client."""
+
+    def create_agent(self, agent: Agent, client: Client) -> None:
+        """Insert the agent and its OAuth client (same id) in one transaction."""
+        ...
+
+    def get_agent(self, agent_id: str) -> Agent | None: ...
+    def list_agents(
+        self,
+        *,
+        team_id: str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        name_contains: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 50,
+    ) -> Sequence[Agent]:
+        """Agents ordered by (created_at, id), strictly after the ``after`` key (keyset pagination)."""
+        ...
+
+    def update_agent(self, agent_id: str, values: dict[str, Any], *, when_status: Sequence[str]) -> Agent | None:
+        """Set ``values`` when the agent's status is one of ``when_status``; None when it is not (or no agent)."""
+        ...
+
+    def change_agent_status(
+        self, agent_id: str, status: str, *, when_status: Sequence[str], now: int, revoke_credentials: bool = False
+    ) -> Agent | None:
+        """Move the agent (and its client row) to ``status`` when it is in ``when_status``, atomically."""
+        ...
+
+    def add_credential(self, credential: AgentCredential) -> None: ...
+    def get_credential(self, agent_id: str, credential_id: str) -> AgentCredential | None: ...
+    def list_credentials(self, agent_id: str) -> Sequence[AgentCredential]: ...
+    def revoke_credential(self, agent_id: str, credential_id: str, now: int) -> bool:
+        """Revoke an active credential; False when it was not active."""
+        ...
+
+    def rotate_credential(
+        self, agent_id: str, credential_id: str, new: AgentCredential, old_expires_at: int, now: int
+    ) -> bool:
+        """Add ``new`` and end the old credential's life at ``old_expires_at`` in one transaction; False (and
+        nothing written) when the old one is not active, not live, or already rotated."""
+        ...
+
+
 class Storage(
     ClientStore,
     ResourceStore,
@@ -107,6 +167,8 @@ class Storage(
     ReplayStore,
     AuditStore,
     ChangeFeed,
+    TeamStore,
+    AgentStore,
     Protocol,
 ):
     """Everything the server stores; ``authz.storage.sql.SqlStore`` implements it."""

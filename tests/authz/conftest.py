@@ -144,7 +144,8 @@ async def as_factory(tmp_path: Path, sqlite_url: str) -> AsyncIterator[ASFactory
         stack.append(http)
         ctx: Context = app.state.ctx
         rs = register_resource(ctx.store, ctx.store, ctx.keyring, RESOURCE, ["tools:read", "tools:write"], "demo")
-        other = register_resource(ctx.store, ctx.store, ctx.keyring, OTHER_RESOURCE, ["files:read"], "other")
+        other_scopes = ["tools:read", "files:read"]
+        other = register_resource(ctx.store, ctx.store, ctx.keyring, OTHER_RESOURCE, other_scopes, "other")
         server = AS(app=app, http=http, rs=rs, other_rs=other, settings=settings)
         server.users["alice"] = create_user(ctx.store, "alice", "correct horse battery")
         return server

@@ -27,8 +27,17 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    commands = ["serve", "migrate", "demo", "clients add", "clients list", "resources add", "users add", "keys rotate",
-                "audit verify"]  # fmt: skip
+    commands = [
+        "serve",
+        "migrate",
+        "demo",
+        "clients add",
+        "clients list",
+        "resources add",
+        "users add",
+        "keys rotate",
+        "audit verify",
+    ]
     for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             parser().parse_args([*command.split(), "--help"])
@@ -121,3 +130,30 @@ def test_migrate_reports_the_current_revision(capsys: pytest.CaptureFixture[str]
     head = ScriptDirectory.from_config(migrations.alembic_config("sqlite://")).get_current_head()
     code, out, _ = run(capsys, "migrate", "current")
     assert code == 0 and out.strip() == head
+
+
+def test_policy_tools_are_reachable_through_authz(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "check")
+    assert code == 0 and out.startswith("ok:")
+    code, out, _ = run(
+        capsys,
+        "policy",
+        "explain",
+        "--principal",
+        'Agent::"agt_1"',
+        "--resource",
+        "http://127.0.0.1:9200/mcp",
+        "--scopes",
+        "tools:read tools:admin",
+        "--delegated",
+    )
+    assert code == 0 and "granted: tools:read" in out and "base.forbid-delegated-admin" in out
+    assert run(capsys, "policy", "--help")[0] == 0
+    code, _, _ = run(capsys, "policy", "check", "/nonexistent-policy-dir")
+    assert code != 0
+
+
+def test_usage_prints_an_empty_table_on_a_fresh_database(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    code, _, err = run(capsys, "usage", "--granularity", "day", "--group-by", "agent")
+    assert code == 0, err

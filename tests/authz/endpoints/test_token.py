@@ -178,3 +178,13 @@ async def test_json_body_is_invalid_request(authz: AS) -> None:
 
 async def test_get_is_not_allowed(authz: AS) -> None:
     assert (await authz.http.get("/token")).status_code == 405
+
+
+async def test_the_admin_api_needs_an_explicitly_registered_client(authz: AS) -> None:
+    """The "any registered resource" default never reaches the admin API (an agent must not mint admin tokens)."""
+    reg = authz.machine_client()
+    r = await authz.client_credentials(reg, resource="http://127.0.0.1:9100/api/v1", scope="admin:write")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_target"
+    admin = authz.machine_client(client_id="ops", resources=["http://127.0.0.1:9100/api/v1"])
+    r = await authz.client_credentials(admin, resource="http://127.0.0.1:9100/api/v1", scope="admin:read")
+    assert r.status_code == 200, r.text

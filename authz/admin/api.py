@@ -1,0 +1,126 @@
+"""Small typed route declarations: each :class:`Operation` is both a Starlette route and an OpenAPI
+operation, so the served document cannot drift from the routes.
+
+Per request: authenticate (401/403) -> parse and shape-check the JSON body (422) -> run the
+synchronous handler in a worker thread (it reads and writes SQL) -> a JSON response, or a problem:
+lifecycle errors map to 404/409/422, anything unexpected to a 500 with the detail only in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from authz.admin.auth import Principal, authenticate
+from authz.admin.bootstrap import admin_resource_uri
+from authz.admin.problems import ApiProblem
+from authz.agents.errors import AgentError, Invalid
+from authz.agents.lifecycle import Agents
+from authz.context import Context
+
+log = logging.getLogger("authz.admin")
+
+MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    schema: dict[str, Any]
+    description: str
+
+
+@dataclass(frozen=True)
+class Call:
+    ctx: Context
+    principal: Principal
+    path: dict[str, str]
+    query: QueryParams
+    body: Any
+
+    @property
+    def agents(self) -> Agents:
+        return Agents.from_context(self.ctx)
+
+    @property
+    def actor(self) -> str:
+        return self.principal.client_id
+
+
+Handler = Callable[[Call], tuple[int, BaseModel]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    scope: str
+    summary: str
+    response: type[BaseModel]
+    status: int = 200
+    body: type[BaseModel] | TypeAdapter[Any] | None = None
+    body_required: bool = True
+    query: Sequence[QueryParam] = ()
+    errors: Sequence[int] = field(default=(404,))
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+def route(op: Operation) -> Route:
+    async def endpoint(request: Request) -> Response:
+        ctx: Context = request.app.state.ctx
+        try:
+            principal = authenticate(ctx, request.headers, admin_resource_uri(ctx.settings), op.scope)
+            body = await _body(request, op) if op.body is not None else None
+            call = Call(ctx, principal, dict(request.path_params), request.query_params, body)
+            status, result = await anyio.to_thread.run_sync(op.handler, call)
+        except ApiProblem as problem:
+            return problem.response()
+        except Invalid as exc:
+            return ApiProblem(422, "The request has invalid fields.", errors=exc.errors).response()
+        except AgentError as exc:
+            return ApiProblem(exc.status, str(exc)).response()
+        except Exception:
+            log.exception("admin API %s %s failed", op.method, op.path)
+            return ApiProblem(500, "The server encountered an unexpected condition.").response()
+        return Response(result.model_dump_json(), status, {"Cache-Control": "no-store"}, media_type="application/json")
+
+    endpoint.__name__ = op.operation_id
+    return Route(op.path, endpoint, methods=[op.method])
+
+
+async def _body(request: Request, op: Operation) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ApiProblem(413, "The request body is too large.")
+    if not raw.strip() and not op.body_required:
+        raw = b"{}"  # an action without options: an empty body is an empty object
+    else:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiProblem(415, "The request body must be application/json.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiProblem(422, "The request body is not valid JSON.", errors=[("body", "not valid JSON")]) from exc
+    try:
+        if isinstance(op.body, TypeAdapter):
+            return op.body.validate_python(data)
+        assert op.body is not None
+        return op.body.model_validate(data)
+    except ValidationError as exc:
+        errors = [(".".join(str(x) for x in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+        raise ApiProblem(422, "The request has invalid fields.", errors=errors) from exc

@@ -1,0 +1,1 @@
+"""Agent identities and their credential lifecycle: create, suspend, reinstate, revoke; issue, rotate, revoke."""

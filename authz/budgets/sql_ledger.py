@@ -1,0 +1,260 @@
+"""The SQL ledger: SQLite (``BEGIN IMMEDIATE``: one writer at a time) and PostgreSQL (row locks).
+
+On PostgreSQL a call locks the ``budget_usage`` rows of its windows with ``SELECT ... FOR UPDATE``
+in (budget id, period key) order, so two calls over overlapping budgets never deadlock; settle
+first locks its reservation row (two settles of one reservation serialize; the second sees it
+settled). ``budget_usage.reserved`` counts unexpired holds; items past ``expires_at_ms`` are
+subtracted lazily (``counted`` -> false) by the next call on the window under the same lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import cast
+
+from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+
+from authz.budgets.ledger import (
+    DEFAULT_RETENTION,
+    Charges,
+    Clock,
+    LedgerUnavailable,
+    WindowCache,
+    actual_for,
+    now_ms,
+    plan,
+    system_clock,
+)
+from authz.budgets.model import Budget, Exhausted, Item, Reservation, Settled, Status, WindowSpend
+from authz.storage.models_budgets import BudgetReservationItemRow, BudgetReservationRow, BudgetUsageRow
+
+USAGE = cast(Table, BudgetUsageRow.__table__)
+RES = cast(Table, BudgetReservationRow.__table__)
+ITEMS = cast(Table, BudgetReservationItemRow.__table__)
+
+
+class SqlLedger:
+    def __init__(self, engine: Engine, *, now: Clock = system_clock, retention: float = DEFAULT_RETENTION) -> None:
+        self.engine = engine
+        self.now = now
+        self.retention = retention
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._windows = WindowCache()
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                if self._sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock now, not at the first write
+                try:
+                    yield conn
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+        except (OperationalError, InterfaceError) as exc:  # connection refused/lost, database locked too long
+            raise LedgerUnavailable(f"SQL ledger unreachable: {type(exc.orig).__name__}") from exc
+
+    def _lock_windows(
+        self, conn: Connection, keys: Sequence[tuple[str, str]], at_ms: int
+    ) -> dict[tuple[str, str], int]:
+        """Create missing usage rows, lock them in key order, purge expired holds; returns spent+reserved."""
+        insert = sqlite_insert if self._sqlite else pg_insert
+        conn.execute(
+            insert(USAGE)
+            .values(
+                [{"budget_id": b, "period_key": k, "spent": 0, "reserved": 0, "updated_at_ms": at_ms} for b, k in keys]
+            )
+            .on_conflict_do_nothing()
+        )
+        where = tuple_(USAGE.c.budget_id, USAGE.c.period_key).in_(list(keys))
+        query = select(USAGE.c.budget_id, USAGE.c.period_key, USAGE.c.spent, USAGE.c.reserved).where(where)
+        query = query.order_by(USAGE.c.budget_id, USAGE.c.period_key)
+        if not self._sqlite:
+            query = query.with_for_update()
+        rows = {(r.budget_id, r.period_key): (r.spent, r.reserved) for r in conn.execute(query)}
+        expired_where = and_(
+            tuple_(ITEMS.c.budget_id, ITEMS.c.period_key).in_(list(keys)),
+            ITEMS.c.counted.is_(True),
+            ITEMS.c.expires_at_ms <= at_ms,
+        )
+        expired = conn.execute(
+            select(ITEMS.c.budget_id, ITEMS.c.period_key, func.sum(ITEMS.c.amount))
+            .where(expired_where)
+            .group_by(ITEMS.c.budget_id, ITEMS.c.period_key)
+        ).all()
+        if expired:
+            conn.execute(update(ITEMS).where(expired_where).values(counted=False))
+            for bid, pk, amount in expired:
+                conn.execute(
+                    update(USAGE)
+                    .where(USAGE.c.budget_id == bid, USAGE.c.period_key == pk)
+                    .values(reserved=USAGE.c.reserved - int(amount))
+                )
+                spent, reserved = rows[(bid, pk)]
+                rows[(bid, pk)] = (spent, reserved - int(amount))
+        return {key: spent + reserved for key, (spent, reserved) in rows.items()}
+
+    # -- operations -----------------------------------------------------------------------------
+    def reserve(self, request_id: str, charges: Charges, ttl: float) -> Reservation | Exhausted:
+        at = self.now()
+        planned = plan(charges, at, self._windows)
+        at_ms = int(at * 1000)
+        expires_ms = at_ms + int(ttl * 1000)
+        try:
+            with self._tx() as conn:
+                existing = self._existing(conn, request_id)
+                if existing is not None:
+                    return existing
+                if not planned:
+                    return Reservation(request_id, (), expires_ms / 1000)
+                used = self._lock_windows(conn, [(i.budget_id, i.period_key) for _, i, _ in planned], at_ms)
+                for budget, item, w in planned:
+                    if budget.hard and used[(item.budget_id, item.period_key)] + item.amount > budget.limit:
+                        return Exhausted(budget.id, w.end)
+                conn.execute(
+                    RES.insert().values(
+                        id=request_id,
+                        state="active",
+                        items=[[i.budget_id, i.period_key, i.amount] for _, i, _ in planned],
+                        expires_at_ms=expires_ms,
+                        created_at_ms=at_ms,
+                    )
+                )
+                conn.execute(
+                    ITEMS.insert(),
+                    [
+                        {
+                            "reservation_id": request_id,
+                            "budget_id": i.budget_id,
+                            "period_key": i.period_key,
+                            "amount": i.amount,
+                            "expires_at_ms": expires_ms,
+                            "counted": True,
+                        }
+                        for _, i, _ in planned
+                    ],
+                )
+                for _, i, _ in planned:
+                    conn.execute(
+                        update(USAGE)
+                        .where(USAGE.c.budget_id == i.budget_id, USAGE.c.period_key == i.period_key)
+                        .values(reserved=USAGE.c.reserved + i.amount, updated_at_ms=at_ms)
+                    )
+                return Reservation(request_id, tuple(i for _, i, _ in planned), expires_ms / 1000)
+        except IntegrityError:  # a concurrent reserve with the same id won: return its reservation
+            with self.engine.connect() as conn:
+                found = self._existing(conn, request_id)
+            if found is None:
+                raise
+            return found
+
+    def reserve_many(self, requests: Sequence[tuple[str, Charges, float]]) -> list[Reservation | Exhausted]:
+        return [self.reserve(rid, charges, ttl) for rid, charges, ttl in requests]
+
+    def _existing(self, conn: Connection, request_id: str) -> Reservation | None:
+        row = conn.execute(select(RES.c["items"], RES.c.expires_at_ms).where(RES.c.id == request_id)).first()
+        if row is None:
+            return None
+        return Reservation(
+            request_id, tuple(Item(str(b), str(k), int(a)) for b, k, a in row.items), row.expires_at_ms / 1000
+        )
+
+    def settle(self, reservation: Reservation | str, actual: Mapping[str, int] | None = None) -> Settled:
+        return self._finish(reservation, actual, "settled")
+
+    def release(self, reservation: Reservation | str) -> Settled:
+        return self._finish(reservation, None, "released")
+
+    def _finish(self, reservation: Reservation | str, actual: Mapping[str, int] | None, to: str) -> Settled:
+        rid = reservation if isinstance(reservation, str) else reservation.id
+        at_ms = now_ms(self.now)
+        with self._tx() as conn:
+            query = select(RES.c.state, RES.c["items"]).where(RES.c.id == rid)
+            if not self._sqlite:
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                return Settled(rid, "unknown")
+            if row.state != "active":
+                return Settled(rid, "already")
+            items = sorted((Item(str(b), str(k), int(a)) for b, k, a in row.items), key=lambda i: i.budget_id)
+            spends = [actual_for(i, actual) if to == "settled" else 0 for i in items]
+            windows: list[WindowSpend] = []
+            if items:
+                keys = [(i.budget_id, i.period_key) for i in items]
+                self._lock_windows(conn, keys, at_ms)
+                counted = {
+                    r.budget_id: r.counted
+                    for r in conn.execute(
+                        select(ITEMS.c.budget_id, ITEMS.c.counted).where(ITEMS.c.reservation_id == rid)
+                    )
+                }
+                spent_before = {
+                    (r.budget_id, r.period_key): r.spent
+                    for r in conn.execute(
+                        select(USAGE.c.budget_id, USAGE.c.period_key, USAGE.c.spent).where(
+                            tuple_(USAGE.c.budget_id, USAGE.c.period_key).in_(
+                                [(i.budget_id, i.period_key) for i in items]
+                            )
+                        )
+                    )
+                }
+                for item, spend in zip(items, spends, strict=True):
+                    held = item.amount if counted.get(item.budget_id) else 0
+                    conn.execute(
+                        update(USAGE)
+                        .where(USAGE.c.budget_id == item.budget_id, USAGE.c.period_key == item.period_key)
+                        .values(reserved=USAGE.c.reserved - held, spent=USAGE.c.spent + spend, updated_at_ms=at_ms)
+                    )
+                    before = spent_before[(item.budget_id, item.period_key)]
+                    windows.append(WindowSpend(item.budget_id, item.period_key, before, before + spend))
+                conn.execute(update(ITEMS).where(ITEMS.c.reservation_id == rid).values(counted=False))
+            conn.execute(update(RES).where(RES.c.id == rid).values(state=to, finished_at_ms=at_ms))
+            return Settled(rid, "settled" if to == "settled" else "released", tuple(windows))
+
+    def status(self, budget: Budget) -> Status:
+        at = self.now()
+        at_ms = int(at * 1000)
+        w = self._windows.get(budget, at)
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(USAGE.c.spent, USAGE.c.reserved).where(
+                        USAGE.c.budget_id == budget.id, USAGE.c.period_key == w.key
+                    )
+                ).first()
+                expired = conn.execute(
+                    select(func.coalesce(func.sum(ITEMS.c.amount), 0)).where(
+                        ITEMS.c.budget_id == budget.id,
+                        ITEMS.c.period_key == w.key,
+                        ITEMS.c.counted.is_(True),
+                        ITEMS.c.expires_at_ms <= at_ms,
+                    )
+                ).scalar_one()
+        except (OperationalError, InterfaceError) as exc:
+            raise LedgerUnavailable(f"SQL ledger unreachable: {type(exc.orig).__name__}") from exc
+        spent, reserved = (row.spent, row.reserved - int(expired)) if row else (0, 0)
+        return Status(budget.id, w.key, spent, reserved, max(0, budget.limit - spent - reserved), w.start, w.end)
+
+    def sweep(self, limit: int = 10_000) -> int:
+        """Delete reservations finished (or expired) more than ``retention`` ago; optional housekeeping.
+
+        Items still counted (expired but not yet subtracted from their window) are left to the lazy purge.
+        """
+        cutoff = now_ms(self.now) - int(self.retention * 1000)
+        live = select(ITEMS.c.reservation_id).where(ITEMS.c.reservation_id == RES.c.id, ITEMS.c.counted.is_(True))
+        old_enough = or_(and_(RES.c.state != "active", RES.c.finished_at_ms < cutoff), RES.c.expires_at_ms < cutoff)
+        with self._tx() as conn:
+            ids = [r.id for r in conn.execute(select(RES.c.id).where(old_enough, ~live.exists()).limit(limit))]
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk : chunk + 500]
+                conn.execute(ITEMS.delete().where(ITEMS.c.reservation_id.in_(part)))
+                conn.execute(RES.delete().where(RES.c.id.in_(part)))
+            return len(ids)
