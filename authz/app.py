@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
+from authz import services
 from authz.admin.bootstrap import ensure_admin_resource
 from authz.audit import AuditLog
 from authz.cimd import ClientJwks
@@ -55,6 +57,11 @@ def _client_jwks(settings: Settings) -> ClientJwks:
 
 def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     ctx = ctx or build_context(settings)
+    engine = ctx.store.engine  # type: ignore[attr-defined]
+    if ctx.budgets is None:
+        ctx.budgets = services.budget_service(settings, engine, ctx.keyring)
+    if ctx.metering is None:
+        ctx.metering = services.metering_service(settings, engine)
     watcher = ChangeWatcher(ctx)
 
     @contextlib.asynccontextmanager
@@ -65,9 +72,18 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         ctx.audit.start()
         stop = threading.Event()
         watcher.start(stop)
+        assert ctx.budgets is not None and ctx.metering is not None
+        ctx.metering.start()
+        worker = services.webhook_worker(settings, ctx.budgets, engine)
+        stop_webhooks = asyncio.Event()
+        webhooks = asyncio.create_task(worker.run(stop_webhooks))
         try:
             yield
         finally:
+            stop_webhooks.set()
+            await webhooks
+            worker.close()
+            ctx.metering.close()
             stop.set()
             watcher.join()
             ctx.audit.stop()

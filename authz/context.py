@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from authz.audit import AuditLog
 from authz.crypto import Keyring
@@ -13,6 +14,10 @@ from authz.revocations import RevocationView
 from authz.settings import Settings
 from authz.storage.protocols import Storage
 from authz.tokens import TokenIssuer
+
+if TYPE_CHECKING:
+    from authz.budgets.service import BudgetService
+    from authz.metering import MeteringService
 
 
 @dataclass
@@ -26,3 +31,5 @@ class Context:
     issuer: TokenIssuer
     audit: AuditLog
     policy: PolicyEngine
+    budgets: BudgetService | None = None  # wired by authz.app (None in bare contexts, e.g. some CLI paths)
+    metering: MeteringService | None = None
