@@ -7,6 +7,18 @@ Tools and the scopes they need: ``whoami`` and ``add`` (``tools:read``), ``write
 (``tools:write``), ``admin_reset`` (``tools:admin``). ``tools:admin`` implies ``tools:write``,
 which implies ``tools:read``. In ``jwt`` mode (the default) no client credentials are needed.
 
+``--budget-hook`` enforces the AS's budgets on every token use (:class:`resource_server.budget.BudgetHook`):
+the server reserves at the AS's admin API as the client ``--budget-client-id``/``--budget-client-secret``
+(env ``RS_BUDGET_CLIENT_ID``/``RS_BUDGET_CLIENT_SECRET``; ``authz admin-client create --scopes budgets:use``).
+
+``--metering`` reports a ``call.completed`` event per token use to the AS's metering API
+(``POST {issuer}/api/v1/metering/events``) with :class:`resource_server.usage.UsageReporter`, as a
+client with the ``metering:write`` scope (``authz admin-client create --scopes metering:write``):
+``--metering-client-id``/``--metering-client-secret`` or env ``RS_METERING_CLIENT_ID`` /
+``RS_METERING_CLIENT_SECRET``; ``--metering-interval`` (seconds, default 1) is the shipping cadence.
+What is still queued is shipped on shutdown. With ``--budget-hook`` too, both run
+(:class:`resource_server.hooks.CompositeHook`: the budget first, metering after every admitted call).
+
 ``--conformance-fixtures`` adds the few fixtures of the official MCP conformance suite's
 "everything server" that cost nothing (a text tool, text/binary/template resources, two prompts;
 all need the default ``tools:read``), so ``conformance/run_server_suite.py`` can exercise
@@ -25,13 +37,15 @@ from typing import Any
 import uvicorn
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.auth_context import get_access_token
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from resource_server.budget import BudgetHook
 from resource_server.context import current_request_context, current_token, record_usage
-from resource_server.hooks import TokenUseHook
+from resource_server.hooks import CompositeHook, TokenUseHook
 from resource_server.mcp import protect_mcp_app
 from resource_server.scopes import ScopePolicy
 from resource_server.settings import Mode, ResourceServerConfig
+from resource_server.usage import UsageReporter, with_reporter_lifespan
 
 __all__ = ["DEMO_SCOPES", "build_app", "build_server", "main"]
 
@@ -154,6 +168,22 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--client-secret", default=os.environ.get("RS_CLIENT_SECRET"), help="or env RS_CLIENT_SECRET")
     p.add_argument("--stateful", action="store_true", help="keep MCP sessions (default: stateless)")
     p.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
+    p.add_argument("--budget-hook", action="store_true", help="enforce the AS's budgets (reserve/settle per call)")
+    p.add_argument("--budget-client-id", default=os.environ.get("RS_BUDGET_CLIENT_ID"))
+    p.add_argument(
+        "--budget-client-secret",
+        default=os.environ.get("RS_BUDGET_CLIENT_SECRET"),
+        help="or env RS_BUDGET_CLIENT_SECRET",
+    )
+    p.add_argument("--budget-fail-open", action="store_true", help="admit calls when the AS cannot be reached")
+    p.add_argument("--metering", action="store_true", help="report usage events to the AS (needs a metering client)")
+    p.add_argument("--metering-client-id", default=os.environ.get("RS_METERING_CLIENT_ID"))
+    p.add_argument(
+        "--metering-client-secret",
+        default=os.environ.get("RS_METERING_CLIENT_SECRET"),
+        help="or env RS_METERING_CLIENT_SECRET",
+    )
+    p.add_argument("--metering-interval", type=float, default=1.0, help="seconds between shipments (default 1)")
     p.add_argument(
         "--conformance-fixtures", action="store_true", help="add the official conformance suite's simple fixtures"
     )
@@ -172,14 +202,57 @@ def main(argv: Sequence[str] | None = None) -> None:
         scope_policy=DEMO_SCOPES,
         resource_name="authz demo MCP server",
     )
+    hook: BudgetHook | None = None
+    if args.budget_hook:
+        if not (args.budget_client_id and args.budget_client_secret):
+            raise SystemExit("--budget-hook needs --budget-client-id and --budget-client-secret (scope budgets:use)")
+        hook = BudgetHook(
+            args.issuer, args.budget_client_id, args.budget_client_secret, fail_closed=not args.budget_fail_open
+        )
+    reporter: UsageReporter | None = None
+    if args.metering:
+        if not (args.metering_client_id and args.metering_client_secret):
+            raise SystemExit("--metering needs --metering-client-id and --metering-client-secret (or RS_METERING_*)")
+        reporter = UsageReporter(
+            issuer=args.issuer,
+            resource=config.resource,
+            client_id=args.metering_client_id,
+            client_secret=args.metering_client_secret,
+            flush_interval=args.metering_interval,
+        )
+    hooks: list[TokenUseHook] = [h for h in (hook, reporter) if h is not None]
     app = build_app(
         config,
+        hook=hooks[0] if len(hooks) == 1 else CompositeHook(*hooks) if hooks else None,
         stateless=not args.stateful,
         json_response=args.json_response,
         host=args.host,
         conformance_fixtures=args.conformance_fixtures,
     )
+    if hook is not None:
+        app = _close_on_shutdown(app, hook)
+    if reporter is not None:
+        app = with_reporter_lifespan(app, reporter)  # ship what is still queued on shutdown
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+def _close_on_shutdown(app: ASGIApp, hook: BudgetHook) -> ASGIApp:
+    """Send the queued settles and close the hook's HTTP client when the server stops."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await hook.aclose()
+            return message
+
+        await app(scope, lifespan_receive, send)
+
+    return wrapped
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ RFC 9457 §3: a problem details object has ``type`` (URI reference, default ``ab
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -22,7 +23,9 @@ from resource_server.context import TokenInfo
 from resource_server.errors import HttpResponse
 from resource_server.scopes import McpCall
 
-__all__ = ["NoopHook", "Refusal", "TokenUseHook", "UseContext", "UseOutcome"]
+log = logging.getLogger(__name__)
+
+__all__ = ["CompositeHook", "NoopHook", "Refusal", "TokenUseHook", "UseContext", "UseOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +108,31 @@ class NoopHook:
 
     async def after(self, ctx: UseContext, outcome: UseOutcome) -> None:
         return None
+
+
+class CompositeHook:
+    """Several token-use hooks as one (e.g. budgets, then metering).
+
+    ``before()`` runs the hooks in order and returns the first refusal (later hooks are not asked);
+    an exception propagates (the middleware answers 503). ``after()`` runs every hook in order, even
+    when one of them raises: each failure is logged and swallowed, so one broken hook never keeps
+    the others from seeing the outcome. The middleware only calls ``after()`` for requests that
+    every ``before()`` let through. ``NoopHook`` members are dropped.
+    """
+
+    def __init__(self, *hooks: TokenUseHook) -> None:
+        self.hooks: tuple[TokenUseHook, ...] = tuple(h for h in hooks if type(h) is not NoopHook)
+
+    async def before(self, ctx: UseContext) -> Refusal | None:
+        for hook in self.hooks:
+            refusal = await hook.before(ctx)
+            if refusal is not None:
+                return refusal
+        return None
+
+    async def after(self, ctx: UseContext, outcome: UseOutcome) -> None:
+        for hook in self.hooks:
+            try:
+                await hook.after(ctx, outcome)
+            except Exception:
+                log.exception("token-use hook %s after() failed", type(hook).__name__)

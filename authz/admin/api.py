@@ -73,6 +73,7 @@ class Operation:
     body_required: bool = True
     query: Sequence[QueryParam] = ()
     errors: Sequence[int] = field(default=(404,))
+    max_body: int = MAX_BODY  # bytes; a metering batch of 1,000 events needs more than the default
 
     @property
     def operation_id(self) -> str:
@@ -104,7 +105,7 @@ def route(op: Operation) -> Route:
 
 async def _body(request: Request, op: Operation) -> Any:
     raw = await request.body()
-    if len(raw) > MAX_BODY:
+    if len(raw) > op.max_body:
         raise ApiProblem(413, "The request body is too large.")
     if not raw.strip() and not op.body_required:
         raw = b"{}"  # an action without options: an empty body is an empty object

@@ -19,7 +19,7 @@ from authz.settings import Settings
 from authz.storage.models import Resource
 from authz.storage.protocols import ClientStore, ResourceStore
 
-ADMIN_SCOPES = ("admin:read", "admin:write", "metering:write", "metering:read")
+ADMIN_SCOPES = ("admin:read", "admin:write", "metering:write", "metering:read", "budgets:use")
 DEFAULT_CLIENT_SCOPES = ("admin:read", "admin:write")
 
 

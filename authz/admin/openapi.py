@@ -23,6 +23,7 @@ SCOPE_TEXT = {
     "admin:write": "Create and change agents, credentials and teams.",
     "metering:write": "Report usage events (resource servers).",
     "metering:read": "Read usage.",
+    "budgets:use": "Reserve and settle budget for token uses (resource servers).",
 }
 ERROR_TEXT = {
     401: "No, or an invalid, access token (WWW-Authenticate: Bearer).",
@@ -32,6 +33,8 @@ ERROR_TEXT = {
     413: "The request body is too large.",
     415: "The request body is not application/json.",
     422: "Invalid input; `errors` names each field. Nothing was changed.",
+    429: "A hard budget is exhausted; Retry-After gives the seconds until its period ends.",
+    503: "The budget ledger is unreachable and a hard budget applies (fail closed).",
 }
 
 

@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     trust.register(sub)
     policy.register(sub)
     metering_cli.register(sub)
+    __import__("authz.cli.budgets", fromlist=["register"]).register(sub)
     return p
 
 

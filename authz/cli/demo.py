@@ -2,8 +2,8 @@
 
 Everything runs on loopback from ``.authz/demo``: the AS signs in the ``demo`` user and consents
 automatically, accepts client ID metadata documents and open dynamic registration, and knows the
-demo MCP server (``tools:read``, ``tools:write``, ``tools:admin``). A ``demo-agent`` machine client
-gets a fresh secret at every start so the printed ``curl`` lines work as shown.
+demo MCP server (``tools:read``, ``tools:write``, ``tools:admin``). The agent ``demo-agent`` gets a
+fresh secret at every start so the printed ``curl`` lines work as shown.
 """
 
 from __future__ import annotations
@@ -17,31 +17,40 @@ from pathlib import Path
 
 import httpx2
 
+from authz.admin.bootstrap import create_admin_client, ensure_admin_resource
+from authz.agents.credentials import issue_credential, list_credentials, revoke_credential
+from authz.agents.lifecycle import Agents, create_agent
 from authz.app import build_context
 from authz.context import Context
-from authz.registry import register_client, register_resource
+from authz.registry import register_resource
 from authz.settings import Settings
 
 DEMO_SCOPES = ["tools:read", "tools:write", "tools:admin"]
+USAGE_CLIENT_NAME = "authz demo MCP server: budgets and metering"
 
 
-def _prepare(ctx: Context, resource: str) -> tuple[str, str, str]:
-    """(Re)register the demo MCP server and the demo agent; returns (rs id, rs secret, agent secret)."""
+def _prepare(ctx: Context, resource: str) -> tuple[str, str, str, str, str, str]:
+    """(Re)register the demo MCP server, its budget/metering client, and the demo agent's fresh secret.
+
+    Returns (rs id, rs secret, agent id, agent secret, usage client id, usage client secret).
+    """
     store = ctx.store
     for c in store.list_clients():
-        if c.client_id == "demo-agent" or (c.kind == "resource_server" and c.resource_uri == resource):
+        if c.client_name == USAGE_CLIENT_NAME or (c.kind == "resource_server" and c.resource_uri == resource):
             store.delete_client(c.client_id)
     rs = register_resource(store, store, ctx.keyring, resource, DEMO_SCOPES, "authz demo MCP server")
-    agent = register_client(
-        store,
-        ctx.keyring,
-        client_id="demo-agent",
-        name="Demo agent",
-        grant_types=["client_credentials"],
-        resources=[resource],
+    deps = Agents.from_context(ctx)
+    existing = [a for a in ctx.store.list_agents(name_contains="demo-agent", limit=50) if a.name == "demo-agent"]
+    agent = existing[0] if existing else create_agent(deps, name="demo-agent", actor="authz demo")
+    for cred in list_credentials(deps, agent.id):
+        if cred.status == "active":
+            revoke_credential(deps, agent.id, cred.id, actor="authz demo")
+    issued = issue_credential(deps, agent.id, kind="secret", actor="authz demo")
+    usage = create_admin_client(
+        store, ctx.keyring, ctx.settings, name=USAGE_CLIENT_NAME, scopes=["budgets:use", "metering:write"]
     )
-    assert rs.client_secret and agent.client_secret
-    return rs.client_id, rs.client_secret, agent.client_secret
+    assert rs.client_secret and issued.secret and usage.client_secret
+    return rs.client_id, rs.client_secret, agent.id, issued.secret, usage.client_id, usage.client_secret
 
 
 def _wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
@@ -78,7 +87,8 @@ def run_demo(port: int, mcp_port: int) -> int:
     migrate_db(settings)
     ctx = build_context(settings)
     ctx.keys.ensure()
-    rs_id, rs_secret, agent_secret = _prepare(ctx, resource)
+    ensure_admin_resource(ctx.store, settings)
+    rs_id, rs_secret, agent_id, agent_secret, usage_id, usage_secret = _prepare(ctx, resource)
     ctx.audit.flush()
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -89,24 +99,22 @@ def run_demo(port: int, mcp_port: int) -> int:
         )
         procs.append(as_proc)
         _wait_for(issuer + "/.well-known/oauth-authorization-server", as_proc)
-        rs_env = {**env, "RS_CLIENT_ID": rs_id, "RS_CLIENT_SECRET": rs_secret}
+        rs_env = {
+            **env,
+            "RS_CLIENT_ID": rs_id,
+            "RS_CLIENT_SECRET": rs_secret,
+            "RS_BUDGET_CLIENT_ID": usage_id,
+            "RS_BUDGET_CLIENT_SECRET": usage_secret,
+            "RS_METERING_CLIENT_ID": usage_id,
+            "RS_METERING_CLIENT_SECRET": usage_secret,
+        }
+        demo_args = ["--port", str(mcp_port), "--issuer", issuer, "--mode", "hybrid", "--budget-hook", "--metering"]
         mcp_proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "resource_server.demo",
-                "--port",
-                str(mcp_port),
-                "--issuer",
-                issuer,
-                "--mode",
-                "hybrid",
-            ],
-            env=rs_env,
+            [sys.executable, "-m", "resource_server.demo", *demo_args], env=rs_env
         )
         procs.append(mcp_proc)
         _wait_for(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", mcp_proc)
-        print(_banner(issuer, resource, agent_secret), flush=True)
+        print(_banner(issuer, resource, agent_id, agent_secret), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         return 1
@@ -123,7 +131,7 @@ def run_demo(port: int, mcp_port: int) -> int:
                 p.kill()
 
 
-def _banner(issuer: str, resource: str, secret: str) -> str:
+def _banner(issuer: str, resource: str, agent: str, secret: str) -> str:
     call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
     return f"""
 authz demo is running (Ctrl-C stops it)
@@ -138,13 +146,18 @@ Try it:
   curl -si -X POST {resource} -H 'content-type: application/json' -d '{call}' | grep -i -e '^HTTP' -e www-authenticate
 
   # 2. An agent token for this MCP server (client_credentials; the secret is new at every start)
-  TOKEN=$(curl -s -u demo-agent:{secret} -d grant_type=client_credentials -d resource={resource} \\
+  TOKEN=$(curl -s -u {agent}:{secret} -d grant_type=client_credentials -d resource={resource} \\
           -d scope=tools:read {issuer}/token | python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')
 
   # 3. Call a tool with it
   curl -s -X POST {resource} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
        -H 'accept: application/json, text/event-stream' -d '{call}'
 
-  # 4. Any MCP client (e.g. MCP Inspector) pointed at {resource} discovers this server, registers
+  # 4. Budgets and usage: every call is metered; give the agent a hard budget of 5 calls a day and
+  #    the sixth call gets 429 with Retry-After
+  authz budgets create --agent {agent} --metric calls --limit 5 --period day   # (AUTHZ_DATA_DIR=.authz/demo)
+  authz usage --group-by tool --granularity day
+
+  # 5. Any MCP client (e.g. MCP Inspector) pointed at {resource} discovers this server, registers
   #    (client ID metadata document or dynamic registration) and signs in with OAuth + PKCE.
 """

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
 
 from authz import rfc8707
 from authz.clients import OAuthClient
-from authz.errors import InvalidTargetError
+from authz.errors import InvalidTargetError, TemporarilyUnavailableError
 from authz.policy import Subject, client_subject
 from authz.requests import AuthzRequest
 from authz.revocations import revoke_grant
@@ -17,6 +19,31 @@ from authz.tokens import TokenRequest
 
 if TYPE_CHECKING:
     from authz.server import AuthzServer
+
+
+class BudgetExhaustedError(OAuth2Error):  # type: ignore[misc]
+    """A hard budget of the agent, its team or the workflow is spent for the current period.
+
+    RFC 6749 §5.2 has no budget code; ``access_denied`` (RFC 6749 §4.1.2.1 "the resource owner or
+    authorization server denied the request", also a token-endpoint error in RFC 8628 §3.5 and
+    OpenID CIBA) says "the server refuses, retrying the same request now will not help", which is
+    what an exhausted budget means. ``invalid_grant``/``invalid_client`` would wrongly blame the
+    credentials. ``Retry-After`` (RFC 9110 §10.2.3) carries the seconds until the period ends.
+    """
+
+    error = "access_denied"
+    status_code = 400
+
+    def __init__(self, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = [*super().get_headers(), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        if self.retry_after is not None:
+            headers.append(("Retry-After", str(self.retry_after)))
+        return headers
+
 
 TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
@@ -100,6 +127,71 @@ class IssuingGrant:
         revoke_grant(ctx, grant_id, int(time.time()))
         self.request.auth_failure = reason
         ctx.audit.record(event, "failure", reason=reason, grant_id=grant_id, **who)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every grant's ``create_token_response`` first checks budgets (issue 6), including the grants
+        that sign without :meth:`token_response` (token exchange, jwt-bearer): nothing is signed for a
+        principal whose hard budget is exhausted."""
+        super().__init_subclass__(**kwargs)
+        original = cls.__dict__.get("create_token_response")
+        if original is None or getattr(original, "_checks_budget", False):
+            return
+
+        @functools.wraps(original)
+        def create_token_response(self: IssuingGrant) -> Any:
+            self.check_budget()
+            return original(self)
+
+        create_token_response._checks_budget = True  # type: ignore[attr-defined]
+        setattr(cls, "create_token_response", create_token_response)  # noqa: B010
+
+    def budget_principal(self) -> tuple[str | None, str | None, str | None]:
+        """Who would spend with the token about to be issued: ``(agent, team, workflow)``, the same
+        values the token carries as claims (the client's ``principal_claims()``; a token exchange adds
+        its ``workflow``)."""
+        client = getattr(self.request, "client", None)
+        claims: dict[str, str] = client.principal_claims() if isinstance(client, OAuthClient) else {}
+        workflow = getattr(getattr(self, "exchange", None), "workflow", None)
+        return claims.get("agent"), claims.get("team"), workflow if isinstance(workflow, str) else None
+
+    def check_budget(self) -> None:
+        """Refuse the token when a hard budget of its agent, team or workflow is exhausted (issue 6).
+
+        Called before anything is signed. The refusal is audited here (``token.refused``, reason
+        ``budget_exhausted`` or ``budget_unavailable``, with the budget id); the token endpoint's own
+        refusal audit only covers security events, so it is not recorded twice.
+        """
+        ctx = self.server.ctx
+        agent, team, workflow = self.budget_principal()
+        if ctx.budgets is None or not (agent or team or workflow):
+            return
+        refused = ctx.budgets.check_issuance(agent, team, workflow)
+        if refused is None:
+            return
+        reason = "budget_unavailable" if refused.reason == "unavailable" else "budget_exhausted"
+        client = getattr(self.request, "client", None)
+        ctx.audit.record(
+            "token.refused",
+            "failure",
+            client_id=getattr(client, "client_id", None),
+            resource=self.request.resource,
+            reason=reason,
+            budget_id=refused.budget_id,
+            grant_type=str(self.request.payload.grant_type or ""),
+            agent=agent,
+            team=team,
+            workflow=workflow,
+        )
+        if refused.reason == "unavailable":
+            raise TemporarilyUnavailableError(
+                f"The budget ledger is unreachable and budget {refused.budget_id} is a hard cap."
+            )
+        if refused.retry_after is None:
+            raise BudgetExhaustedError(f"budget {refused.budget_id} exhausted (lifetime budget)")
+        until = datetime.fromtimestamp(refused.retry_after, UTC).isoformat().replace("+00:00", "Z")
+        raise BudgetExhaustedError(
+            f"budget {refused.budget_id} exhausted until {until}", refused.retry_after_seconds(time.time())
+        )
 
     def token_response(self, req: TokenRequest, refresh: tuple[int, int] | None = None) -> dict[str, Any]:
         """Sign the access token (and mint a refresh token); audit the issuance."""

@@ -50,7 +50,7 @@ def test_demo_banner_steps_and_ctrl_c(processes: Processes, tmp_path: Path, free
 
     issuer = re.search(r"Authorization server\s+(\S+)", banner)
     resource = re.search(r"Demo MCP server\s+(\S+)", banner)
-    secret = re.search(r"-u demo-agent:(\S+)", banner)
+    secret = re.search(r"-u (agt_\w+):(\S+)", banner)
     assert issuer and resource and secret, banner
     assert issuer[1] == f"http://127.0.0.1:{port}"
     assert resource[1] == f"http://127.0.0.1:{mcp_port}/mcp"
@@ -73,7 +73,7 @@ def test_demo_banner_steps_and_ctrl_c(processes: Processes, tmp_path: Path, free
         # 2. An agent token for this MCP server (client_credentials with the printed secret).
         t = http.post(
             f"{issuer[1]}/token",
-            auth=("demo-agent", secret[1]),
+            auth=(secret[1], secret[2]),
             data={"grant_type": "client_credentials", "resource": resource[1], "scope": "tools:read"},
         )
         assert t.status_code == 200, t.text
@@ -88,7 +88,8 @@ def test_demo_banner_steps_and_ctrl_c(processes: Processes, tmp_path: Path, free
         assert "error" not in message, message
         assert message["result"].get("isError") is not True, message
         who = json.loads(message["result"]["content"][0]["text"])
-        assert who["client_id"] == "demo-agent" and who["scopes"] == ["tools:read"], who
+        assert who["client_id"] == secret[1] and who["agent"] == secret[1] and who["scopes"] == ["tools:read"], who
+        assert f"authz budgets create --agent {secret[1]}" in banner
 
     # Ctrl-C (SIGINT to the demo process): both servers stop and the demo exits.
     os.kill(demo.pid, signal.SIGINT)

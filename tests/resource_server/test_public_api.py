@@ -6,6 +6,8 @@ import resource_server
 
 def test_public_surface() -> None:
     assert resource_server.__all__ == [
+        "BudgetHook",
+        "CompositeHook",
         "InvalidToken",
         "McpCall",
         "Mode",
@@ -20,12 +22,15 @@ def test_public_surface() -> None:
         "TokenUser",
         "TokenVerifier",
         "UpstreamUnavailable",
+        "UsageReporter",
         "UseContext",
         "UseOutcome",
         "build_verifier",
         "current_token",
         "metadata_document",
         "metadata_url",
+        "record_outcome",
+        "record_tokens",
         "record_usage",
     ]
     for name in resource_server.__all__:

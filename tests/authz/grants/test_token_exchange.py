@@ -15,7 +15,7 @@ from joserfc.jwk import ECKey, OctKey
 from authz.registry import Registered, register_resource
 from authz.tokens import TokenRequest
 from authz.trust import TrustStore, register_issuer
-from tests.authz.conftest import AS, ISSUER, OTHER_RESOURCE, RESOURCE, ASFactory
+from tests.authz.conftest import AS, ISSUER, RESOURCE, ASFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -204,8 +204,10 @@ async def test_the_clients_ceiling_applies(authz: AS) -> None:
 
 
 async def test_no_common_scope_at_the_target_is_invalid_scope(authz: AS) -> None:
+    ctx = authz.ctx
+    register_resource(ctx.store, ctx.store, ctx.keyring, THIRD, ["files:read"], "files only")
     user = await user_token(authz)
-    assert error_of(await exchange(authz, agent(authz), user, resource=OTHER_RESOURCE)) == "invalid_scope"
+    assert error_of(await exchange(authz, agent(authz), user, resource=THIRD)) == "invalid_scope"
 
 
 # -- targets -----------------------------------------------------------------------------------

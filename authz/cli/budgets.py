@@ -1,0 +1,163 @@
+"""``authz budgets``: create, list, show the status of, and delete budgets (issue 6).
+
+Works on the database directly, like ``authz agents``. A running server picks up a change within its
+definition cache ttl (5 s); the admin API (``/api/v1/.../budgets``) invalidates at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from authz.budgets.model import Budget, BudgetError
+from authz.budgets.service import BudgetService
+from authz.context import Context
+
+
+def register(sub: Any) -> None:
+    b = sub.add_parser("budgets", help="manage budgets of agents, teams and workflows").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = b.add_parser("create", help="create a budget", description="Create a budget on one subject.")
+    who = create.add_mutually_exclusive_group(required=True)
+    who.add_argument("--agent", metavar="ID")
+    who.add_argument("--team", metavar="ID")
+    who.add_argument("--workflow", metavar="ID")
+    create.add_argument("--metric", choices=["calls", "tokens", "cost"], required=True)
+    create.add_argument("--limit", type=int, required=True, help="in the metric's unit (cost: micro-units)")
+    create.add_argument("--currency", help="ISO 4217 code, for --metric cost")
+    create.add_argument("--period", choices=["day", "week", "month", "lifetime"], default="month")
+    create.add_argument("--timezone", default="UTC", help="IANA time zone of day/week/month boundaries")
+    create.add_argument("--soft", action="store_true", help="count and alert only, never refuse")
+    create.add_argument("--threshold", type=int, action="append", default=None, help="alert percent (repeatable)")
+    create.add_argument("--webhook", action="append", default=[], metavar="URL", help="threshold webhook (repeatable)")
+    create.set_defaults(func=_run(cmd_create))
+    ls = b.add_parser("list", help="list budgets with their current status")
+    ls.add_argument("--agent", metavar="ID")
+    ls.add_argument("--team", metavar="ID")
+    ls.add_argument("--workflow", metavar="ID")
+    ls.set_defaults(func=_run(cmd_list))
+    st = b.add_parser("status", help="spent, reserved, remaining and period end of a budget")
+    st.add_argument("budget_id")
+    st.set_defaults(func=_run(cmd_status))
+    rm = b.add_parser("delete", help="delete a budget")
+    rm.add_argument("budget_id")
+    rm.set_defaults(func=_run(cmd_delete))
+
+
+def _service(ctx: Context) -> BudgetService:
+    if ctx.budgets is not None:
+        return ctx.budgets
+    from authz import services
+
+    engine = ctx.store.engine  # type: ignore[attr-defined]
+    return services.budget_service(ctx.settings, engine, ctx.keyring)
+
+
+def _run(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from authz.cli.admin import _ctx
+
+        ctx = _ctx()
+        try:
+            return int(fn(_service(ctx), args))
+        except (BudgetError, KeyError) as exc:
+            print(f"authz: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _subject(args: argparse.Namespace) -> tuple[str, str] | None:
+    for kind in ("agent", "team", "workflow"):
+        value = getattr(args, kind, None)
+        if value:
+            return kind, value
+    return None
+
+
+def _when(ts: float | None) -> str:
+    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _limit(b: Budget) -> str:
+    return f"{b.limit} {b.currency} micro" if b.metric == "cost" else str(b.limit)
+
+
+def cmd_create(svc: BudgetService, args: argparse.Namespace) -> int:
+    subject = _subject(args)
+    assert subject is not None
+    budget, hooks = svc.store.create(
+        subject[0],
+        subject[1],
+        metric=args.metric,
+        limit=args.limit,
+        period=args.period,
+        timezone=args.timezone,
+        hard=not args.soft,
+        thresholds=args.threshold if args.threshold is not None else [50, 80, 100],
+        currency=args.currency,
+        webhooks=[(url, None) for url in args.webhook],
+    )
+    print(f"budget_id: {budget.id}")
+    print(f"subject: {budget.subject_type} {budget.subject_id}")
+    print(f"limit: {_limit(budget)} {budget.metric} per {budget.period} ({'hard' if budget.hard else 'soft'})")
+    for h in hooks:
+        print(f"webhook: {h.endpoint.url} secret: {h.secret}  (shown once)")
+    return 0
+
+
+def cmd_list(svc: BudgetService, args: argparse.Namespace) -> int:
+    subject = _subject(args)
+    budgets = svc.store.list_budgets(*(subject or (None, None)))
+    if not budgets:
+        print("no budgets")
+        return 0
+    rows = [["ID", "SUBJECT", "METRIC", "LIMIT", "PERIOD", "CAP", "SPENT", "RESERVED", "REMAINING", "PERIOD END"]]
+    for b in budgets:
+        s = svc.status(b)
+        rows.append(
+            [b.id, f"{b.subject_type}:{b.subject_id}", b.metric, _limit(b), b.period, "hard" if b.hard else "soft",
+             str(s.spent), str(s.reserved), str(s.remaining), _when(s.period_end)]
+        )  # fmt: skip
+    _table(rows)
+    return 0
+
+
+def cmd_status(svc: BudgetService, args: argparse.Namespace) -> int:
+    b = svc.store.get(args.budget_id)
+    if b is None:
+        print(f"authz: no budget {args.budget_id}", file=sys.stderr)
+        return 1
+    s = svc.status(b)
+    rows = [
+        ["budget", b.id],
+        ["subject", f"{b.subject_type} {b.subject_id}"],
+        ["metric", b.metric + (f" ({b.currency} micro-units)" if b.currency else "")],
+        ["limit", f"{b.limit} ({'hard' if b.hard else 'soft'})"],
+        ["period", f"{b.period} {b.timezone} [{s.period_key}]"],
+        ["spent", str(s.spent)],
+        ["reserved", str(s.reserved)],
+        ["remaining", str(s.remaining)],
+        ["period start", _when(s.period_start)],
+        ["period end", _when(s.period_end)],
+        ["thresholds", " ".join(f"{t}%" for t in b.thresholds) or "-"],
+    ]
+    _table(rows)
+    return 0
+
+
+def cmd_delete(svc: BudgetService, args: argparse.Namespace) -> int:
+    if not svc.store.delete(args.budget_id):
+        print(f"authz: no budget {args.budget_id}", file=sys.stderr)
+        return 1
+    print(f"deleted {args.budget_id}")
+    return 0
