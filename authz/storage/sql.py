@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, bindparam, delete, func, select, text, update
+from sqlalchemy import CursorResult, Engine, Result, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -234,11 +234,14 @@ class SqlStore(SqlAgentStore, SqlTrustMixin):
             else:  # SQLite: take the write lock before reading the chain head
                 s.execute(text("UPDATE change_log SET seq = seq WHERE 1 = 0"))
             prev = s.scalars(select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first() or GENESIS
+            rows = []
             for event in events:
                 row = {"detail": {}, **event}  # hash exactly what is stored (detail's column default is {})
                 h = record_hash(prev, row)
-                s.add(AuditEvent(**row, prev_hash=prev, hash=h))
+                rows.append({**row, "prev_hash": prev, "hash": h})
                 prev = h
+            # one executemany in chain order (seq follows insertion order); no ORM objects per event
+            s.execute(insert(AuditEvent), rows)
 
     def list_audit(self, after_seq: int = 0, limit: int = 100) -> Sequence[AuditEvent]:
         with self.sessions() as s:
