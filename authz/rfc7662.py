@@ -12,11 +12,12 @@ revocation (token, grant, client, agent) that a JWT alone cannot carry.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Base
+
+from authz.token_checks import active_claims
 
 HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 INACTIVE: dict[str, Any] = {"active": False}
@@ -34,14 +35,7 @@ class IntrospectionEndpoint(_Base):  # type: ignore[misc]
 
     def inspect(self, token: str, audience: str) -> dict[str, Any]:
         ctx = self.server.ctx
-        claims = ctx.issuer.verify(token)
-        if claims is None or claims.get("aud") != audience:
-            return INACTIVE
-        if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
-            return INACTIVE
-        if ctx.revocations.token_revoked(claims):
-            return INACTIVE
-        owner = ctx.directory.client(str(claims.get("client_id")))
-        if owner is None or not owner.active:
+        claims = active_claims(ctx.issuer, ctx.revocations, ctx.directory, token, audience)
+        if claims is None:
             return INACTIVE
         return {"active": True, "token_type": "Bearer", **claims}

@@ -25,11 +25,11 @@ class _Clients(Protocol):
 
 
 def active_claims(
-    issuer: _Issuer, revocations: _Revocations, clients: _Clients, token: str, audience: str
+    issuer: _Issuer, revocations: _Revocations, clients: _Clients, token: str, audience: str | None
 ) -> dict[str, Any] | None:
-    """The token's claims when it is active for ``audience``; None otherwise (never says why)."""
+    """The token's claims when it is active (for ``audience``, unless None); None otherwise (never says why)."""
     claims = issuer.verify(token)
-    if claims is None or claims.get("aud") != audience:
+    if claims is None or (audience is not None and claims.get("aud") != audience):
         return None
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
         return None

@@ -49,6 +49,7 @@ from authz.context import Context
 from authz.errors import InvalidTargetError
 from authz.grants.base import IssuingGrant
 from authz.policy import Subject, client_subject
+from authz.token_checks import active_claims
 from authz.tokens import TokenRequest
 from authz.trust import TrustedIssuers, TrustError, audiences, check_lifetime, unverified_issuer
 
@@ -113,18 +114,7 @@ def client_actor(client: OAuthClient) -> dict[str, Any]:
 
 def live_claims(ctx: Context, token: str) -> dict[str, Any] | None:
     """One of our access tokens, if it is active: introspection's checks, without the audience."""
-    claims = ctx.issuer.verify(token)
-    if claims is None:
-        return None
-    exp = claims.get("exp")
-    if not isinstance(exp, int) or exp <= time.time():
-        return None
-    if ctx.revocations.token_revoked(claims):
-        return None
-    owner = ctx.directory.client(str(claims.get("client_id")))
-    if owner is None or not owner.active:
-        return None
-    return claims
+    return active_claims(ctx.issuer, ctx.revocations, ctx.directory, token, None)
 
 
 def act_depth(act: object) -> int:
