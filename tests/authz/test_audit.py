@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from sqlalchemy import update
@@ -33,7 +34,8 @@ def _rows(authz: AS) -> list[dict[str, object]]:
 
 
 @pytest.mark.requirement("rfc6819:no-secrets-in-logs")
-async def test_flows_are_audited_without_any_secret_or_token(authz: AS) -> None:
+async def test_flows_are_audited_without_any_secret_or_token(authz: AS, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     authz.public_client()
     tokens, code = await authz.code_flow("public-app")
     reg = authz.machine_client()
@@ -44,7 +46,7 @@ async def test_flows_are_audited_without_any_secret_or_token(authz: AS) -> None:
     rows = _rows(authz)
     events = {r["event"] for r in rows}
     assert {"code.issued", "token.issued", "token.refused"} <= events
-    dump = json.dumps(rows)
+    dump = json.dumps(rows) + caplog.text  # neither the audit trail nor any log line
     for secret in (
         tokens["access_token"],
         tokens["refresh_token"],
