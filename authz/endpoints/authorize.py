@@ -26,6 +26,7 @@ from authz.cimd import ensure_cimd_client
 from authz.consent.session import LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL, SessionCodec
 from authz.consent.views import consent_page, error_page, login_page
 from authz.context import Context
+from authz.policy import user_subject
 from authz.requests import AuthzRequest
 from authz.storage.models import Consent, User
 from authz.users import authenticate
@@ -135,6 +136,15 @@ async def _continue(request: Request, query: str) -> Response:
         page.set_cookie(LOGIN_COOKIE, binding, max_age=1800, httponly=True, samesite="lax", secure=_secure(ctx))
         return page
     client, resource = areq.client, str(areq.resource)
+    # Ask consent only for what policy lets this user delegate (the code is narrowed again when issued).
+    decision = ctx.policy.decide(
+        user_subject(user.id), client.client_id, resource, areq.granted_scope.split(), "authorization_code"
+    )
+    if decision is not None:
+        permitted = [s for s in areq.granted_scope.split() if s in decision.permitted]
+        if areq.granted_scope and not permitted:
+            return await _respond(request, areq, grant, user)  # the grant refuses: invalid_scope redirect
+        areq.granted_scope = " ".join(permitted)
     remembered = await anyio.to_thread.run_sync(ctx.store.get_consent, user.id, client.client_id, resource)
     covered = remembered is not None and set(areq.granted_scope.split()) <= set(remembered.scope.split())
     response: Response

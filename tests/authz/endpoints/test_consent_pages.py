@@ -100,3 +100,26 @@ async def test_pages_allow_form_posts_only_to_self_and_the_validated_redirect_or
     assert r.headers["x-frame-options"] == "DENY"
     error = await authz_strict.authorize("nobody")
     assert "form-action 'none'" in error.headers["content-security-policy"]
+
+
+async def test_consent_asks_only_for_what_policy_lets_the_user_delegate(authz_strict: AS) -> None:
+    """OTHER_RESOURCE offers tools:read and files:read; the embedded policy set permits only tools:*."""
+    authz_strict.public_client()
+    _, challenge = pkce_pair()
+    r = await authz_strict.authorize(
+        "public-app",
+        resource="http://127.0.0.1:9300/mcp",
+        scope="tools:read files:read",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    form = {
+        "csrf_token": _hidden(r.text, "csrf_token"),
+        "request": _hidden(r.text, "request"),
+        "username": "alice",
+        "password": "correct horse battery",
+    }
+    login = await authz_strict.http.post("/authorize/login", data=form)
+    page = await authz_strict.http.get(login.headers["location"])
+    assert page.status_code == 200 and "<code>tools:read</code>" in page.text
+    assert "files:read" not in page.text
