@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from authz import services
 from authz.admin.bootstrap import ensure_admin_resource
+from authz.budgets.service import BudgetService
 from authz.audit import AuditLog
 from authz.cimd import ClientJwks
 from authz.context import Context
@@ -32,6 +33,28 @@ from authz.tokens import TokenIssuer
 
 log = logging.getLogger("authz")
 
+# Seconds between passes of the budget reconciler (charges soft-budget spend recorded while the
+# ledger was unreachable, re-enqueues missed threshold webhooks). Tests shorten it.
+RECONCILE_INTERVAL = 30.0
+
+
+async def reconcile_loop(service: BudgetService, stop: asyncio.Event) -> None:
+    """Call ``service.reconcile()`` (sync: in a worker thread) every ``RECONCILE_INTERVAL`` seconds
+    until ``stop`` is set. Errors (ledger still down, database busy) are logged; the loop goes on.
+    ``reconcile`` is idempotent per pending row, so several workers or replicas may run it."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECONCILE_INTERVAL)
+        if stop.is_set():
+            return
+        try:
+            applied = await asyncio.to_thread(service.reconcile)
+        except Exception:
+            log.exception("budget reconciliation failed; retrying in %.0f s", RECONCILE_INTERVAL)
+        else:
+            if applied:
+                log.info("budget reconciliation charged %d pending usage record(s)", applied)
+
 
 def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
     store = store or SqlStore(make_engine(settings.sqlalchemy_url))
@@ -46,7 +69,7 @@ def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
         revocations=RevocationView(store),
         issuer=TokenIssuer(settings.issuer, keys, keyring, store),
         audit=AuditLog(store),
-        policy=PolicyEngine.from_setting(settings.policies),
+        policy=PolicyEngine.from_setting(settings.policies, store),
     )
 
 
@@ -77,10 +100,14 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         worker = services.webhook_worker(settings, ctx.budgets, engine)
         stop_webhooks = asyncio.Event()
         webhooks = asyncio.create_task(worker.run(stop_webhooks))
+        stop_reconcile = asyncio.Event()
+        reconciler = asyncio.create_task(reconcile_loop(ctx.budgets, stop_reconcile))
         try:
             yield
         finally:
+            stop_reconcile.set()
             stop_webhooks.set()
+            await reconciler
             await webhooks
             worker.close()
             ctx.metering.close()

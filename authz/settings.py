@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     policies: str = Field(
         "builtin",
         description="Cedar scope policies: `builtin` (the embedded set: permits loopback demo servers, denies "
-        "everything else), a directory of policy files, or `off` (no policy decision at all).",
+        "everything else), `db` (the database's active version, managed through `PUT /api/v1/policies` and "
+        "followed by every replica without restart; the embedded set while none is stored), a directory of "
+        "policy files, or `off` (no policy decision at all). Only `db` reads stored versions.",
     )
     dev_mode: bool = Field(
         False, description="Development mode: signs in dev_user and consents automatically. Loopback issuer only."

@@ -1,7 +1,8 @@
 """Keeps a replica's caches current: polls the change feed and applies what changed.
 
 Every ``cache_staleness`` seconds one short query reads new ``change_log`` rows; named clients and
-resources are dropped from the directory, keys are reloaded when a key changed, and new revocation
+resources are dropped from the directory, keys are reloaded when a key changed, the policy set when a
+``policy`` version was activated (``AUTHZ_POLICIES=db``), and new revocation
 facts are loaded. A replica applies its own changes at once; others see them within the bound.
 """
 
@@ -11,6 +12,7 @@ import logging
 import threading
 
 from authz.context import Context
+from authz.policy import PolicyVersionStore
 
 log = logging.getLogger("authz.sync")
 
@@ -24,14 +26,18 @@ class ChangeWatcher:
     def poll(self) -> None:
         ctx = self._ctx
         self._seq, changes = ctx.store.changes_since(self._seq)
-        reload_keys = False
+        reload_keys = reload_policy = False
         for topic, key in changes:
             if topic == "key":
                 reload_keys = True
+            elif topic == "policy":
+                reload_policy = True
             else:
                 ctx.directory.invalidate(topic, key)
         if reload_keys:
             ctx.keys.reload()
+        if reload_policy and isinstance(ctx.store, PolicyVersionStore):
+            ctx.policy.reload(ctx.store)  # parses first; a failure keeps the current bundle and logs
         if changes:
             ctx.revocations.refresh()
 

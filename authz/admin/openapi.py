@@ -19,8 +19,8 @@ from authz.settings import Settings
 REF = "#/components/schemas/{model}"
 OPENAPI_PATH = "/openapi.json"
 SCOPE_TEXT = {
-    "admin:read": "Read agents, credentials and teams.",
-    "admin:write": "Create and change agents, credentials and teams.",
+    "admin:read": "Read agents, credentials, teams and policy versions.",
+    "admin:write": "Create and change agents, credentials, teams and policies.",
     "metering:write": "Report usage events (resource servers).",
     "metering:read": "Read usage.",
     "budgets:use": "Reserve and settle budget for token uses (resource servers).",
@@ -28,8 +28,9 @@ SCOPE_TEXT = {
 ERROR_TEXT = {
     401: "No, or an invalid, access token (WWW-Authenticate: Bearer).",
     403: "The token lacks the scope this operation needs (insufficient_scope).",
-    404: "No such agent, credential or team.",
-    409: "Illegal in the current state (e.g. reinstating an active agent, anything on a revoked agent).",
+    404: "No such agent, credential, team or policy version.",
+    409: "Illegal in the current state (e.g. reinstating an active agent, anything on a revoked agent, "
+    "storing policies while AUTHZ_POLICIES is not `db`).",
     413: "The request body is too large.",
     415: "The request body is not application/json.",
     422: "Invalid input; `errors` names each field. Nothing was changed.",

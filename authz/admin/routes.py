@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from authz.admin import agents, budgets, metering, teams
+from authz.admin import agents, budgets, metering, policies, teams
 from authz.admin.api import Operation, route
 from authz.admin.openapi import openapi_route
 
-OPERATIONS: list[Operation] = [*agents.OPERATIONS, *teams.OPERATIONS, *budgets.OPERATIONS, *metering.OPERATIONS]
+OPERATIONS: list[Operation] = [
+    *agents.OPERATIONS,
+    *teams.OPERATIONS,
+    *budgets.OPERATIONS,
+    *metering.OPERATIONS,
+    *policies.OPERATIONS,
+]
 
 
 def admin_routes() -> list[BaseRoute]:

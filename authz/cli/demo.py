@@ -114,7 +114,7 @@ def run_demo(port: int, mcp_port: int) -> int:
         )
         procs.append(mcp_proc)
         _wait_for(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", mcp_proc)
-        print(_banner(issuer, resource, agent_id, agent_secret), flush=True)
+        print(_banner(issuer, resource, agent_id, agent_secret, data_dir), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         return 1
@@ -131,7 +131,7 @@ def run_demo(port: int, mcp_port: int) -> int:
                 p.kill()
 
 
-def _banner(issuer: str, resource: str, agent: str, secret: str) -> str:
+def _banner(issuer: str, resource: str, agent: str, secret: str, data_dir: Path) -> str:
     call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
     return f"""
 authz demo is running (Ctrl-C stops it)
@@ -155,8 +155,9 @@ Try it:
 
   # 4. Budgets and usage: every call is metered; give the agent a hard budget of 5 calls a day and
   #    the sixth call gets 429 with Retry-After
-  authz budgets create --agent {agent} --metric calls --limit 5 --period day   # (AUTHZ_DATA_DIR=.authz/demo)
-  authz usage --group-by tool --granularity day
+  #    (`authz` is .venv/bin/authz when the demo was started with scripts/demo)
+  AUTHZ_DATA_DIR={data_dir} authz budgets create --agent {agent} --metric calls --limit 5 --period day
+  AUTHZ_DATA_DIR={data_dir} authz usage --group-by tool --granularity day
 
   # 5. Any MCP client (e.g. MCP Inspector) pointed at {resource} discovers this server, registers
   #    (client ID metadata document or dynamic registration) and signs in with OAuth + PKCE.

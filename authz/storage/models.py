@@ -257,4 +257,5 @@ class TrustedIssuer(Base):
 
 
 import authz.storage.models_budgets  # noqa: E402  -- budget tables (issue 6), registered on Base
-import authz.storage.models_metering  # noqa: E402, F401  -- metering tables (issue 7), registered on Base
+import authz.storage.models_metering  # noqa: E402  -- metering tables (issue 7), registered on Base
+import authz.storage.models_policies  # noqa: E402, F401  -- policy versions (issue 5), registered on Base

@@ -33,13 +33,14 @@ from authz.storage.models import (
     User,
 )
 from authz.storage.sql_agents import SqlAgentStore
+from authz.storage.sql_policies import SqlPolicyMixin
 from authz.storage.sql_trust import SqlTrustMixin
 
 AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises chain appends across PostgreSQL replicas
 FEED_LOCK_ID = 0x46_45_45_44  # "FEED": change_log/revocations seq order = commit order on PostgreSQL
 
 
-class SqlStore(SqlAgentStore, SqlTrustMixin):
+class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
     """All repositories on one engine. Each method is one short transaction."""
 
     def __init__(self, engine: Engine) -> None:
