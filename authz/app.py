@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 
 from authz import services
 from authz.admin.bootstrap import ensure_admin_resource
-from authz.budgets.service import BudgetService
 from authz.audit import AuditLog
+from authz.budgets.service import BudgetService
 from authz.cimd import ClientJwks
 from authz.context import Context
 from authz.crypto import Keyring, load_or_create_kek
