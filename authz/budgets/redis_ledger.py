@@ -219,8 +219,10 @@ class RedisLedger:
         )
 
     def _load(self) -> None:
-        for name, source in (("reserve", RESERVE), ("group", RESERVE_GROUP), ("finish", FINISH), ("status", STATUS)):
-            self._sha[name] = str(self.client.script_load(source))
+        """Load every script, then publish the complete table in one assignment: a thread that reads
+        ``self._sha`` while another loads never sees it half filled."""
+        scripts = (("reserve", RESERVE), ("group", RESERVE_GROUP), ("finish", FINISH), ("status", STATUS))
+        self._sha = {name: str(self.client.script_load(source)) for name, source in scripts}
 
     def _eval(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
