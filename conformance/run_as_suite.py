@@ -270,15 +270,20 @@ def _get_when_listening(client: httpx2.Client, url: str, patience: float = 10.0)
             time.sleep(0.2)
 
 
-def report(result: Result) -> None:
-    print("\n=== conformance authorization (AS) checks ===")
-    for scenario, checks in result.scenarios.items():
+def print_checks(title: str, scenarios: dict[str, list[dict[str, Any]]], problems: list[str], ok: bool) -> None:
+    """One line per check of every scenario, then the runner's own problems and the verdict."""
+    print(f"\n=== {title} ===")
+    for scenario, checks in scenarios.items():
         for check in checks:
             extra = f" — {check['errorMessage']}" if check.get("errorMessage") else ""
             print(f"{check['status']:<8} {scenario} / {check['id']}{extra}")
-    for problem in result.problems:
+    for problem in problems:
         print(f"PROBLEM  {problem}")
-    print("PASS" if result.ok else "FAIL")
+    print("PASS" if ok else "FAIL")
+
+
+def report(result: Result) -> None:
+    print_checks("conformance authorization (AS) checks", result.scenarios, result.problems, result.ok)
 
 
 def main(argv: list[str] | None = None) -> int:

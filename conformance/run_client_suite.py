@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a file: make `conformance` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conformance.procs import REPO_ROOT, clean_env, kill_group
-from conformance.run_as_suite import PACKAGE, VERSION, RunnerError, ensure_suite, find_node
+from conformance.run_as_suite import PACKAGE, VERSION, RunnerError, ensure_suite, find_node, print_checks
 
 SCENARIOS = ("auth/client-credentials-jwt", "auth/client-credentials-basic")
 BAD_STATUSES = ("FAILURE", "SKIPPED")
@@ -116,14 +116,7 @@ def run(results_dir: Path, node: str, scenarios: tuple[str, ...] = SCENARIOS, ti
 
 
 def report(result: Result) -> None:
-    print("\n=== conformance client checks (agent_client) ===")
-    for scenario, checks in result.scenarios.items():
-        for check in checks:
-            extra = f" — {check['errorMessage']}" if check.get("errorMessage") else ""
-            print(f"{check['status']:<8} {scenario} / {check['id']}{extra}")
-    for problem in result.problems:
-        print(f"PROBLEM  {problem}")
-    print("PASS" if result.ok else "FAIL")
+    print_checks("conformance client checks (agent_client)", result.scenarios, result.problems, result.ok)
 
 
 def main(argv: list[str] | None = None) -> int:
