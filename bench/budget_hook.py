@@ -5,8 +5,9 @@ Everything on 127.0.0.1, real processes, a temporary data dir:
 - ``authz serve --dev`` (1 worker, SQLite ledger) with an agent holding a secret and a hard
   ``calls`` budget of 100,000,000 per day, and an admin client with scope ``budgets:use``;
 - two demo MCP servers (``python -m resource_server.demo --mode jwt``), each its own registered
-  resource: ``off`` without the hook, ``on`` with ``--budget-hook`` (reserve at the AS's
-  ``POST /api/v1/budgets/reserve`` before each tool call, settle in the background after);
+  resource: ``off`` without the hook, ``on`` with ``--budget-hook`` (lease budget slices at the AS's
+  ``POST /api/v1/budgets/reserve``, hand one unit to each tool call, settle leases in the background;
+  ``--lease-max 1`` reserves before every call instead);
 - an agent token (client_credentials, ``resource`` = that server) per server;
 - ``wrk`` POSTing a JSON-RPC ``tools/call`` of ``add`` with the bearer token, in interleaved rounds
   (the order alternates every round so neither variant always runs first).
@@ -15,7 +16,7 @@ Printed: per-round figures as ``#`` comments, then ``budget_hook.off.rps``, ``bu
 (medians), ``budget_hook.ratio`` (median of the per-round on/off ratios), the non-2xx and socket
 error counts (both must be 0; the script exits 1 otherwise) and the calls the AS charged.
 
-    python bench/budget_hook.py [--duration 5] [--rounds 3] [--connections 32] [--threads 2] [--keep]
+    python bench/budget_hook.py [--duration 5] [--rounds 3] [--connections 32] [--threads 2] [--lease-max 64] [--keep]
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load per server first")
+    p.add_argument("--lease-max", type=int, default=64, help="the hook's --budget-lease-max (1: no leasing)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir (server logs)")
     args = p.parse_args()
     if not shutil.which("wrk"):
@@ -151,7 +153,7 @@ def main() -> int:
         rs = fields(server.cli("admin-client", "create", "--name", "bench-mcp", "--scopes", "budgets:use").stdout)
         server.start()
 
-        hook = ["--budget-hook", "--budget-client-id", rs["client_id"]]
+        hook = ["--budget-hook", "--budget-client-id", rs["client_id"], "--budget-lease-max", str(args.lease_max)]
         demos.append(start_demo("off", ports["off"], server.issuer, data, [], {}))
         demos.append(
             start_demo("on", ports["on"], server.issuer, data, hook, {"RS_BUDGET_CLIENT_SECRET": rs["client_secret"]})

@@ -1,14 +1,30 @@
-"""``BudgetHook``: enforce the AS's budgets on every token use (issue 6), with at most one network
-round trip on the request's path.
+"""``BudgetHook``: enforce the AS's budgets on every token use (issue 6) without a network round
+trip on the request's path in the common case: the hook **leases budget slices**.
 
-``before()`` reserves ``calls=1`` (plus an optional token estimate) on every budget of the token's
-agent, team and workflow with one ``POST {issuer}/api/v1/budgets/reserve`` over a pooled httpx2
-client. An exhausted hard budget -> 429 with ``Retry-After`` (seconds until the period ends) and an
-RFC 9457 problem body naming the budget; the AS unreachable -> 503 (hard caps fail closed; pass
-``fail_closed=False`` to admit instead). ``after()`` queues the settle (or a release when the
-application failed before answering); a background task sends the queued settles in batches with
-``POST /api/v1/budgets/settle`` — never on the response path. A settle that is lost is harmless for
-the cap: the hold expires on the AS (the use is then not counted; metering is the durable record).
+A lease is one ordinary reservation at the AS (``POST {issuer}/api/v1/budgets/reserve`` with
+``units``: up to *n* uses of the per-use estimate, ``calls=1`` plus an optional token estimate,
+held on every budget of the token's agent, team and workflow, all or none). The hook hands the
+units out locally to the uses of that agent/team/workflow, one per request, and settles the lease
+once, in the background, with what was actually used (``calls`` admitted and answered, ``tokens``
+recorded by tool code with ``record_usage(tokens=...)``); units not used are freed by that settle.
+
+Sizing: a lease covers about ``lease_window`` seconds of the traffic last seen for its subject
+(at least the requests waiting for it, at most ``lease_max``); the first use of a subject leases
+one unit. A lease is returned after ``lease_idle`` seconds without use, or ``lease_age`` seconds
+after it was granted, whichever is first, and when exhausted once its last use finished. Near the
+cap the AS grants what still fits (at least one unit), so a hard cap is spent to the last unit and
+never beyond: every admitted use holds a unit of a reservation the ledger made all or none.
+
+What leasing costs, by design (docs/budgets.md, "Leases"): another replica may see a budget
+exhausted while units leased here are still unused (at most ``lease_max`` per subject, for at most
+``lease_idle`` seconds after the last use); and if this process dies with a lease out, the uses
+it admitted under that lease are not charged to the budget (the hold expires on the AS after
+``lease_hold`` seconds; metering remains the durable record of the calls). ``lease_max=1`` turns
+leasing off: one reservation per use, settled in background batches.
+
+Refusals: not even one unit fits a hard budget -> 429 with ``Retry-After`` (seconds until the period
+ends) and an RFC 9457 problem body naming the budget; the AS unreachable -> 503 (hard caps fail
+closed; pass ``fail_closed=False`` to admit instead).
 
 The resource server never imports ``authz``: it authenticates to the admin API as itself, with a
 ``client_credentials`` token for the resource ``{issuer}/api/v1`` and scope ``budgets:use``
@@ -22,10 +38,13 @@ of each member in turn works unchanged.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import math
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -40,6 +59,35 @@ SCOPE = "budgets:use"
 EXHAUSTED = "urn:authz:problem:budget-exhausted"
 UNAVAILABLE = "urn:authz:problem:budget-unavailable"
 
+Subject = tuple[str | None, str | None, str | None]  # (agent, team, workflow)
+
+
+@dataclass(eq=False, slots=True)
+class _Lease:
+    """Units of one reservation at the AS, handed out to uses of one subject."""
+
+    handle: str | None  # None: no budget applies to the subject (nothing to settle)
+    units: int
+    granted: float  # monotonic
+    taken: int = 0
+    inflight: int = 0
+    calls: int = 0  # uses that happened (charged)
+    tokens: int = 0
+    last_used: float = 0.0
+    retired: bool = False
+    settled: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _Slot:
+    """One subject's current lease and the uses waiting for the next one."""
+
+    lease: _Lease | None = None
+    size: int = 1  # the next lease's size
+    waiters: collections.deque[asyncio.Future[_Lease | Refusal | None]] = field(default_factory=collections.deque)
+    acquiring: bool = False
+    returned: float = 0.0  # when the last lease was retired (monotonic)
+
 
 class BudgetHook:
     def __init__(
@@ -53,16 +101,28 @@ class BudgetHook:
         timeout: float = 2.0,
         retry_after: int = 5,
         estimate_tokens: int = 0,
+        lease_max: int = 64,
+        lease_window: float = 0.25,
+        lease_idle: float = 1.0,
+        lease_age: float = 10.0,
+        lease_hold: float = 60.0,
         settle_batch: int = 500,
         settle_delay: float = 0.02,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
+        if lease_max < 1 or lease_max > 10_000:
+            raise ValueError("lease_max must be in [1, 10000]")
         self.issuer = issuer.rstrip("/")
         self.admin_api = (admin_api or self.issuer + "/api/v1").rstrip("/")
         self._auth = (client_id, client_secret)
         self.fail_closed = fail_closed
         self.retry_after = retry_after
         self.estimate_tokens = estimate_tokens
+        self.lease_max = lease_max
+        self.lease_window = lease_window
+        self.lease_idle = lease_idle
+        self.lease_age = min(lease_age, lease_hold / 2)
+        self.lease_hold = lease_hold
         self.settle_batch = settle_batch
         self.settle_delay = settle_delay
         self._own_client = http_client is None
@@ -72,9 +132,11 @@ class BudgetHook:
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
-        self._held: dict[int, str] = {}  # id(UseContext) -> reservation handle, between before and after
+        self._slots: dict[Subject, _Slot] = {}
+        self._held: dict[int, _Lease] = {}  # id(UseContext) -> its lease, between before and after
         self._queue: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the admin API token ------------------------------------------------------------------
@@ -107,27 +169,101 @@ class BudgetHook:
     # -- TokenUseHook ---------------------------------------------------------------------------
     async def before(self, ctx: UseContext) -> Refusal | None:
         token = ctx.token
-        if not (token.agent or token.team or token.workflow):
+        subject: Subject = (token.agent, token.team, token.workflow)
+        if not any(subject):
             return None  # nobody to charge: no budget can apply, no round trip
+        slot = self._slots.get(subject)
+        if slot is None:
+            slot = self._slots[subject] = _Slot()
+        now = time.monotonic()
+        lease = slot.lease
+        if lease is not None and not slot.waiters and now - lease.granted < self.lease_age:
+            self._take(slot, lease, ctx, now)  # the hot path: a unit of a lease already held
+            return None
+        waiter: asyncio.Future[_Lease | Refusal | None] = asyncio.get_running_loop().create_future()
+        slot.waiters.append(waiter)
+        if not slot.acquiring:
+            slot.acquiring = True
+            self._spawn(self._acquire(subject, slot))
+        try:
+            got = await waiter
+        except asyncio.CancelledError:
+            given = waiter.result() if waiter.done() and not waiter.cancelled() else None
+            if isinstance(given, _Lease):
+                self._finish(given, None)  # the unit was ours: hand it back uncharged
+            raise
+        if isinstance(got, _Lease):
+            self._held[id(ctx)] = got
+            return None
+        return got
+
+    def _take(self, slot: _Slot, lease: _Lease, ctx: UseContext | None, now: float) -> None:
+        lease.taken += 1
+        lease.inflight += 1
+        lease.last_used = now
+        if ctx is not None:
+            self._held[id(ctx)] = lease
+        if lease.taken >= lease.units:
+            self._retire(slot, lease, now)
+
+    async def _acquire(self, subject: Subject, slot: _Slot) -> None:
+        """Lease units for every use waiting on ``slot`` (one reserve per lease), then hand them out."""
+        try:
+            while slot.waiters:
+                if slot.lease is not None:
+                    self._retire(slot, slot.lease, time.monotonic())
+                units = min(self.lease_max, max(slot.size, len(slot.waiters)))
+                got = await self._lease(subject, units)
+                now = time.monotonic()
+                if not isinstance(got, _Lease):  # a refusal, or None: admitted without a hold (fail open)
+                    slot.size = 1
+                    while slot.waiters:
+                        waiter = slot.waiters.popleft()
+                        if not waiter.done():
+                            waiter.set_result(got)
+                    break
+                slot.lease = got
+                while slot.waiters and slot.lease is got:
+                    waiter = slot.waiters.popleft()
+                    if not waiter.done():
+                        self._take(slot, got, None, now)
+                        waiter.set_result(got)
+                if got.taken == 0:  # every waiter went away
+                    got.last_used = now
+            self._ensure_sweeper()
+        except BaseException as exc:
+            refusal = self._unreachable(f"{type(exc).__name__}: {exc}")
+            while slot.waiters:
+                waiter = slot.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(refusal)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            slot.acquiring = False
+
+    async def _lease(self, subject: Subject, units: int) -> _Lease | Refusal | None:
         estimate: dict[str, Any] = {"calls": 1}
         if self.estimate_tokens:
             estimate["tokens"] = self.estimate_tokens
+        agent, team, workflow = subject
         payload = {
-            "agent": token.agent,
-            "team": token.team,
-            "workflow": token.workflow,
+            "agent": agent,
+            "team": team,
+            "workflow": workflow,
             "request_id": secrets.token_hex(12),
             "estimate": estimate,
+            "units": units,
+            "ttl": self.lease_hold,
         }
         try:
             r = await self._post("/budgets/reserve", payload)
-        except (httpx2.HTTPError, ValueError, KeyError) as exc:
+            if r.status_code == 200:
+                doc = r.json()
+                granted = int(doc.get("units", 1)) if doc.get("reservation_id") else units
+                return _Lease(handle=doc.get("reservation_id"), units=max(1, granted), granted=time.monotonic())
+        except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
             return self._unreachable(f"{type(exc).__name__}: {exc}")
-        if r.status_code == 200:
-            handle = r.json().get("reservation_id")
-            if handle:
-                self._held[id(ctx)] = handle
-            return None
         if r.status_code == 429:
             return _refusal(r, 429)
         if r.status_code == 503 and r.headers.get("content-type", "").startswith("application/problem+json"):
@@ -135,19 +271,71 @@ class BudgetHook:
         return self._unreachable(f"budget reserve answered {r.status_code}")
 
     async def after(self, ctx: UseContext, outcome: UseOutcome) -> None:
-        handle = self._held.pop(id(ctx), None)
-        if handle is None:
+        lease = self._held.pop(id(ctx), None)
+        if lease is not None:
+            self._finish(lease, outcome)
+
+    def _finish(self, lease: _Lease, outcome: UseOutcome | None) -> None:
+        """One use of ``lease`` is over: count it unless it did not happen (or failed on our side)."""
+        lease.inflight -= 1
+        if outcome is not None and outcome.status is not None and outcome.status < 500:
+            lease.calls += 1
+            lease.tokens += int(outcome.usage.get("tokens", 0) or 0)
+        if lease.retired and lease.inflight == 0:
+            self._settle_lease(lease)
+
+    def _retire(self, slot: _Slot, lease: _Lease, now: float) -> None:
+        """No more units from ``lease``: learn the subject's rate from it, settle once it is idle."""
+        if lease.retired:
             return
-        item: dict[str, Any] = {"reservation_id": handle}
-        if outcome.status is None or outcome.status >= 500:
-            item["release"] = True  # the use did not happen (or failed on our side): charge nothing
+        lease.retired = True
+        slot.returned = now
+        if slot.lease is lease:
+            slot.lease = None
+        age = max(now - lease.granted, 1e-3)
+        slot.size = max(1, min(self.lease_max, math.ceil(lease.taken / age * self.lease_window)))
+        if lease.inflight == 0:
+            self._settle_lease(lease)
+
+    def _settle_lease(self, lease: _Lease) -> None:
+        if lease.settled or lease.handle is None:
+            return
+        lease.settled = True
+        item: dict[str, Any] = {"reservation_id": lease.handle}
+        if lease.calls == 0 and lease.tokens == 0:
+            item["release"] = True  # no use happened: charge nothing
         else:
-            tokens = int(outcome.usage.get("tokens", 0) or 0)
-            if tokens or self.estimate_tokens:
-                item["actual"] = {"calls": 1, "tokens": tokens}
+            item["actual"] = {"calls": lease.calls, "tokens": lease.tokens}
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    # -- returning idle leases ------------------------------------------------------------------
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while self._slots:
+            await asyncio.sleep(min(self.lease_idle, self.lease_age) / 2)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float, *, everything: bool = False) -> None:
+        """Return leases idle for ``lease_idle`` seconds or older than ``lease_age`` (all: ``everything``)."""
+        for subject, slot in list(self._slots.items()):
+            lease = slot.lease
+            if lease is not None and (
+                everything or now - lease.last_used >= self.lease_idle or now - lease.granted >= self.lease_age
+            ):
+                self._retire(slot, lease, now)
+            idle = slot.lease is None and not slot.waiters and not slot.acquiring
+            if idle and (everything or now - slot.returned >= 3 * self.lease_age):
+                del self._slots[subject]  # forget the rate of a subject gone quiet
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _unreachable(self, why: str) -> Refusal | None:
         if not self.fail_closed:
@@ -167,9 +355,7 @@ class BudgetHook:
         await asyncio.sleep(self.settle_delay)  # let concurrent uses join the batch
         while self._queue:
             batch, self._queue = self._queue[: self.settle_batch], self._queue[self.settle_batch :]
-            task = asyncio.get_running_loop().create_task(self._settle(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._settle(batch))
 
     async def _settle(self, batch: list[dict[str, Any]]) -> None:
         for attempt in range(3):
@@ -184,7 +370,9 @@ class BudgetHook:
         log.error("giving up on %d budget settles; their holds expire on the AS", len(batch))
 
     async def drain(self) -> None:
-        """Wait until every queued settle has been sent (tests, shutdown)."""
+        """Return every lease (once its uses finished) and wait until every settle has been sent
+        (tests, shutdown)."""
+        self.sweep(time.monotonic(), everything=True)
         while (self._flusher is not None and not self._flusher.done()) or self._tasks:
             if self._flusher is not None and not self._flusher.done():
                 await self._flusher
@@ -193,6 +381,8 @@ class BudgetHook:
 
     async def aclose(self) -> None:
         await self.drain()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._own_client:
             await self._http.aclose()
 

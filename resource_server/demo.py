@@ -8,8 +8,9 @@ Tools and the scopes they need: ``whoami`` and ``add`` (``tools:read``), ``write
 which implies ``tools:read``. In ``jwt`` mode (the default) no client credentials are needed.
 
 ``--budget-hook`` enforces the AS's budgets on every token use (:class:`resource_server.budget.BudgetHook`):
-the server reserves at the AS's admin API as the client ``--budget-client-id``/``--budget-client-secret``
-(env ``RS_BUDGET_CLIENT_ID``/``RS_BUDGET_CLIENT_SECRET``; ``authz admin-client create --scopes budgets:use``).
+the server leases budget slices at the AS's admin API as the client ``--budget-client-id``/``--budget-client-secret``
+(env ``RS_BUDGET_CLIENT_ID``/``RS_BUDGET_CLIENT_SECRET``; ``authz admin-client create --scopes budgets:use``);
+``--budget-lease-max 1`` reserves per call instead.
 
 ``--metering`` reports a ``call.completed`` event per token use to the AS's metering API
 (``POST {issuer}/api/v1/metering/events``) with :class:`resource_server.usage.UsageReporter`, as a
@@ -168,7 +169,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--client-secret", default=os.environ.get("RS_CLIENT_SECRET"), help="or env RS_CLIENT_SECRET")
     p.add_argument("--stateful", action="store_true", help="keep MCP sessions (default: stateless)")
     p.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
-    p.add_argument("--budget-hook", action="store_true", help="enforce the AS's budgets (reserve/settle per call)")
+    p.add_argument(
+        "--budget-hook", action="store_true", help="enforce the AS's budgets (lease budget slices, settle after)"
+    )
     p.add_argument("--budget-client-id", default=os.environ.get("RS_BUDGET_CLIENT_ID"))
     p.add_argument(
         "--budget-client-secret",
@@ -176,6 +179,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="or env RS_BUDGET_CLIENT_SECRET",
     )
     p.add_argument("--budget-fail-open", action="store_true", help="admit calls when the AS cannot be reached")
+    p.add_argument(
+        "--budget-lease-max",
+        type=int,
+        default=64,
+        help="most uses one budget lease covers (default 64; 1 = one reservation per use, no leasing)",
+    )
     p.add_argument("--metering", action="store_true", help="report usage events to the AS (needs a metering client)")
     p.add_argument("--metering-client-id", default=os.environ.get("RS_METERING_CLIENT_ID"))
     p.add_argument(
@@ -207,7 +216,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not (args.budget_client_id and args.budget_client_secret):
             raise SystemExit("--budget-hook needs --budget-client-id and --budget-client-secret (scope budgets:use)")
         hook = BudgetHook(
-            args.issuer, args.budget_client_id, args.budget_client_secret, fail_closed=not args.budget_fail_open
+            args.issuer,
+            args.budget_client_id,
+            args.budget_client_secret,
+            fail_closed=not args.budget_fail_open,
+            lease_max=args.budget_lease_max,
         )
     reporter: UsageReporter | None = None
     if args.metering:

@@ -297,7 +297,14 @@ class ReserveIn(_In):
     request_id: str | None = Field(
         None, max_length=128, description="Idempotency key, unique per use (scoped to the calling client)."
     )
-    estimate: UsageIn = Field(default_factory=lambda: UsageIn(calls=1))
+    estimate: UsageIn = Field(default_factory=lambda: UsageIn(calls=1), description="The use (per unit).")
+    units: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="A lease: hold up to this many uses of `estimate` at once; near the cap fewer are granted "
+        "(at least one) and the answer's `units` says how many. Settle the lease once with the total actual use.",
+    )
     ttl: float | None = Field(None, gt=0, le=3600, description="Seconds the hold lasts if never settled.")
 
 
@@ -306,6 +313,7 @@ class ReservedOut(BaseModel):
     budgets: list[str]
     expires_at: datetime | None
     pending: bool = False
+    units: int = Field(1, description="Uses of the estimate held (a lease); 1 unless `units` asked for more.")
 
 
 class SettleItem(_In):
@@ -390,7 +398,7 @@ def reserve_use(call: Call) -> tuple[int, ReservedOut]:
         return 200, ReservedOut(reservation_id=None, budgets=[], expires_at=None)
     rid = f"{call.principal.client_id}:{body.request_id or secrets.token_hex(16)}"
     try:
-        got = svc.reserve(budgets, body.estimate.usage(), request_id=rid, ttl=body.ttl)
+        got, units = svc.reserve_units(budgets, body.estimate.usage(), body.units, request_id=rid, ttl=body.ttl)
     except BudgetError as exc:
         raise ApiProblem(422, str(exc)) from exc
     if isinstance(got, Exhausted):
@@ -400,6 +408,7 @@ def reserve_use(call: Call) -> tuple[int, ReservedOut]:
         budgets=[i.budget_id for i in got.items],
         expires_at=_ts(got.expires_at),
         pending=got.pending,
+        units=units,
     )
     return 200, out
 

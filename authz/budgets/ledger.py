@@ -6,7 +6,9 @@ Two implementations share one contract test suite: :class:`authz.budgets.redis_l
 
 Rules both follow:
 
-* a hard budget refuses when ``spent + reserved + amount > limit``; a soft one never refuses but counts;
+* a hard budget refuses when ``spent + reserved + max(amount, 1) > limit``: an amount above what is
+  left, or any use at all (even one estimated at 0, e.g. a tool call that will report its tokens
+  afterwards) once the window is fully spent or held; a soft one never refuses but counts;
 * a reservation counts until its ``expires_at`` and then stops counting by itself: expired
   reservations are subtracted lazily by the next operation on the window, so no sweeper is needed
   for correctness (``sweep`` only deletes old rows/keys);

@@ -68,7 +68,7 @@ for i = 1, n do
   purge(KEYS[2*i], KEYS[2*i+1], now)
   if ARGV[b+3] == '1' then
     local v = redis.call('HMGET', KEYS[2*i], 'spent', 'reserved')
-    if (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + tonumber(ARGV[b+1]) > tonumber(ARGV[b+2]) then
+    if (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + math.max(tonumber(ARGV[b+1]), 1) > tonumber(ARGV[b+2]) then
       return {0, i}
     end
   end
@@ -147,7 +147,9 @@ for j = 1, m do
     local refused = nil
     for i = 1, n do
       local b = 4 + (i-1)*3
-      if ARGV[b+2] == '1' and used[i] + tonumber(ARGV[a+3+i]) > tonumber(ARGV[b+1]) then refused = i; break end
+      if ARGV[b+2] == '1' and used[i] + math.max(tonumber(ARGV[a+3+i]), 1) > tonumber(ARGV[b+1]) then
+        refused = i; break
+      end
     end
     if refused then
       out[j] = 'x' .. refused

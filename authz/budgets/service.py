@@ -43,11 +43,17 @@ class Usage:
     cost: int = 0  # micro-units of ``currency``
     currency: str | None = None
 
+    def times(self, n: int) -> Usage:
+        """``n`` uses of this size (a lease of ``n`` units)."""
+        return Usage(tokens=self.tokens * n, calls=self.calls * n, cost=self.cost * n, currency=self.currency)
+
     def amount(self, budget: Budget) -> int:
         if budget.metric == "tokens":
             return self.tokens
         if budget.metric == "calls":
             return self.calls
+        if self.cost == 0:  # nothing priced yet (a tool call's cost arrives with its token events)
+            return 0
         if self.currency != budget.currency:  # never price a cost budget at 0 for want of a price
             raise BudgetError(f"budget {budget.id} counts {budget.currency}; the usage is priced in {self.currency}")
         return self.cost
@@ -149,6 +155,43 @@ class BudgetService:
             at = self.now()
             items = tuple(Item(b.id, self._windows.get(b, at).key, amount) for b, amount in charges)
             return Reservation(rid, items, at + ttl, pending=True)
+
+    def reserve_units(
+        self,
+        budgets: Sequence[Budget],
+        per_use: Usage,
+        units: int,
+        *,
+        request_id: str | None = None,
+        ttl: float | None = None,
+    ) -> tuple[Reservation | Exhausted, int]:
+        """Lease up to ``units`` uses of ``per_use`` in one hold: as many as every budget can take.
+
+        A resource server that leases budget slices (docs/budgets.md, "Leases") asks for the uses it
+        expects in the next fraction of a second; near the cap it gets what still fits (at least one
+        use) instead of a refusal, so the cap is spent to the last unit and never beyond: a lease is
+        an ordinary all-or-none reservation of ``k * per_use``. Returns the reservation (or the
+        refusal when not even one use fits) and ``k``.
+        """
+        rid = request_id or "rq_" + secrets.token_hex(16)
+        want = max(1, units)
+        for attempt in range(6):
+            attempt_id = rid if attempt == 0 else f"{rid}~{attempt}"
+            got = self.reserve(budgets, per_use.times(want), request_id=attempt_id, ttl=ttl)
+            if isinstance(got, Reservation) or got.reason != "exhausted" or want == 1:
+                return got, want
+            refusing = self._budget(got.budget_id)
+            step = per_use.amount(refusing) if refusing is not None else 0
+            if refusing is None or step <= 0:
+                return got, want
+            try:
+                fits = self.ledger.status(refusing).remaining // step
+            except LedgerUnavailable:
+                return got, want
+            if fits < 1:
+                return got, want
+            want = min(want - 1, fits)
+        return self.reserve(budgets, per_use, request_id=f"{rid}~last", ttl=ttl), 1
 
     def settle(self, reservation: Reservation | str, actual: Usage | None = None) -> Settled:
         """Record the actual use (default: the estimate reserved) and enqueue crossed threshold webhooks."""

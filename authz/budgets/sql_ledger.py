@@ -116,7 +116,7 @@ class SqlLedger:
                     return Reservation(request_id, (), expires_ms / 1000)
                 used = self._lock_windows(conn, [(i.budget_id, i.period_key) for _, i, _ in planned], at_ms)
                 for budget, item, w in planned:
-                    if budget.hard and used[(item.budget_id, item.period_key)] + item.amount > budget.limit:
+                    if budget.hard and used[(item.budget_id, item.period_key)] + max(item.amount, 1) > budget.limit:
                         return Exhausted(budget.id, w.end)
                 conn.execute(
                     RES.insert().values(

@@ -1,7 +1,8 @@
-"""``BudgetHook`` against a stub AS: refusals, fail closed / open, background settles in batches."""
+"""``BudgetHook`` against a stub AS: leases, refusals, fail closed / open, background settles in batches."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -87,8 +88,124 @@ async def test_settles_are_batched_in_the_background_and_failures_release() -> N
     await h.drain()
     assert len(stub.settles) == 1
     assert stub.settles[0] == [
-        {"reservation_id": "h"},
+        {"reservation_id": "h", "actual": {"calls": 1, "tokens": 0}},
         {"reservation_id": "h", "release": True},
         {"reservation_id": "h", "actual": {"calls": 1, "tokens": 42}},
     ]
     await h.aclose()
+
+
+class LeasingAS:
+    """A stub AS that grants what fits of ``units`` against one hard call cap, like the real one."""
+
+    def __init__(self, cap: int = 1_000_000) -> None:
+        self.cap, self.held, self.spent = cap, 0, 0
+        self.reserves: list[int] = []  # units asked, per reserve
+        self.leases: dict[str, int] = {}
+        self.settled: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/token":
+            return httpx2.Response(200, json={"access_token": "t", "expires_in": 300})
+        body = json.loads(request.content)
+        if request.url.path == "/api/v1/budgets/reserve":
+            self.reserves.append(body["units"])
+            fits = min(body["units"], self.cap - self.spent - self.held)
+            if fits < 1:
+                return httpx2.Response(429, json={"title": "Budget exhausted", "budget_id": "b"},
+                                       headers={"Retry-After": "60"})  # fmt: skip
+            handle = f"h{len(self.reserves)}"
+            self.leases[handle] = fits
+            self.held += fits
+            return httpx2.Response(200, json={"reservation_id": handle, "budgets": ["b"], "units": fits})
+        for item in body["settlements"]:
+            self.held -= self.leases.pop(item["reservation_id"])
+            self.spent += 0 if item.get("release") else item["actual"]["calls"]
+            self.settled.append(item)
+        return httpx2.Response(200, json={"results": []})
+
+
+def leasing_hook(stub: LeasingAS, **kw: Any) -> BudgetHook:
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(stub))
+    return BudgetHook(ISSUER, "rs", "secret", http_client=client, settle_delay=0, **kw)
+
+
+async def run_use(h: BudgetHook, status: int | None = 200) -> int:
+    u = use(agent="a", team="t")
+    refusal = await h.before(u)
+    if refusal is not None:
+        return refusal.status
+    await asyncio.sleep(0)
+    await h.after(u, UseOutcome(status=status, duration=0.0))
+    return 200
+
+
+async def test_concurrent_uses_share_one_lease_and_settle_it_once() -> None:
+    stub = LeasingAS()
+    h = leasing_hook(stub)
+    assert await asyncio.gather(*(run_use(h) for _ in range(20))) == [200] * 20
+    assert stub.reserves == [20]  # one round trip for every use waiting on the first lease
+    await h.drain()
+    assert stub.settled == [{"reservation_id": "h1", "actual": {"calls": 20, "tokens": 0}}]
+    assert (stub.spent, stub.held) == (20, 0)
+    await h.aclose()
+
+
+async def test_later_uses_take_units_of_a_held_lease_without_a_round_trip() -> None:
+    stub = LeasingAS()
+    h = leasing_hook(stub, lease_max=50)
+    assert await asyncio.gather(*(run_use(h) for _ in range(5))) == [200] * 5
+    assert stub.reserves == [5]
+    for _ in range(30):  # the burst taught the hook the rate: the next lease covers many uses
+        assert await run_use(h) == 200
+    assert stub.reserves == [5, 50]
+    assert await run_use(h, status=None) == 200  # failed before answering: not charged
+    await h.drain()  # returns the rest of the lease
+    assert (stub.spent, stub.held) == (35, 0)
+    assert stub.settled[-1] == {"reservation_id": "h2", "actual": {"calls": 30, "tokens": 0}}
+    await h.aclose()
+
+
+async def test_near_the_cap_the_lease_shrinks_and_the_rest_is_refused() -> None:
+    stub = LeasingAS(cap=7)
+    h = leasing_hook(stub)
+    statuses = await asyncio.gather(*(run_use(h) for _ in range(10)))
+    assert sorted(statuses) == [200] * 7 + [429] * 3
+    assert stub.reserves == [10, 64]  # 7 granted of 10; the 3 still waiting asked again (at the learnt size): refused
+    await h.drain()
+    assert (stub.spent, stub.held) == (7, 0)
+    assert await run_use(h) == 429
+    await h.aclose()
+
+
+async def test_an_idle_lease_is_returned_and_the_subject_forgotten() -> None:
+    stub = LeasingAS()
+    h = leasing_hook(stub, lease_idle=0.5, lease_age=5.0)
+    await asyncio.gather(*(run_use(h) for _ in range(3)))
+    await run_use(h)  # a second, larger lease, mostly unused
+    assert len(stub.reserves) == 2 and stub.held > 1
+    h.sweep(time.monotonic() + 0.1)
+    assert stub.held > 1  # not idle long enough yet
+    h.sweep(time.monotonic() + 1.0)
+    await h.drain()
+    assert (stub.spent, stub.held) == (4, 0)
+    h.sweep(time.monotonic() + 60)
+    assert h._slots == {}
+    await h.aclose()
+
+
+async def test_a_use_cancelled_while_waiting_takes_no_unit() -> None:
+    stub = LeasingAS()
+    h = leasing_hook(stub)
+    gone = asyncio.create_task(h.before(use(agent="a", team="t")))
+    await asyncio.sleep(0)  # it is waiting for the first lease
+    gone.cancel()
+    assert await run_use(h) == 200
+    await h.drain()
+    assert stub.spent == 1 and stub.held == 0
+    await h.aclose()
+
+
+def test_lease_max_is_bounded() -> None:
+    with pytest.raises(ValueError, match="lease_max"):
+        BudgetHook(ISSUER, "rs", "secret", lease_max=0)

@@ -44,6 +44,18 @@ def test_hard_cap_refuses_past_the_limit(ledger: Ledger, clock: Clock) -> None:
     assert (s.spent, s.reserved, s.remaining) == (2, 4, 4)
 
 
+def test_a_spent_hard_budget_refuses_even_a_zero_estimate(ledger: Ledger) -> None:
+    b = budget(limit=3, metric="tokens")
+    assert isinstance(ledger.reserve("z1", [(b, 0)], 60), Reservation)  # tokens reported afterwards
+    ledger.settle(reserved(ledger, b, "r1", 3), {"b1": 3})
+    refused = ledger.reserve("z2", [(b, 0)], 60)
+    assert isinstance(refused, Exhausted) and refused.budget_id == "b1"
+    many = ledger.reserve_many([("z3", [(b, 0)], 60)])
+    assert isinstance(many[0], Exhausted)
+    soft = budget(limit=3, metric="tokens", hard=False)
+    assert isinstance(ledger.reserve("z4", [(soft, 0)], 60), Reservation)
+
+
 def test_concurrent_threads_and_processes_end_exactly_at_the_cap(
     spec: Spec, ledger_factory: Callable[..., Ledger]
 ) -> None:

@@ -59,10 +59,35 @@ def test_applicable_covers_agent_team_and_workflow(store: BudgetStore, engine: E
 def test_a_cost_budget_is_never_charged_zero_for_want_of_a_price(
     store: BudgetStore, engine: Engine, clock: Clock
 ) -> None:
-    store.create("agent", "a1", metric="cost", limit=10, currency="USD")
+    b, _ = store.create("agent", "a1", metric="cost", limit=10, currency="USD")
     svc = BudgetService(store, SqlLedger(engine, now=clock), now=clock)
-    with pytest.raises(BudgetError):
-        svc.reserve_for_use({"agent": "a1"}, Usage(calls=1))
+    with pytest.raises(BudgetError, match="priced in EUR"):  # a price in another currency is not a USD amount
+        svc.reserve_for_use({"agent": "a1"}, Usage(calls=1, cost=5, currency="EUR"))
+    # a tool call before its tokens are priced holds nothing on the cost budget ...
+    got = svc.reserve_for_use({"agent": "a1"}, Usage(calls=1))
+    assert isinstance(got, Reservation) and [i.amount for i in got.items] == [0]
+    svc.settle(got, Usage(calls=1, cost=10, currency="USD"))
+    # ... but once the budget is spent, even a use estimated at 0 is refused (hard cap)
+    refused = svc.reserve_for_use({"agent": "a1"}, Usage(calls=1))
+    assert isinstance(refused, Exhausted) and refused.budget_id == b.id
+
+
+def test_reserve_units_grants_what_fits_of_a_lease_across_budgets(
+    store: BudgetStore, engine: Engine, clock: Clock
+) -> None:
+    calls, _ = store.create("agent", "a1", metric="calls", limit=10)
+    tokens, _ = store.create("team", "t1", metric="tokens", limit=100)
+    svc = BudgetService(store, SqlLedger(engine, now=clock), now=clock)
+    budgets = svc.applicable("a1", "t1", None)
+    got, units = svc.reserve_units(budgets, Usage(calls=1, tokens=30), 8)
+    assert isinstance(got, Reservation) and units == 3  # the team's tokens fit three uses of 30
+    assert {i.budget_id: i.amount for i in got.items} == {calls.id: 3, tokens.id: 90}
+    refused, units = svc.reserve_units(budgets, Usage(calls=1, tokens=30), 8)
+    assert isinstance(refused, Exhausted) and refused.budget_id == tokens.id
+    svc.settle(got, Usage(calls=2, tokens=40))  # two uses happened; the third unit is freed
+    assert (svc.status(calls).spent, svc.status(calls).reserved, svc.status(tokens).spent) == (2, 0, 40)
+    got, units = svc.reserve_units(budgets, Usage(calls=1, tokens=0), 50)
+    assert isinstance(got, Reservation) and units == 8  # calls left: 10 - 2
 
 
 def test_check_issuance_refuses_a_hard_exhausted_budget_until_period_end(

@@ -62,7 +62,28 @@ async def test_reserve_settle_and_429(authz: AS) -> None:
         "budgets": [],
         "expires_at": None,
         "pending": False,
+        "units": 1,
     }
+
+
+async def test_a_lease_grants_what_fits_then_429(authz: AS) -> None:
+    h = {"Authorization": f"Bearer {await admin_token(authz, 'budgets:use', 'rs')}"}
+    b = _budget(authz, "agent", "agt_l", 5)
+    body = {"agent": "agt_l", "estimate": {"calls": 1}, "units": 8, "ttl": 30}
+    r = await authz.http.post("/api/v1/budgets/reserve", json=body, headers=h)
+    assert r.status_code == 200 and r.json()["units"] == 5, r.text
+    lease = r.json()["reservation_id"]
+    r = await authz.http.post("/api/v1/budgets/reserve", json=body, headers=h)
+    assert r.status_code == 429
+    settle = {"settlements": [{"reservation_id": lease, "actual": {"calls": 3}}]}
+    assert (await authz.http.post("/api/v1/budgets/settle", json=settle, headers=h)).status_code == 200
+    svc = authz.ctx.budgets
+    assert svc is not None
+    assert (svc.status(b).spent, svc.status(b).reserved) == (3, 0)  # the two unused units are free again
+    r = await authz.http.post("/api/v1/budgets/reserve", json=body, headers=h)
+    assert r.json()["units"] == 2
+    r = await authz.http.post("/api/v1/budgets/reserve", json={**body, "units": 10_001}, headers=h)
+    assert r.status_code == 422
 
 
 async def test_scope_is_required(authz: AS) -> None:
