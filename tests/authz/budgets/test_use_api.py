@@ -129,3 +129,41 @@ async def test_hook_against_the_real_as(authz: AS) -> None:
     assert await hook.before(UseContext(nobody, (), "POST", "/mcp", frozenset())) is None
     await hook.aclose()
     await http.aclose()
+
+
+async def test_two_leasing_replicas_spend_a_hard_cap_exactly(authz: AS) -> None:
+    """Two resource-server replicas leasing slices of one hard cap under concurrency: exactly the cap."""
+    import asyncio
+
+    from authz.admin.bootstrap import create_admin_client
+
+    reg = create_admin_client(authz.ctx.store, authz.ctx.keyring, authz.settings, name="mcp2", scopes=["budgets:use"])
+    assert reg.client_secret
+    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=authz.app))
+    hooks = [
+        BudgetHook(ISSUER, reg.client_id, reg.client_secret, http_client=http, settle_delay=0, lease_max=16)
+        for _ in range(2)
+    ]
+    cap = 50
+    b = _budget(authz, "agent", "agt_cap", cap)
+    info = TokenInfo.from_claims({"sub": "u", "agent": "agt_cap", "exp": time.time() + 60})
+
+    async def one(hook: BudgetHook) -> int:
+        u = UseContext(token=info, calls=(), http_method="POST", path="/mcp", required_scopes=frozenset())
+        refused = await hook.before(u)
+        if refused is not None:
+            return refused.status
+        await asyncio.sleep(0.001)
+        await hook.after(u, UseOutcome(status=200, duration=0.001))
+        return 200
+
+    statuses = await asyncio.gather(*(one(hooks[i % 2]) for i in range(4 * cap)))
+    assert statuses.count(200) == cap and statuses.count(429) == 3 * cap
+    for hook in hooks:
+        await hook.drain()
+    svc = authz.ctx.budgets
+    assert svc is not None
+    assert (svc.status(b).spent, svc.status(b).reserved) == (cap, 0)
+    for hook in hooks:
+        await hook.aclose()
+    await http.aclose()
