@@ -88,6 +88,7 @@ class BudgetService:
         self._lock = threading.Lock()
         self._windows = WindowCache()
         self._unrecorded: collections.deque[tuple[str, str, int]] = collections.deque(maxlen=100_000)
+        self._charging = threading.Lock()
 
     # -- definitions ------------------------------------------------------------------------------
     def applicable(self, agent: str | None, team: str | None, workflow: str | None) -> tuple[Budget, ...]:
@@ -275,9 +276,10 @@ class BudgetService:
         with engine.begin() as conn:
             conn.execute(insert(PENDING).values(values).on_conflict_do_nothing())
 
-    def reconcile(self) -> int:
-        """Charge fail-open usage recorded during an outage, then make sure every threshold already
-        reached in the current windows has its webhook enqueued. Returns the pending rows applied."""
+    def charge_pending(self, batch: int = 1000) -> int:
+        """Charge every unapplied ``budget_pending_usage`` row to the ledger once (``pending:<row>``,
+        idempotent: a crash between the charge and marking the row applied re-finds the same
+        reservation and its settle answers ``already``). Charged as soft: the use already happened."""
         engine = self.store.engine
         if self._unrecorded:
             drained = [self._unrecorded.popleft() for _ in range(len(self._unrecorded))]
@@ -286,20 +288,35 @@ class BudgetService:
             except SQLAlchemyError:
                 self._unrecorded.extend(drained)
                 raise
-        with engine.connect() as conn:
-            pending = conn.execute(select(PENDING).where(PENDING.c.applied_at_ms.is_(None)).limit(1000)).all()
         applied = 0
-        for row in pending:
-            budget = self._budget(row.budget_id)
-            if budget is not None:
-                rid = f"pending:{row.id}"
-                # The use already happened: charge it as soft (never refused), idempotently by id.
-                got = self.ledger.reserve(rid, [(replace(budget, hard=False), row.amount)], self.reservation_ttl)
-                if isinstance(got, Reservation):
-                    self._thresholds(self.ledger.settle(got, {budget.id: row.amount}))
-            with engine.begin() as conn:
-                conn.execute(update(PENDING).where(PENDING.c.id == row.id).values(applied_at_ms=int(self.now() * 1000)))
-            applied += 1
+        with self._charging:  # one charger per process (the ids make concurrent replicas safe too)
+            while True:
+                with engine.connect() as conn:
+                    pending = conn.execute(
+                        select(PENDING).where(PENDING.c.applied_at_ms.is_(None)).order_by(PENDING.c.id).limit(batch)
+                    ).all()
+                for row in pending:
+                    budget = self._budget(row.budget_id)
+                    if budget is not None:
+                        rid = f"pending:{row.id}"
+                        got = self.ledger.reserve(
+                            rid, [(replace(budget, hard=False), row.amount)], self.reservation_ttl
+                        )
+                        if isinstance(got, Reservation):
+                            self._thresholds(self.ledger.settle(got, {budget.id: row.amount}))
+                    with engine.begin() as conn:
+                        conn.execute(
+                            update(PENDING).where(PENDING.c.id == row.id).values(applied_at_ms=int(self.now() * 1000))
+                        )
+                    applied += 1
+                if len(pending) < batch:
+                    return applied
+
+    def reconcile(self) -> int:
+        """Charge pending usage (fail-open spend recorded during an outage, token and cost spend
+        recorded by metering), then make sure every threshold already reached in the current windows
+        has its webhook enqueued. Returns the pending rows applied."""
+        applied = self.charge_pending()
         if self.outbox is not None:
             for budget in self.store.list_budgets():
                 if budget.thresholds:
