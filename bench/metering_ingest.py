@@ -1,15 +1,19 @@
 """Metering benchmarks: durable ingestion throughput, flush lag, usage query over many events.
 
     python bench/metering_ingest.py [--events 20000] [--query-events 10000000] [--backends sqlite,postgres,redis]
+                                    [--parts ingest,lag,query]
 
-Prints ``metering.<backend>.ingest_eps.batch100 N``, ``...batch1000``, ``metering.<backend>.flush_lag_p99_ms``
-(with the interval) and ``metering.query.<granularity>_ms`` for a usage query over ``--query-events``
-events generated straight into the hourly rollups (the query reads only rollups).
+Prints ``metering.<backend>.ingest_eps.batch100 N``, ``...batch1000`` (each followed by the
+``flush_eps`` of draining what it ingested), ``metering.<backend>.flush_lag_p99_ms`` (with the
+interval) and ``visible_lag_p99_ms`` (until the flush committed), and ``metering.query.<granularity>_ms``
+for a usage query over ``--query-events`` events generated straight into the hourly rollups (the
+query reads only rollups). PostgreSQL runs get a scratch database, dropped at exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import statistics
 import tempfile
@@ -21,7 +25,17 @@ from sqlalchemy import text
 
 import migrations
 from authz.metering import MeteringConfig, MeteringService
-from authz.metering.sink import DIMS, ROLLUPS, calendar, dims_key
+from authz.metering.sink import (
+    DAILY,
+    DAILY_COLUMNS,
+    DIMS,
+    MONTHLY,
+    MONTHLY_COLUMNS,
+    ROLLUPS,
+    SUMS,
+    calendar,
+    dims_key,
+)
 from authz.storage.db import make_engine
 
 PG = os.environ.get("AUTHZ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -68,6 +82,13 @@ def make_events(n: int, prefix: str) -> list[dict[str, Any]]:
     return out
 
 
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def fresh_db(kind: str) -> tuple[str, Any]:
     if kind == "postgres":
         import psycopg
@@ -77,6 +98,7 @@ def fresh_db(kind: str) -> tuple[str, Any]:
             c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             c.execute(f"CREATE DATABASE {name}")
         url = PG.rsplit("/", 1)[0] + "/" + name
+        atexit.register(_drop_database, name)  # leftover databases cost later runs (autovacuum, disk)
     else:
         url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     migrations.upgrade(url)
@@ -113,9 +135,23 @@ def bench_ingest(backend: str, n: int) -> None:
 
 
 def bench_flush_lag(backend: str, interval: float, seconds: float, rate: int) -> None:
-    """Ingest ``rate`` events/s in batches of 100 with the background flusher on; lag = flushed - received."""
+    """Ingest ``rate`` events/s in batches of 100 with the background flusher on.
+
+    ``flush_lag`` = ``flushed_at_ms - received_at_ms`` (``flushed_at_ms`` is when the flush of the
+    event's chunk started); ``visible_lag`` adds that chunk's flush time: when the event's commit was
+    done, i.e. when usage queries could see it.
+    """
     svc, client = service(backend)
     svc.config = MeteringConfig(flush_interval_s=interval, flush_batch_size=100_000)
+    drain = svc.buffer.drain
+    done_ms: dict[int, int] = {}
+
+    def timed_drain(limit: int, now_ms: int) -> Any:
+        result = drain(limit, now_ms)
+        done_ms[now_ms] = int(time.time() * 1000)
+        return result
+
+    svc.buffer.drain = timed_drain  # type: ignore[method-assign]
     svc.start()
     events = make_events(int(rate * seconds), f"lag{backend}")
     t_start = time.perf_counter()
@@ -127,10 +163,13 @@ def bench_flush_lag(backend: str, interval: float, seconds: float, rate: int) ->
             time.sleep(delay)
     svc.close()
     with svc.engine.connect() as conn:
-        lags = [r[0] for r in conn.execute(text("SELECT flushed_at_ms - received_at_ms FROM metering_events"))]
-    q = statistics.quantiles(lags, n=100)
+        rows = conn.execute(text("SELECT flushed_at_ms, received_at_ms FROM metering_events")).all()
+    lags = [flushed - received for flushed, received in rows]
+    visible = [done_ms[flushed] - received for flushed, received in rows]
+    q, v = statistics.quantiles(lags, n=100), statistics.quantiles(visible, n=100)
     print(f"metering.{backend}.flush_lag_p50_ms {q[49]:.0f}")
     print(f"metering.{backend}.flush_lag_p99_ms {q[98]:.0f} (interval {interval * 1000:.0f} ms, {rate} events/s)")
+    print(f"metering.{backend}.visible_lag_p99_ms {v[98]:.0f} (max {max(visible)})")
     svc.engine.dispose()
     if client is not None:
         client.close()
@@ -197,10 +236,20 @@ def bench_query(total_events: int, kind: str) -> None:
                 rows = []
         if rows:
             conn.execute(ROLLUPS.insert(), rows)
+        for table, columns in ((DAILY, DAILY_COLUMNS), (MONTHLY, MONTHLY_COLUMNS)):  # what the flusher keeps
+            keep = ", ".join(c for c in columns if c not in SUMS)
+            sums = ", ".join(f"sum({c})" for c in SUMS)
+            conn.execute(
+                text(
+                    f"INSERT INTO {table.name} ({keep}, {', '.join(SUMS)}) "
+                    f"SELECT {keep}, {sums} FROM metering_rollups GROUP BY {keep}"
+                )
+            )
         if kind == "postgres":
-            conn.execute(text("ANALYZE metering_rollups"))
+            for table_name in ("metering_rollups", "metering_rollups_daily", "metering_rollups_monthly"):
+                conn.execute(text(f"ANALYZE {table_name}"))
     took = time.perf_counter() - t0
-    print(f"metering.query.{kind}.generated_events {n} ({hours * len(tuples)} rollup rows, {took:.1f} s)")
+    print(f"metering.query.{kind}.generated_events {n} ({hours * len(tuples)} hourly rollup rows, {took:.1f} s)")
     svc = MeteringService(engine)
     end = start + hours * 3600
     for granularity, group_by in (("day", ["team"]), ("month", ["customer", "model"]), ("hour", ["agent"])):
@@ -224,14 +273,19 @@ def main() -> None:
     ap.add_argument("--lag-interval", type=float, default=1.0)
     ap.add_argument("--lag-seconds", type=float, default=10.0)
     ap.add_argument("--lag-rate", type=int, default=5_000)
+    ap.add_argument("--parts", default="ingest,lag,query", help="which benchmarks to run (comma-separated)")
     args = ap.parse_args()
     backends = args.backends.split(",")
-    for b in backends:
-        bench_ingest(b, args.events)
-    for b in backends:
-        bench_flush_lag(b, args.lag_interval, args.lag_seconds, args.lag_rate)
-    for kind in ("sqlite", "postgres") if "postgres" in backends else ("sqlite",):
-        bench_query(args.query_events, kind)
+    parts = args.parts.split(",")
+    if "ingest" in parts:
+        for b in backends:
+            bench_ingest(b, args.events)
+    if "lag" in parts:
+        for b in backends:
+            bench_flush_lag(b, args.lag_interval, args.lag_seconds, args.lag_rate)
+    if "query" in parts:
+        for kind in ("sqlite", "postgres") if "postgres" in backends else ("sqlite",):
+            bench_query(args.query_events, kind)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,35 @@ STRING_FIELDS: dict[str, int] = {
 }
 FIELDS = frozenset({"id", "type", "timestamp", "usage", "quantity", "unit", "latency_ms", "metadata", *STRING_FIELDS})
 DEFAULT_UNIT = {TOKENS: "tokens", CALL: "calls"}
+MCP_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+\Z")
+DIGITS_RE = re.compile(r"\d+")
+USAGE_KEYS = frozenset(USAGE_FIELDS)
+_STRING_ITEMS = tuple(STRING_FIELDS.items())
+# One encoder for every payload: ``json.dumps`` with non-default options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# The buffered payload is a JSON array in this order (the names are Event's and the event table's).
+PAYLOAD = (
+    "id",
+    "type",
+    "occurred_at_ms",
+    "agent",
+    "team",
+    "workflow",
+    "customer",
+    "mcp_server",
+    "tool",
+    "provider",
+    "model",
+    "unit",
+    "quantity",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "status",
+    "latency_ms",
+    "metadata",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +124,8 @@ class Event:
     metadata: dict[str, Any] | None = field(default=None)
 
     def to_json(self) -> str:
-        """Canonical compact JSON for the buffer (field names as in :class:`Event`)."""
-        return json.dumps(
+        """Canonical compact JSON for the buffer: the values in :data:`PAYLOAD` order."""
+        return _ENCODE(
             [
                 self.id,
                 self.type,
@@ -118,9 +147,7 @@ class Event:
                 self.status,
                 self.latency_ms,
                 self.metadata,
-            ],
-            separators=(",", ":"),
-            ensure_ascii=False,
+            ]
         )
 
     @classmethod
@@ -161,14 +188,16 @@ def _string(raw: Mapping[str, Any], name: str) -> str:
 
 def parse_timestamp(value: object) -> int:
     """RFC 3339 (an explicit offset is required) -> Unix milliseconds."""
-    if not isinstance(value, str) or not RFC3339_RE.fullmatch(value):
+    match = RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise _Invalid("timestamp", "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T10:00:00Z")
-    text = value.upper().replace(" ", "T")
-    if "." in text:  # fromisoformat takes at most 6 fractional digits
+    text = match.string.upper().replace(" ", "T")
+    fraction = match.group(1)
+    if fraction is not None and len(fraction) > 7:  # fromisoformat is only sure to take 1-6 digits: truncate
         head, _, tail = text.partition(".")
-        digits = re.match(r"\d+", tail)
+        digits = DIGITS_RE.match(tail)
         assert digits is not None
-        text = f"{head}.{digits.group()[:6].ljust(6, '0')}{tail[digits.end() :]}"
+        text = f"{head}.{digits.group()[:6]}{tail[digits.end() :]}"
     try:
         dt = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -176,12 +205,49 @@ def parse_timestamp(value: object) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int) -> Event:
+def _strings(raw: Mapping[str, Any]) -> list[str]:
+    """The string fields in :data:`STRING_FIELDS` order, absent = "".
+
+    The common case (a short printable ``str``) is decided without a regex; anything else goes
+    through :func:`_string`, which raises the precise error (checks and messages are its own).
+    """
+    out: list[str] = []
+    for name, limit in _STRING_ITEMS:
+        value = raw.get(name)
+        if value is None:
+            out.append("")
+        elif type(value) is str and len(value) <= limit and (value.isprintable() or not CONTROL_RE.search(value)):
+            out.append(value)
+        else:
+            out.append(_string(raw, name))
+    return out
+
+
+def _usage(usage: object) -> list[int]:
+    """Token counts of a ``tokens.consumed`` event in :data:`USAGE_FIELDS` order."""
+    if not isinstance(usage, Mapping):
+        raise _Invalid("usage", "required for tokens.consumed: an object of token counts")
+    if not usage.keys() <= USAGE_KEYS:
+        bad = sorted(set(usage) - USAGE_KEYS)
+        raise _Invalid(f"usage.{bad[0]}", f"unknown token count (known: {', '.join(USAGE_FIELDS)})")
+    for name in ("input_tokens", "output_tokens"):
+        if name not in usage:
+            raise _Invalid(f"usage.{name}", "required")
+    counts = []
+    for name in USAGE_FIELDS:
+        value = usage.get(name, 0)
+        counts.append(value if type(value) is int and 0 <= value <= MAX_COUNT else _count(value, f"usage.{name}"))
+    if counts[2] + counts[3] > counts[0]:
+        raise _Invalid("usage.input_tokens", "must include cache_read_tokens and cache_write_tokens")
+    return counts
+
+
+def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int) -> list[Any]:
+    # The checks run in a fixed order: the first failing one names the field (tests pin the order).
     if not isinstance(raw, Mapping):
         raise _Invalid("", "an event must be a JSON object")
-    unknown = sorted(set(raw) - FIELDS)
-    if unknown:
-        raise _Invalid(str(unknown[0]), "unknown field")
+    if not raw.keys() <= FIELDS:
+        raise _Invalid(str(sorted(set(raw) - FIELDS)[0]), "unknown field")
     eid = raw.get("id")
     if not isinstance(eid, str) or not ID_RE.fullmatch(eid):
         raise _Invalid("id", "required: 1-200 printable ASCII characters without spaces")
@@ -193,33 +259,24 @@ def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int)
         raise _Invalid("timestamp", f"is more than {max_future_ms // 1000} s in the future")
     if ts < now_ms - late_window_ms:
         raise _Invalid("timestamp", f"is older than the late-event window ({late_window_ms // 1000} s)")
-    strings = {name: _string(raw, name) for name in STRING_FIELDS}
-    if not strings["agent"]:
+    agent, team, workflow, customer, mcp, tool, provider, model, status = _strings(raw)
+    if not agent:
         raise _Invalid("agent", "required")
-    mcp = strings["mcp_server"]
-    if mcp and not re.match(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+\Z", mcp):
+    if mcp and not MCP_RE.match(mcp):
         raise _Invalid("mcp_server", "must be an absolute URI (the resource's RFC 8707 identifier)")
-    tokens = dict.fromkeys(USAGE_FIELDS, 0)
     usage = raw.get("usage")
     if etype == TOKENS:
-        if not isinstance(usage, Mapping):
-            raise _Invalid("usage", "required for tokens.consumed: an object of token counts")
-        bad = sorted(set(usage) - set(USAGE_FIELDS))
-        if bad:
-            raise _Invalid(f"usage.{bad[0]}", f"unknown token count (known: {', '.join(USAGE_FIELDS)})")
-        for name in ("input_tokens", "output_tokens"):
-            if name not in usage:
-                raise _Invalid(f"usage.{name}", "required")
-        for name in USAGE_FIELDS:
-            tokens[name] = _count(usage.get(name, 0), f"usage.{name}")
-        if tokens["cache_read_tokens"] + tokens["cache_write_tokens"] > tokens["input_tokens"]:
-            raise _Invalid("usage.input_tokens", "must include cache_read_tokens and cache_write_tokens")
-        if not strings["model"]:
+        tokens = _usage(usage)
+        if not model:
             raise _Invalid("model", "required for tokens.consumed")
+        default_quantity = tokens[0] + tokens[1]
     elif usage is not None:
         raise _Invalid("usage", "only tokens.consumed events carry token usage")
-    default_quantity = tokens["input_tokens"] + tokens["output_tokens"] if etype == TOKENS else 1
-    quantity = default_quantity if raw.get("quantity") is None else _count(raw["quantity"], "quantity")
+    else:
+        tokens = [0, 0, 0, 0]
+        default_quantity = 1
+    quantity = raw.get("quantity")
+    quantity = default_quantity if quantity is None else _count(quantity, "quantity")
     if etype == TOKENS and quantity != default_quantity:
         raise _Invalid("quantity", "for tokens.consumed it is input_tokens + output_tokens (omit it)")
     unit = raw.get("unit")
@@ -237,43 +294,61 @@ def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int)
         if not isinstance(metadata, Mapping):
             raise _Invalid("metadata", "must be a JSON object")
         try:
-            size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+            size = len(_ENCODE(metadata).encode())
         except (TypeError, ValueError):
             raise _Invalid("metadata", "must be JSON-serialisable") from None
         if size > METADATA_MAX_BYTES:
             raise _Invalid("metadata", f"is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}")
         metadata = dict(metadata)
-    return Event(
-        id=eid,
-        type=etype,
-        occurred_at_ms=ts,
-        agent=strings["agent"],
-        team=strings["team"],
-        workflow=strings["workflow"],
-        customer=strings["customer"],
-        mcp_server=mcp,
-        tool=strings["tool"],
-        provider=strings["provider"].lower(),
-        model=strings["model"],
-        unit=unit,
-        quantity=quantity,
-        status=strings["status"] or None,
-        latency_ms=latency_ms,
-        metadata=metadata,
-        **tokens,
-    )
+    # The payload itself (PAYLOAD order): the hot path never builds an Event (see validate_payloads).
+    return [
+        eid,
+        etype,
+        ts,
+        agent,
+        team,
+        workflow,
+        customer,
+        mcp,
+        tool,
+        provider.lower(),
+        model,
+        unit,
+        quantity,
+        tokens[0],
+        tokens[1],
+        tokens[2],
+        tokens[3],
+        status or None,
+        latency_ms,
+        metadata,
+    ]
+
+
+def validate_payloads(
+    raw_events: list[Any], now_ms: int, late_window_ms: int, max_future_ms: int
+) -> tuple[list[list[Any]], list[FieldError]]:
+    """Validate each event on its own: the valid ones as payload lists (:data:`PAYLOAD` order, see
+    :func:`encode_payload`), and one precise error per invalid one."""
+    payloads: list[list[Any]] = []
+    errors: list[FieldError] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            payloads.append(_validate(raw, now_ms, late_window_ms, max_future_ms))
+        except _Invalid as exc:
+            eid = raw.get("id") if isinstance(raw, Mapping) else None
+            errors.append(FieldError(index, exc.field, exc.message, eid if isinstance(eid, str) else None))
+    return payloads, errors
+
+
+def encode_payload(payload: list[Any]) -> str:
+    """A validated payload as the canonical compact JSON the buffers store (same as Event.to_json)."""
+    return _ENCODE(payload)
 
 
 def validate_batch(
     raw_events: list[Any], now_ms: int, late_window_ms: int, max_future_ms: int
 ) -> tuple[list[Event], list[FieldError]]:
     """Validate each event on its own: the valid ones, and one precise error per invalid one."""
-    events: list[Event] = []
-    errors: list[FieldError] = []
-    for index, raw in enumerate(raw_events):
-        try:
-            events.append(_validate(raw, now_ms, late_window_ms, max_future_ms))
-        except _Invalid as exc:
-            eid = raw.get("id") if isinstance(raw, Mapping) else None
-            errors.append(FieldError(index, exc.field, exc.message, eid if isinstance(eid, str) else None))
-    return events, errors
+    payloads, errors = validate_payloads(raw_events, now_ms, late_window_ms, max_future_ms)
+    return [Event(*p) for p in payloads], errors

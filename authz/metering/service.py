@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from authz.metering.buffer import Buffer, SqlBuffer
 from authz.metering.config import MeteringConfig
-from authz.metering.events import FieldError, validate_batch
+from authz.metering.events import FieldError, encode_payload, validate_payloads
 from authz.metering.pricing import PriceBook
 from authz.metering.sink import Sink
 from authz.metering.usage import usage
@@ -81,16 +81,17 @@ class MeteringService:
         if len(raw_events) > self.config.max_batch:
             raise BatchTooLarge(f"at most {self.config.max_batch} events per batch, got {len(raw_events)}")
         now_ms = self._now_ms()
-        events, errors = validate_batch(
+        payloads, errors = validate_payloads(
             list(raw_events), now_ms, self.config.late_window_s * 1000, self.config.max_future_s * 1000
         )
         result = IngestResult(rejected=errors)
         records: dict[str, str] = {}
-        for event in events:
-            if event.id in records:
-                result.duplicates.append(event.id)  # repeated inside this batch
+        for payload in payloads:
+            eid = payload[0]
+            if eid in records:
+                result.duplicates.append(eid)  # repeated inside this batch
             else:
-                records[event.id] = event.to_json()
+                records[eid] = encode_payload(payload)
         new = self.buffer.append(list(records.items()), now_ms)
         result.accepted = len(new)
         result.duplicates.extend(eid for eid in records if eid not in new)

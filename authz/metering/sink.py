@@ -5,11 +5,17 @@ and only the rows actually inserted are added to the rollups, in the same transa
 retried after a crash (the buffer still holds the batch) therefore inserts nothing twice and adds
 nothing twice. One flusher at a time: the transaction starts by taking a PostgreSQL transaction
 advisory lock, or SQLite's write lock (SQLite has one writer anyway).
+
+Speed (issue 7): events are built straight from the buffered JSON arrays, priced through the
+:class:`~authz.metering.pricing.PriceBook` caches, and written with :mod:`authz.metering.bulk` (one
+statement per table per chunk); each distinct price's provenance is written once
+(``metering_prices``), and each event names it by ``price_id``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,11 +24,17 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 
-from authz.metering.events import TOKENS, Event
-from authz.metering.pricing import PriceBook
-from authz.storage.models_metering import MeteringEvent, MeteringRollup
+from authz.metering import bulk
+from authz.metering.events import PAYLOAD, TOKENS
+from authz.metering.pricing import PriceBook, usd_text
+from authz.storage.models_metering import (
+    MeteringEvent,
+    MeteringPrice,
+    MeteringRollup,
+    MeteringRollupDaily,
+    MeteringRollupMonthly,
+)
 
 DIMS = ("type", "agent", "team", "workflow", "customer", "mcp_server", "tool", "provider", "model", "unit")
 SUMS = (
@@ -40,6 +52,40 @@ SUMS = (
 FLUSH_LOCK_KEY = 0x6D65746572  # "meter": the PostgreSQL advisory lock of the metering flusher
 EVENTS = cast(Table, MeteringEvent.__table__)
 ROLLUPS = cast(Table, MeteringRollup.__table__)
+DAILY = cast(Table, MeteringRollupDaily.__table__)
+MONTHLY = cast(Table, MeteringRollupMonthly.__table__)
+PRICES = cast(Table, MeteringPrice.__table__)
+# An event row: the payload's values (``id`` stored as ``idempotency_id``) but metadata, then these.
+EVENT_COLUMNS = (
+    "idempotency_id",
+    *PAYLOAD[1:-1],
+    "cost_usd",
+    "cost_pusd",
+    "cost_reason",
+    "price_id",
+    "metadata",
+    "received_at_ms",
+    "flushed_at_ms",
+)
+ROLLUP_COLUMNS = ("bucket", "dims_key", "day", "month", *DIMS, *SUMS)
+DAILY_COLUMNS = ("day", "dims_key", "month", *DIMS, *SUMS)
+MONTHLY_COLUMNS = ("month", "dims_key", *DIMS, *SUMS)
+# Payload positions used below.
+TYPE, AT, PROVIDER, MODEL, UNIT, QUANTITY, TOKENS_FROM, LATENCY, METADATA = (
+    PAYLOAD.index(n)
+    for n in (
+        "type",
+        "occurred_at_ms",
+        "provider",
+        "model",
+        "unit",
+        "quantity",
+        "input_tokens",
+        "latency_ms",
+        "metadata",
+    )
+)
+DIM_AT = tuple(PAYLOAD.index(d) for d in DIMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +114,6 @@ class Sink:
         self.engine = engine
         self.pricebook = pricebook or PriceBook()
         self.postgres = engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if self.postgres else sqlite.insert
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -80,103 +125,86 @@ class Sink:
                 conn.execute(text("UPDATE metering_rollups SET count = count WHERE 1 = 0"))
             yield conn
 
-    def row(self, event: Event, received_at_ms: int, now_ms: int) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "idempotency_id": event.id,
-            "type": event.type,
-            "occurred_at_ms": event.occurred_at_ms,
-            "agent": event.agent,
-            "team": event.team,
-            "workflow": event.workflow,
-            "customer": event.customer,
-            "mcp_server": event.mcp_server,
-            "tool": event.tool,
-            "provider": event.provider,
-            "model": event.model,
-            "unit": event.unit,
-            "quantity": event.quantity,
-            "input_tokens": event.input_tokens,
-            "output_tokens": event.output_tokens,
-            "cache_read_tokens": event.cache_read_tokens,
-            "cache_write_tokens": event.cache_write_tokens,
-            "status": event.status,
-            "latency_ms": event.latency_ms,
-            "cost_usd": None,
-            "cost_pusd": None,
-            "cost_reason": None,
-            "price": None,
-            "metadata": event.metadata,
-            "received_at_ms": received_at_ms,
-            "flushed_at_ms": now_ms,
-        }
-        if event.type == TOKENS:
-            priced = self.pricebook.price(
-                event.provider,
-                event.model,
-                event.occurred_at_ms,
-                event.input_tokens,
-                event.output_tokens,
-                event.cache_read_tokens,
-                event.cache_write_tokens,
-            )
-            row["cost_usd"] = None if priced.cost_usd is None else str(priced.cost_usd)
-            row["cost_pusd"] = priced.cost_pusd
-            row["cost_reason"] = priced.reason
-            row["price"] = priced.provenance
-        return row
+    def rows(
+        self, staged: Sequence[Staged], now_ms: int
+    ) -> tuple[dict[str, list[Any]], dict[str, tuple[dict[str, Any], int]]]:
+        """Event rows (``EVENT_COLUMNS`` order) by id, and the price records they use by price id."""
+        rows: dict[str, list[Any]] = {}
+        prices: dict[str, tuple[dict[str, Any], int]] = {}
+        self.pricebook.refresh()
+        price = self.pricebook.price
+        for item in staged:
+            if item.id in rows:
+                continue
+            p = json.loads(item.payload)
+            cost_usd = cost_pusd = reason = price_id = None
+            if p[TYPE] == TOKENS:
+                t = TOKENS_FROM
+                priced = price(p[PROVIDER], p[MODEL], p[AT], p[t], p[t + 1], p[t + 2], p[t + 3])
+                if priced.cost_usd is not None:
+                    cost_usd, cost_pusd, price_id = usd_text(priced.cost_usd), priced.cost_pusd, priced.price_id
+                    if price_id is not None and priced.provenance is not None and price_id not in prices:
+                        prices[price_id] = (priced.provenance, now_ms)
+                reason = priced.reason
+            rows[item.id] = [
+                *p[:METADATA],
+                cost_usd,
+                cost_pusd,
+                reason,
+                price_id,
+                bulk.json_text(p[METADATA]),
+                item.received_at_ms,
+                now_ms,
+            ]
+        return rows, prices
 
     def write(self, conn: Connection, staged: Sequence[Staged], now_ms: int) -> int:
         """Insert the events not yet counted and add exactly those to the rollups; returns how many."""
-        rows: dict[str, dict[str, Any]] = {}
-        for item in staged:
-            if item.id not in rows:
-                rows[item.id] = self.row(Event.from_json(item.payload), item.received_at_ms, now_ms)
+        rows, prices = self.rows(staged, now_ms)
         if not rows:
             return 0
-        stmt = (
-            self._insert(EVENTS)
-            .on_conflict_do_nothing(index_elements=["idempotency_id"])
-            .returning(EVENTS.c.idempotency_id)
+        if prices:
+            price_rows = [(pid, bulk.json_text(record), t) for pid, (record, t) in sorted(prices.items())]
+            bulk.insert(conn, PRICES, ("price_id", "record", "first_seen_ms"), price_rows, conflict=("price_id",))
+        inserted = bulk.copy_insert(
+            conn, EVENTS, EVENT_COLUMNS, list(rows.values()), conflict=("idempotency_id",), returning="idempotency_id"
         )
-        inserted = conn.execute(stmt, list(rows.values())).scalars().all()
         if not inserted:
             return 0
+        cost_at = EVENT_COLUMNS.index("cost_pusd")
         deltas: dict[tuple[int, tuple[str, ...]], list[int]] = {}
         for eid in inserted:
             r = rows[eid]
-            bucket = r["occurred_at_ms"] // 1000 // 3600 * 3600
-            key = (bucket, tuple(r[d] for d in DIMS))
+            key = (r[AT] // 3_600_000 * 3600, tuple([r[i] for i in DIM_AT]))
             acc = deltas.get(key)
             if acc is None:
                 acc = deltas[key] = [0] * len(SUMS)
             acc[0] += 1
-            acc[1] += r["quantity"]
-            acc[2] += r["input_tokens"]
-            acc[3] += r["output_tokens"]
-            acc[4] += r["cache_read_tokens"]
-            acc[5] += r["cache_write_tokens"]
-            acc[6] += r["latency_ms"] or 0
-            if r["cost_pusd"] is not None:
-                acc[7] += r["cost_pusd"]
+            acc[1] += r[QUANTITY]
+            acc[2] += r[TOKENS_FROM]
+            acc[3] += r[TOKENS_FROM + 1]
+            acc[4] += r[TOKENS_FROM + 2]
+            acc[5] += r[TOKENS_FROM + 3]
+            acc[6] += r[LATENCY] or 0
+            if r[cost_at] is not None:
+                acc[7] += r[cost_at]
                 acc[8] += 1
-            elif r["type"] == TOKENS:
+            elif r[TYPE] == TOKENS:
                 acc[9] += 1
-        rollups = []
+        hourly: list[tuple[Any, ...]] = []
+        daily: dict[tuple[Any, ...], tuple[tuple[str, ...], list[int]]] = {}
+        monthly: dict[tuple[Any, ...], tuple[tuple[str, ...], list[int]]] = {}
         for (bucket, dims), sums in sorted(deltas.items()):  # a fixed order: no deadlocks between writers
-            day, month = calendar(bucket)
-            rollups.append(
-                {
-                    "bucket": bucket,
-                    "dims_key": dims_key(dims),
-                    "day": day,
-                    "month": month,
-                    **dict(zip(DIMS, dims, strict=True)),
-                    **dict(zip(SUMS, sums, strict=True)),
-                }
-            )
-        ins = self._insert(ROLLUPS)
-        upsert = ins.on_conflict_do_update(
-            index_elements=["bucket", "dims_key"], set_={c: ROLLUPS.c[c] + ins.excluded[c] for c in SUMS}
-        )
-        conn.execute(upsert, rollups)
+            digest, (day, month) = dims_key(dims), calendar(bucket)
+            hourly.append((bucket, digest, day, month, *dims, *sums))
+            for coarse, at in ((daily, (day, digest, month)), (monthly, (month, digest))):
+                have = coarse.get(at)
+                if have is None:
+                    coarse[at] = (dims, list(sums))
+                else:
+                    have[1][:] = [a + b for a, b in zip(have[1], sums, strict=True)]
+        bulk.insert(conn, ROLLUPS, ROLLUP_COLUMNS, hourly, conflict=("bucket", "dims_key"), add=SUMS)
+        for table, columns, coarse in ((DAILY, DAILY_COLUMNS, daily), (MONTHLY, MONTHLY_COLUMNS, monthly)):
+            totals = [(*at, *dims, *sums) for at, (dims, sums) in sorted(coarse.items())]
+            bulk.insert(conn, table, columns, totals, conflict=(columns[0], "dims_key"), add=SUMS)
         return len(inserted)

@@ -162,3 +162,12 @@ def test_background_flusher_flushes_on_its_cadence_and_on_close(make_service: Fa
     svc.close()  # flush on shutdown
     assert totals(svc.engine) == (30, 30, 30)
     assert svc.pending() == 0
+
+
+def test_a_batch_larger_than_one_sqlite_statement_is_stored_whole(make_service: Factory) -> None:
+    svc = make_service(max_batch=20_000)
+    batch = [event(f"big{i}", now_ms()) for i in range(12_000)]  # 36,000 values: two SQLite INSERTs
+    assert svc.ingest(batch).accepted == 12_000
+    assert svc.ingest(batch[-5:]).duplicates == [e["id"] for e in batch[-5:]]
+    assert svc.flush().inserted == 12_000
+    assert totals(svc.engine) == (12_000, 12_000, 12_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from sqlalchemy import text
 
 from authz.metering import MeteringConfig, MeteringService
 from authz.metering.cli import format_rows
-from authz.metering.pricing import PICO
+from authz.metering.pricing import PICO, price_components
 from authz.storage.db import make_engine
 from tests.authz.metering.conftest import event, tokens
 
@@ -102,12 +103,17 @@ def test_prices_match_genai_prices(svc: MeteringService, provider: str, model: s
         genai_request_timestamp=datetime.fromtimestamp(t / 1000, tz=UTC),
     )
     with svc.engine.connect() as conn:
-        cost_usd, cost_pusd, price = conn.execute(
-            text("SELECT cost_usd, cost_pusd, price FROM metering_events WHERE idempotency_id = 'p1'")
+        cost_usd, cost_pusd, record = conn.execute(
+            text(
+                "SELECT e.cost_usd, e.cost_pusd, p.record FROM metering_events e"
+                " JOIN metering_prices p ON p.price_id = e.price_id WHERE e.idempotency_id = 'p1'"
+            )
         ).one()
     assert Decimal(cost_usd) == expected.total_price
     assert cost_pusd == int(expected.total_price * PICO)
-    assert '"model_id":"' + expected.model.id in price.replace(" ", "")
+    record = json.loads(record) if isinstance(record, str) else record
+    assert (record["model_id"], record["provider_id"]) == (expected.model.id, expected.provider.id)
+    assert record["rates_per_mtok"] == price_components(expected.model_price)
     assert svc.usage(0, 2**40)[0]["cost_pusd"] == cost_pusd
 
 
@@ -200,7 +206,13 @@ def test_usage_equals_brute_force(
     svc: MeteringService, events: list[dict[str, Any]], granularity: str, group_by: list[str], dup: int
 ) -> None:
     with svc.engine.begin() as conn:
-        for table in ("metering_inbox", "metering_events", "metering_rollups"):
+        for table in (
+            "metering_inbox",
+            "metering_events",
+            "metering_rollups",
+            "metering_rollups_daily",
+            "metering_rollups_monthly",
+        ):
             conn.execute(text(f"DELETE FROM {table}"))
     base = now_ms() - 23 * 3600 * 1000
     raw = []
