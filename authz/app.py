@@ -85,6 +85,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         ctx.budgets = services.budget_service(settings, engine, ctx.keyring)
     if ctx.metering is None:
         ctx.metering = services.metering_service(settings, engine)
+    if ctx.metering.sink.on_counted is None:  # token events settle token and cost budgets
+        services.charge_budgets_from_metering(ctx.metering, ctx.budgets)
     watcher = ChangeWatcher(ctx)
 
     @contextlib.asynccontextmanager

@@ -5,15 +5,17 @@ Kept apart from ``authz.app`` so the CLI and tests can build the same services w
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from authz.budgets.ledger import Ledger
+from authz.budgets.metered import MeteredCharges, MeteredSpend
 from authz.budgets.service import BudgetService
 from authz.budgets.sql_ledger import SqlLedger
 from authz.budgets.store import BudgetStore
 from authz.budgets.webhooks import Outbox, WebhookWorker
 from authz.crypto import Keyring
 from authz.metering import MeteringService, service_from_settings
+from authz.metering.sink import Spend
 from authz.settings import Settings
 
 
@@ -39,3 +41,16 @@ def webhook_worker(settings: Settings, service: BudgetService, engine: Engine) -
 
 def metering_service(settings: Settings, engine: Engine) -> MeteringService:
     return service_from_settings(settings, engine)
+
+
+def charge_budgets_from_metering(metering: MeteringService, budgets: BudgetService) -> MeteredCharges:
+    """``tokens.consumed`` events settle token and cost budgets: recorded in each flush's transaction,
+    charged right after it commits (and by the reconciler, should that fail)."""
+    charges = MeteredCharges(budgets)
+
+    def on_counted(conn: Connection, spends: list[Spend], now_ms: int) -> None:
+        charges.record(conn, (MeteredSpend(*spend) for spend in spends), now_ms)
+
+    metering.sink.on_counted = on_counted
+    metering.after_flush = charges.apply
+    return charges

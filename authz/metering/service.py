@@ -63,6 +63,7 @@ class MeteringService:
         self.config = config or MeteringConfig()
         self.clock = clock
         self.sink = Sink(engine, pricebook)
+        self.after_flush: Callable[[], object] | None = None
         self.buffer: Buffer
         if redis_client is not None:
             from authz.metering.redis_buffer import RedisBuffer
@@ -109,7 +110,13 @@ class MeteringService:
                 total.taken += drained.taken
                 total.inserted += drained.inserted
                 if drained.taken < chunk:
-                    return total
+                    break
+        if total.inserted and self.after_flush is not None:
+            try:  # e.g. charge the budget rows the flush recorded; the reconciler retries what fails
+                self.after_flush()
+            except Exception:
+                log.exception("after-flush callback failed; the budget reconciler will retry")
+        return total
 
     def pending(self) -> int:
         return self.buffer.pending()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,6 +86,7 @@ TYPE, AT, PROVIDER, MODEL, UNIT, QUANTITY, TOKENS_FROM, LATENCY, METADATA = (
     )
 )
 DIM_AT = tuple(PAYLOAD.index(d) for d in DIMS)
+AGENT, TEAM, WORKFLOW = (PAYLOAD.index(n) for n in ("agent", "team", "workflow"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,24 @@ class Staged:
     id: str
     payload: str
     received_at_ms: int
+
+
+def spends(rows: Iterable[Sequence[Any]]) -> list[Spend]:
+    """The token spend of newly counted event rows, summed per (agent, team, workflow)."""
+    cost_at = EVENT_COLUMNS.index("cost_pusd")
+    out: dict[tuple[str | None, str | None, str | None], list[int]] = {}
+    for r in rows:
+        if r[TYPE] != TOKENS:
+            continue
+        who = (r[AGENT] or None, r[TEAM] or None, r[WORKFLOW] or None)
+        if who == (None, None, None):
+            continue
+        acc = out.get(who)
+        if acc is None:
+            acc = out[who] = [0, 0]
+        acc[0] += r[TOKENS_FROM] + r[TOKENS_FROM + 1]
+        acc[1] += r[cost_at] or 0
+    return [(*who, tokens, cost) for who, (tokens, cost) in out.items()]
 
 
 def dims_key(dims: tuple[str, ...]) -> str:
@@ -109,11 +128,20 @@ def calendar(bucket: int) -> tuple[int, int]:
     return int(day.timestamp()), int(day.replace(day=1).timestamp())
 
 
+# What the newly counted ``tokens.consumed`` events of one principal add up to, per flush:
+# (agent, team, workflow, tokens = input (cache included) + output, cost in pico-USD of priced events).
+Spend = tuple[str | None, str | None, str | None, int, int]
+OnCounted = Callable[[Connection, list[Spend], int], object]
+
+
 class Sink:
     def __init__(self, engine: Engine, pricebook: PriceBook | None = None) -> None:
         self.engine = engine
         self.pricebook = pricebook or PriceBook()
         self.postgres = engine.dialect.name == "postgresql"
+        # Budgets (authz.budgets.metered) charge token and cost budgets from here, inside the flush's
+        # transaction: the charge commits if and only if the events do (exactly once in effect).
+        self.on_counted: OnCounted | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -191,6 +219,8 @@ class Sink:
                 acc[8] += 1
             elif r[TYPE] == TOKENS:
                 acc[9] += 1
+        if self.on_counted is not None:
+            self.on_counted(conn, spends(rows[eid] for eid in inserted), now_ms)
         hourly: list[tuple[Any, ...]] = []
         daily: dict[tuple[Any, ...], tuple[tuple[str, ...], list[int]]] = {}
         monthly: dict[tuple[Any, ...], tuple[tuple[str, ...], list[int]]] = {}

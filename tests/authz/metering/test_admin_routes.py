@@ -176,3 +176,31 @@ async def test_a_full_batch_of_1000_events_fits_in_one_request(meter: tuple[AS, 
     r = await srv.http.post(EVENTS, json=batch, headers=headers)
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1000
+
+
+async def test_token_events_settle_token_and_cost_budgets_once(meter: tuple[AS, dict[str, str]]) -> None:
+    """Issue 7 with issue 6: ``tokens.consumed`` events charge the agent's token budget and the team's
+    USD cost budget (exactly the priced cost, rounded up to the micro-dollar), and a replayed batch
+    charges nothing more; a spent hard token budget then refuses new tokens."""
+    srv, headers = meter
+    svc = srv.ctx.budgets
+    assert svc is not None
+    tok, _ = svc.store.create("agent", "agt_1", metric="tokens", limit=2500, period="day", hard=True)
+    cost, _ = svc.store.create("team", "team_b", metric="cost", limit=10**9, currency="USD", period="day")
+    svc.invalidate()
+    now = _now_ms()
+    batch = {"events": [{**tokens(f"b{i}", now), "team": "team_b"} for i in range(2)] + [event("c1", now)]}
+    for _ in range(2):
+        r = await srv.http.post(EVENTS, json=batch, headers=headers)
+        assert r.status_code == 200 and not r.json()["rejected"], r.text
+        srv.ctx.metering.flush()  # type: ignore[union-attr]
+    assert svc.status(tok).spent == 2 * 1100  # input + output tokens, once
+    rows = await _usage(srv, headers, group_by="team", granularity="day")
+    priced_pusd = sum(int(row["cost_pusd"]) for row in rows if row["team"] == "team_b")
+    assert priced_pusd > 0
+    assert svc.status(cost).spent == -(-priced_pusd // 1_000_000)
+    r = await srv.http.post(EVENTS, json={"events": [{**tokens("b3", now), "team": "team_b"}]}, headers=headers)
+    assert r.json()["accepted"] == 1
+    srv.ctx.metering.flush()  # type: ignore[union-attr]
+    assert svc.status(tok).spent == 3300  # past the cap: the tokens were consumed, so they count
+    assert svc.check_issuance("agt_1", "team_b", None) is not None
