@@ -137,7 +137,7 @@ async def test_ledger_unreachable_fails_closed_with_temporarily_unavailable(auth
         raise LedgerUnavailable("down")
 
     original = svc.ledger.status
-    svc.ledger.status = down  # type: ignore[method-assign]
+    svc.ledger.status = down  # type: ignore[method-assign, assignment]
     try:
         status, body, _ = await _cc(authz, agent, secret)
     finally:

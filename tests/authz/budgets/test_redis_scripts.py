@@ -22,7 +22,7 @@ def test_concurrent_first_calls_never_see_a_half_loaded_script_table(redis_url: 
         time.sleep(0.02)
         return real_load(source)
 
-    client.script_load = slow_load  # type: ignore[method-assign]
+    client.script_load = slow_load  # type: ignore[method-assign, assignment]
     errors: list[BaseException] = []
 
     def first_call(name: str) -> None:

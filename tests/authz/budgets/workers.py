@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from authz.budgets.ledger import Ledger
@@ -27,7 +28,7 @@ def close(ledger: Ledger) -> None:
         client.close()
 
 
-def make_ledger(spec: Spec, now=time.time) -> Ledger:
+def make_ledger(spec: Spec, now: Callable[[], float] = time.time) -> Ledger:
     if spec.backend == "redis":
         import redis
 

@@ -32,9 +32,11 @@ def event(eid: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
     return ev
 
 
-def tokens(eid: str, ts_ms: int, model: str = "gpt-4o", provider: str = "openai", **usage: int) -> dict[str, Any]:
-    u = {"input_tokens": 1000, "output_tokens": 100, **usage}
-    return event(eid, ts_ms, type="tokens.consumed", model=model, provider=provider, usage=u)
+def tokens(eid: str, ts_ms: int, model: str = "gpt-4o", provider: str = "openai", **fields: Any) -> dict[str, Any]:
+    """A tokens.consumed event: ``*_tokens`` keywords go to ``usage``, the others are event fields."""
+    u = {"input_tokens": 1000, "output_tokens": 100}
+    u.update({k: fields.pop(k) for k in list(fields) if k.endswith("_tokens")})
+    return event(eid, ts_ms, type="tokens.consumed", model=model, provider=provider, usage=u, **fields)
 
 
 def totals(engine: Engine) -> tuple[int, int, int]:

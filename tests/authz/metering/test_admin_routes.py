@@ -189,7 +189,7 @@ async def test_token_events_settle_token_and_cost_budgets_once(meter: tuple[AS, 
     cost, _ = svc.store.create("team", "team_b", metric="cost", limit=10**9, currency="USD", period="day")
     svc.invalidate()
     now = _now_ms()
-    batch = {"events": [{**tokens(f"b{i}", now), "team": "team_b"} for i in range(2)] + [event("c1", now)]}
+    batch = {"events": [tokens(f"b{i}", now, team="team_b") for i in range(2)] + [event("c1", now)]}
     for _ in range(2):
         r = await srv.http.post(EVENTS, json=batch, headers=headers)
         assert r.status_code == 200 and not r.json()["rejected"], r.text
@@ -199,7 +199,7 @@ async def test_token_events_settle_token_and_cost_budgets_once(meter: tuple[AS, 
     priced_pusd = sum(int(row["cost_pusd"]) for row in rows if row["team"] == "team_b")
     assert priced_pusd > 0
     assert svc.status(cost).spent == -(-priced_pusd // 1_000_000)
-    r = await srv.http.post(EVENTS, json={"events": [{**tokens("b3", now), "team": "team_b"}]}, headers=headers)
+    r = await srv.http.post(EVENTS, json={"events": [tokens("b3", now, team="team_b")]}, headers=headers)
     assert r.json()["accepted"] == 1
     srv.ctx.metering.flush()  # type: ignore[union-attr]
     assert svc.status(tok).spent == 3300  # past the cap: the tokens were consumed, so they count

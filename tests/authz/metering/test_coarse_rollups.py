@@ -106,7 +106,9 @@ def test_usage_over_months_equals_brute_force(
 ) -> None:
     svc, sent = filled
     with svc.engine.connect() as conn:
-        costs = dict(conn.execute(sa.text("SELECT idempotency_id, cost_pusd FROM metering_events")).all())
+        costs: dict[Any, Any] = dict(
+            conn.execute(sa.text("SELECT idempotency_id, cost_pusd FROM metering_events")).all()
+        )
     oct1, dec1 = (int(datetime(2026, m, 1, tzinfo=UTC).timestamp()) for m in (10, 12))
     # Months whole and cut at both ends, whole months only, months plus a second each side, one day.
     ranges = [(T0 + 5400, T0 + 99 * DAY + 5 * HOUR + 7), (oct1, dec1), (oct1 - 1, dec1 + 1), (oct1 + HOUR, oct1 + DAY)]

@@ -143,7 +143,9 @@ def test_the_price_in_force_at_the_event_time_is_used(
         assert res.accepted == 2, res.rejected
         svc.flush()
         with engine.connect() as conn:
-            costs = dict(conn.execute(text("SELECT idempotency_id, cost_usd FROM metering_events")).all())
+            costs: dict[Any, Any] = dict(
+                conn.execute(text("SELECT idempotency_id, cost_usd FROM metering_events")).all()
+            )
     finally:
         engine.dispose()
     for eid, ts in (("before", before), ("after", after)):
@@ -230,7 +232,7 @@ def test_usage_equals_brute_force(
     svc.ingest([ev for _, ev in raw] + [ev for _, ev in raw[:dup]])
     svc.flush()
     with svc.engine.connect() as conn:
-        costs = dict(conn.execute(text("SELECT idempotency_id, cost_pusd FROM metering_events")).all())
+        costs: dict[Any, Any] = dict(conn.execute(text("SELECT idempotency_id, cost_pusd FROM metering_events")).all())
     expected: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for ts, ev in raw:
         key = (_period(ts, granularity), *(ev.get(g, "") for g in group_by))
@@ -249,7 +251,8 @@ def test_usage_equals_brute_force(
 
 def test_usage_filters_and_cli_table(svc: MeteringService) -> None:
     t = now_ms()
-    svc.ingest([tokens("f1", t, agent="a1"), tokens("f2", t), event("f3", t, agent="a2", tool="search")])
+    got = svc.ingest([tokens("f1", t, agent="a1"), tokens("f2", t), event("f3", t, agent="a2", tool="search")])
+    assert got.accepted == 3 and not got.rejected
     svc.flush()
     rows = svc.usage(0, 2**40, "day", ["agent"], {"agent": ["a2"]})
     assert [(r["agent"], r["count"]) for r in rows] == [("a2", 1)]

@@ -68,7 +68,9 @@ def test_migration_0007_moves_per_event_provenance(kind: str, request: pytest.Fi
         migrations.upgrade(url, "0007")
         with engine.connect() as conn:
             prices = conn.execute(sa.text("SELECT price_id, record, first_seen_ms FROM metering_prices")).all()
-            ids = dict(conn.execute(sa.text("SELECT idempotency_id, price_id FROM metering_events")).all())
+            ids: dict[Any, Any] = dict(
+                conn.execute(sa.text("SELECT idempotency_id, price_id FROM metering_events")).all()
+            )
         assert len(prices) == 1
         price_id, record, first_seen = prices[0]
         record = json.loads(record) if isinstance(record, str) else record
@@ -77,7 +79,9 @@ def test_migration_0007_moves_per_event_provenance(kind: str, request: pytest.Fi
         assert ids == {"e1": price_id, "e2": price_id, "e3": None}
         migrations.downgrade(url, "0006")
         with engine.connect() as conn:
-            back = dict(conn.execute(sa.text("SELECT idempotency_id, price FROM metering_events")).all())
+            back: dict[Any, Any] = dict(
+                conn.execute(sa.text("SELECT idempotency_id, price FROM metering_events")).all()
+            )
         restored = json.loads(back["e1"]) if isinstance(back["e1"], str) else back["e1"]
         assert restored == record and back["e3"] is None
     finally:

@@ -114,7 +114,7 @@ def test_provenance_is_stored_once_per_distinct_price(sqlite_url: str) -> None:
         svc.ingest([tokens("later", t, input_tokens=7)])
         svc.flush()
         with engine.connect() as conn:
-            prices = dict(conn.execute(sa.text("SELECT price_id, record FROM metering_prices")).all())
+            prices: dict[Any, Any] = dict(conn.execute(sa.text("SELECT price_id, record FROM metering_prices")).all())
             used = conn.execute(
                 sa.text("SELECT model, price_id, count(*) FROM metering_events GROUP BY model, price_id")
             ).all()
