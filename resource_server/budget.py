@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx2
 
+from resource_server.admin_token import AdminApiToken
 from resource_server.hooks import Refusal, UseContext, UseOutcome
 
 __all__ = ["BudgetHook"]
@@ -112,9 +113,7 @@ class BudgetHook:
     ) -> None:
         if lease_max < 1 or lease_max > 10_000:
             raise ValueError("lease_max must be in [1, 10000]")
-        self.issuer = issuer.rstrip("/")
-        self.admin_api = (admin_api or self.issuer + "/api/v1").rstrip("/")
-        self._auth = (client_id, client_secret)
+        self.issuer = issuer
         self.fail_closed = fail_closed
         self.retry_after = retry_after
         self.estimate_tokens = estimate_tokens
@@ -129,9 +128,8 @@ class BudgetHook:
         self._http = http_client or httpx2.AsyncClient(
             timeout=timeout, limits=httpx2.Limits(max_connections=200, max_keepalive_connections=100)
         )
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+        self._token = AdminApiToken(self._http, issuer, client_id, client_secret, SCOPE, api_base=admin_api)
+        self.admin_api = self._token.api_base
         self._slots: dict[Subject, _Slot] = {}
         self._held: dict[int, _Lease] = {}  # id(UseContext) -> its lease, between before and after
         self._queue: list[dict[str, Any]] = []
@@ -139,32 +137,15 @@ class BudgetHook:
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    # -- the admin API token ------------------------------------------------------------------
-    async def _access_token(self, renew: bool = False) -> str:
-        if not renew and self._token is not None and time.monotonic() < self._token_expires:
-            return self._token
-        async with self._token_lock:
-            if not renew and self._token is not None and time.monotonic() < self._token_expires:
-                return self._token
-            r = await self._http.post(
-                self.issuer + "/token",
-                data={"grant_type": "client_credentials", "resource": self.admin_api, "scope": SCOPE},
-                auth=self._auth,
-            )
-            if r.status_code != 200:
-                raise httpx2.HTTPError(f"admin API token refused: {r.status_code} {r.text[:200]}")
-            body = r.json()
-            self._token = str(body["access_token"])
-            self._token_expires = time.monotonic() + max(5.0, float(body.get("expires_in", 60)) - 30.0)
-            return self._token
-
     async def _post(self, path: str, payload: Mapping[str, Any]) -> httpx2.Response:
-        token = await self._access_token()
-        r = await self._http.post(self.admin_api + path, json=payload, headers={"Authorization": f"Bearer {token}"})
+        r = await self._http.post(self.admin_api + path, json=payload, headers=await self._bearer())
         if r.status_code == 401:  # revoked or rotated keys: one fresh token, one retry
-            token = await self._access_token(renew=True)
-            r = await self._http.post(self.admin_api + path, json=payload, headers={"Authorization": f"Bearer {token}"})
+            self._token.forget()
+            r = await self._http.post(self.admin_api + path, json=payload, headers=await self._bearer())
         return r
+
+    async def _bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self._token.get()}"}
 
     # -- TokenUseHook ---------------------------------------------------------------------------
     async def before(self, ctx: UseContext) -> Refusal | None:
@@ -364,7 +345,7 @@ class BudgetHook:
                 if r.status_code == 200:
                     return
                 log.warning("budget settle answered %s: %s", r.status_code, r.text[:200])
-            except httpx2.HTTPError as exc:
+            except (httpx2.HTTPError, ValueError) as exc:
                 log.warning("budget settle failed (attempt %d): %s", attempt + 1, exc)
             await asyncio.sleep(0.2 * 2**attempt)  # settle is idempotent: retrying is safe
         log.error("giving up on %d budget settles; their holds expire on the AS", len(batch))

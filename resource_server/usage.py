@@ -40,15 +40,14 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from resource_server.admin_token import AdminApiToken
 from resource_server.context import record_usage
-from resource_server.discovery import metadata_url
 from resource_server.hooks import Refusal, UseContext, UseOutcome
 
 __all__ = [
@@ -63,7 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-ADMIN_API_PATH = "/api/v1"
+SCOPE = "metering:write"
 EVENTS_PATH = "/metering/events"
 _SEP = "\x1f"  # joins provider/model/quantity in record_usage keys (never in a real name)
 _TOKENS_PREFIX = "tokens.consumed" + _SEP
@@ -117,12 +116,6 @@ def _id_part(value: str | None) -> str:
     return hashlib.sha256((value or secrets.token_hex(8)).encode()).hexdigest()[:32]
 
 
-@dataclass
-class _Token:
-    value: str
-    expires_at: float
-
-
 class UsageReporter:
     """A :class:`~resource_server.TokenUseHook` that meters every token use (see the module docs)."""
 
@@ -149,9 +142,7 @@ class UsageReporter:
             raise ValueError("batch_size must be 1..1000 (the AS takes at most 1,000 events per request)")
         self.issuer = issuer
         self.resource = resource
-        self.api_base = issuer.rstrip("/") + ADMIN_API_PATH
         self.client_id = client_id
-        self._client_secret = client_secret
         self._http = http or httpx2.AsyncClient(timeout=timeout)
         self._owns_http = http is None
         self.batch_size = batch_size
@@ -169,8 +160,8 @@ class UsageReporter:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._send_lock: asyncio.Lock | None = None
-        self._token: _Token | None = None
-        self._token_endpoint: str | None = None
+        self._token = AdminApiToken(self._http, issuer, client_id, client_secret, SCOPE, clock=clock)
+        self.api_base = self._token.api_base
         self._closed = False
         self._warned_no_model = False
         # counters, for tests and operators
@@ -333,7 +324,7 @@ class UsageReporter:
     async def _send(self, batch: list[dict[str, Any]]) -> bool:
         """POST one batch. True when it is done with (stored, or refused for good); False to retry."""
         try:
-            token = await self._access_token()
+            token = await self._token.get()
             r = await self._http.post(
                 self.api_base + EVENTS_PATH,
                 content=json.dumps({"events": batch}, separators=(",", ":")),
@@ -353,7 +344,7 @@ class UsageReporter:
                 log.error("usage reporter: the AS rejected an event: %s", problem)
             return True
         if r.status_code == 401:
-            self._token = None  # expired or revoked: get a new one on the retry
+            self._token.forget()  # expired or revoked: get a new one on the retry
             log.warning("usage reporter: the AS refused the metering token; will retry with a new one")
             return False
         if r.status_code in _RETRY_STATUSES:
@@ -362,28 +353,6 @@ class UsageReporter:
         self.dropped += len(batch)
         log.error("usage reporter: the AS refused a batch of %d events (%d): %s", len(batch), r.status_code, r.text)
         return True
-
-    async def _access_token(self) -> str:
-        if self._token is not None and self._token.expires_at > self._clock():
-            return self._token.value
-        if self._token_endpoint is None:
-            r = await self._http.get(metadata_url(self.issuer))
-            r.raise_for_status()
-            meta: Mapping[str, Any] = r.json()
-            if meta.get("issuer") != self.issuer:
-                raise ValueError("the AS metadata names another issuer")
-            self._token_endpoint = str(meta["token_endpoint"])
-        r = await self._http.post(
-            self._token_endpoint,
-            data={"grant_type": "client_credentials", "resource": self.api_base, "scope": "metering:write"},
-            auth=(self.client_id, self._client_secret),
-        )
-        if r.status_code != 200:
-            raise ValueError(f"token request failed ({r.status_code}): {r.text[:200]}")
-        body = r.json()
-        lifetime = float(body.get("expires_in", 300))
-        self._token = _Token(str(body["access_token"]), self._clock() + max(lifetime - 30, lifetime / 2))
-        return self._token.value
 
     async def aclose(self, *, max_attempts: int = 5) -> None:
         """Stop the background task and ship what is queued (up to ``max_attempts`` tries per batch)."""

@@ -18,6 +18,18 @@ pytestmark = pytest.mark.anyio
 ISSUER = "http://as.test"
 
 
+TOKEN_PATHS = ("/.well-known/oauth-authorization-server", "/token")
+
+
+def token_side(request: httpx2.Request) -> httpx2.Response:
+    """RFC 8414 metadata and the token endpoint it names: the hook's admin-API token."""
+    if request.url.path == "/token":
+        form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
+        assert form["grant_type"] == "client_credentials" and form["scope"] == "budgets%3Ause", form
+        return httpx2.Response(200, json={"access_token": "t", "expires_in": 300})
+    return httpx2.Response(200, json={"issuer": ISSUER, "token_endpoint": ISSUER + "/token"})
+
+
 def use(**claims: Any) -> UseContext:
     info = TokenInfo.from_claims({"sub": "u", "exp": time.time() + 60, **claims})
     return UseContext(token=info, calls=(), http_method="POST", path="/mcp", required_scopes=frozenset())
@@ -30,8 +42,8 @@ class StubAS:
         self.reserves = 0
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.path == "/token":
-            return httpx2.Response(200, json={"access_token": "t", "expires_in": 300})
+        if request.url.path in TOKEN_PATHS:
+            return token_side(request)
         if request.url.path == "/api/v1/budgets/reserve":
             self.reserves += 1
             if isinstance(self.reserve, Exception):
@@ -105,8 +117,8 @@ class LeasingAS:
         self.settled: list[dict[str, Any]] = []
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.path == "/token":
-            return httpx2.Response(200, json={"access_token": "t", "expires_in": 300})
+        if request.url.path in TOKEN_PATHS:
+            return token_side(request)
         body = json.loads(request.content)
         if request.url.path == "/api/v1/budgets/reserve":
             self.reserves.append(body["units"])
