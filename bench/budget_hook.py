@@ -22,9 +22,6 @@ error counts (both must be 0; the script exits 1 otherwise) and the calls the AS
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -38,6 +35,7 @@ import httpx2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.wrk_post import wrk_post  # noqa: E402
 from conformance.procs import AuthzServer, clean_env, free_port, kill_group  # noqa: E402
 
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
@@ -95,27 +93,8 @@ def token(issuer: str, client_id: str, secret: str, resource: str) -> str:
 def wrk(url: str, bearer: str, args: argparse.Namespace) -> tuple[float, int, int, int]:
     """(requests/s, requests, non-2xx responses, socket errors) of one wrk run."""
     headers = {**HEADERS, "authorization": f"Bearer {bearer}"}
-    lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(json.dumps(CALL))}"]
-    lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write("\n".join(lua) + "\n")
-    try:
-        out = subprocess.run(
-            ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", f.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=args.duration + 30,
-        ).stdout
-    finally:
-        os.unlink(f.name)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    assert rps and total, out
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
-    return float(rps.group(1)), int(total.group(1)), int(non2xx.group(1)) if non2xx else 0, socket_errors
+    r = wrk_post(url, CALL, headers, threads=args.threads, connections=args.connections, duration=args.duration)
+    return r.rps, r.requests, r.non2xx, r.socket_errors
 
 
 def main() -> int:

@@ -20,15 +20,12 @@ figure is the median of its runs, ``rs.*.ratio`` is computed from the medians an
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,10 @@ from typing import Any
 import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.wrk_post import wrk_post  # noqa: E402
+
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
 HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 RS_ID, RS_SECRET = "rs-client", "rs-secret-value"  # the test AS's resource-server credentials
@@ -108,28 +109,13 @@ def start(kind: str, issuer: str, port: int | None = None) -> tuple[subprocess.P
 
 
 def wrk_rps(url: str, token: str | None, args: argparse.Namespace) -> float:
-    lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(json.dumps(CALL))}"]
     headers = dict(HEADERS)
     if token:
         headers["authorization"] = f"Bearer {token}"
-    lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write("\n".join(lua) + "\n")
-    try:
-        out = subprocess.run(
-            ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", f.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=args.duration + 30,
-        ).stdout
-    finally:
-        os.unlink(f.name)
-    if "Non-2xx" in out:
-        raise RuntimeError(f"non-2xx responses under load:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    r = wrk_post(url, CALL, headers, threads=args.threads, connections=args.connections, duration=args.duration)
+    if r.non2xx:
+        raise RuntimeError(f"non-2xx responses under load:\n{r.output}")
+    return r.rps
 
 
 _LOOP = """
