@@ -12,24 +12,24 @@ from starlette.applications import Starlette
 
 from authz import services
 from authz.admin.bootstrap import ensure_admin_resource
-from authz.audit import AuditLog
+from authz.audit.log import AuditLog
 from authz.budgets.service import BudgetService
-from authz.cimd import ClientJwks
 from authz.context import Context
-from authz.crypto import Keyring, load_or_create_kek
-from authz.directory import Directory
-from authz.endpoints.metadata import build_metadata
-from authz.fetch import get_fetcher
-from authz.keys import KeyManager
-from authz.policy import PolicyEngine
-from authz.revocations import RevocationView
+from authz.core.crypto import Keyring, load_or_create_kek
+from authz.core.fetch import get_fetcher
+from authz.core.settings import Settings
+from authz.core.sync import ChangeWatcher
+from authz.identity.directory import Directory
+from authz.identity.revocations import RevocationView
+from authz.oauth.cimd import ClientJwks
+from authz.oauth.endpoints.metadata import build_metadata
+from authz.oauth.keys import KeyManager
+from authz.oauth.server import AuthzServer
+from authz.oauth.tokens import TokenIssuer
+from authz.policy.engine import PolicyEngine
 from authz.routes import routes
-from authz.server import AuthzServer
-from authz.settings import Settings
 from authz.storage.db import make_engine
 from authz.storage.sql import SqlStore
-from authz.sync import ChangeWatcher
-from authz.tokens import TokenIssuer
 
 log = logging.getLogger("authz")
 

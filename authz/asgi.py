@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from authz.app import create_app
-from authz.settings import Settings, check_safe
+from authz.core.settings import Settings, check_safe
 
 
 def create() -> Starlette:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from authz.audit import AuditLog
-from authz.crypto import Keyring
-from authz.directory import Directory
-from authz.keys import KeyManager
-from authz.policy import PolicyEngine
-from authz.revocations import RevocationView
-from authz.settings import Settings
+from authz.audit.log import AuditLog
+from authz.core.crypto import Keyring
+from authz.core.settings import Settings
+from authz.identity.directory import Directory
+from authz.identity.revocations import RevocationView
+from authz.oauth.keys import KeyManager
+from authz.oauth.tokens import TokenIssuer
+from authz.policy.engine import PolicyEngine
 from authz.storage.protocols import Storage
-from authz.tokens import TokenIssuer
 
 if TYPE_CHECKING:
     from authz.budgets.service import BudgetService

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 
 from authz.admin.routes import admin_routes
-from authz.endpoints import authorize, introspect, jwks, metadata, register, token
-from authz.settings import ADMIN_API_PATH as ADMIN_PATH
-from authz.settings import Settings
+from authz.core.settings import ADMIN_API_PATH as ADMIN_PATH
+from authz.core.settings import Settings
+from authz.oauth.endpoints import authorize, introspect, jwks, metadata, register, token
 
 
 def routes(settings: Settings) -> list[BaseRoute]:

@@ -13,10 +13,10 @@ from authz.budgets.service import BudgetService
 from authz.budgets.sql_ledger import SqlLedger
 from authz.budgets.store import BudgetStore
 from authz.budgets.webhooks import Outbox, WebhookWorker
-from authz.crypto import Keyring
+from authz.core.crypto import Keyring
+from authz.core.settings import Settings
 from authz.metering import MeteringService, service_from_settings
 from authz.metering.sink import Spend
-from authz.settings import Settings
 
 
 def budget_service(settings: Settings, engine: Engine, keyring: Keyring) -> BudgetService:

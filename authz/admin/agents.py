@@ -23,11 +23,11 @@ from authz.admin.schemas import (
     RotateIn,
     StatusChange,
 )
-from authz.agents import credentials as creds
-from authz.agents import lifecycle
-from authz.agents.credentials import Issued
-from authz.agents.lifecycle import STATUSES
-from authz.crypto import b64url, b64url_decode
+from authz.core.crypto import b64url, b64url_decode
+from authz.identity.agents import credentials as creds
+from authz.identity.agents import lifecycle
+from authz.identity.agents.credentials import Issued
+from authz.identity.agents.lifecycle import STATUSES
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -24,9 +24,9 @@ from starlette.routing import Route
 from authz.admin.auth import Principal, authenticate
 from authz.admin.bootstrap import admin_resource_uri
 from authz.admin.problems import ApiProblem
-from authz.agents.errors import AgentError, Invalid
-from authz.agents.lifecycle import Agents
 from authz.context import Context
+from authz.identity.agents.errors import AgentError, Invalid
+from authz.identity.agents.lifecycle import Agents
 
 log = logging.getLogger("authz.admin")
 

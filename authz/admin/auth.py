@@ -1,7 +1,7 @@
 """Bearer authentication of admin API calls (RFC 6750).
 
 The token must be active for the admin resource by the same rules as introspection
-(:func:`authz.token_checks.active_claims`), carry the scope the operation needs, and have been
+(:func:`authz.oauth.token_checks.active_claims`), carry the scope the operation needs, and have been
 issued to a client whose ``allowed_resources`` names the admin resource explicitly — a client
 allowed "any registered resource" (agents, dynamically registered clients) is never an admin.
 
@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 
 from authz.admin.problems import ApiProblem
 from authz.context import Context
-from authz.token_checks import active_claims
+from authz.oauth.token_checks import active_claims
 
 REALM = "authz-admin"
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
-from authz.crypto import Keyring
-from authz.registry import Registered, register_client
-from authz.settings import Settings
+from authz.core.crypto import Keyring
+from authz.core.settings import Settings
+from authz.identity.registry import Registered, register_client
 from authz.storage.models import Resource
 from authz.storage.protocols import ClientStore, ResourceStore
 

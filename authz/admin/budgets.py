@@ -19,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from authz.admin.api import Call, Operation
 from authz.admin.problems import ApiProblem
-from authz.agents import lifecycle
 from authz.budgets.model import Budget, BudgetError, Exhausted, Item, Reservation
 from authz.budgets.service import BudgetService, Usage
 from authz.budgets.sql_ledger import SqlLedger
 from authz.budgets.store import BudgetStore
+from authz.identity.agents import lifecycle
 
 _FALLBACK: dict[int, BudgetService] = {}
 

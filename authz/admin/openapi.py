@@ -13,8 +13,8 @@ from starlette.routing import Route
 from authz.admin.api import Operation
 from authz.admin.bootstrap import ADMIN_SCOPES
 from authz.admin.problems import MEDIA_TYPE, PROBLEM_SCHEMA
-from authz.settings import ADMIN_API_PATH as ADMIN_PATH
-from authz.settings import Settings
+from authz.core.settings import ADMIN_API_PATH as ADMIN_PATH
+from authz.core.settings import Settings
 
 REF = "#/components/schemas/{model}"
 OPENAPI_PATH = "/openapi.json"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import policies
 from authz.admin.api import Call, Operation
 from authz.admin.problems import ApiProblem, _pointer
-from authz.policy import DB_SETTING, PolicyVersionStore, content_sha256
+from authz.policy.engine import DB_SETTING, PolicyVersionStore, content_sha256
 from policies import PolicyError, Problem
 from policies.loader import SCHEMA_FILE, read_sources
 

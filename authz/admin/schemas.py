@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from authz.agents.credentials import state
-from authz.agents.validation import DEFAULT_OVERLAP, MAX_OVERLAP
+from authz.identity.agents.credentials import state
+from authz.identity.agents.validation import DEFAULT_OVERLAP, MAX_OVERLAP
 from authz.storage.models import Agent, AgentCredential, Team
 
 Status = Literal["active", "suspended", "revoked"]

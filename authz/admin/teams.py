@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from authz.admin.api import Call, Operation
 from authz.admin.schemas import TeamCreate, TeamList, TeamOut
-from authz.agents import lifecycle
+from authz.identity.agents import lifecycle
 
 
 def create_team(call: Call) -> tuple[int, TeamOut]:

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from authz.budgets.model import MAX_AMOUNT
 from authz.budgets.service import BudgetService
-from authz.storage.models_budgets import BudgetPendingUsageRow
+from authz.storage.models.budgets import BudgetPendingUsageRow
 
 log = logging.getLogger("authz.budgets")
 PENDING = cast(Table, BudgetPendingUsageRow.__table__)

@@ -28,7 +28,7 @@ from authz.budgets.model import Budget, BudgetError, Exhausted, Item, Reservatio
 from authz.budgets.periods import Window, window_of_key
 from authz.budgets.store import BudgetStore
 from authz.budgets.webhooks import Outbox, crossed, reached
-from authz.storage.models_budgets import BudgetPendingUsageRow
+from authz.storage.models.budgets import BudgetPendingUsageRow
 
 log = logging.getLogger("authz.budgets")
 PENDING = cast(Table, BudgetPendingUsageRow.__table__)

@@ -30,7 +30,7 @@ from authz.budgets.ledger import (
     system_clock,
 )
 from authz.budgets.model import Budget, Exhausted, Item, Reservation, Settled, Status, WindowSpend
-from authz.storage.models_budgets import BudgetReservationItemRow, BudgetReservationRow, BudgetUsageRow
+from authz.storage.models.budgets import BudgetReservationItemRow, BudgetReservationRow, BudgetUsageRow
 
 USAGE = cast(Table, BudgetUsageRow.__table__)
 RES = cast(Table, BudgetReservationRow.__table__)

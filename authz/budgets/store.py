@@ -19,8 +19,8 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from authz.budgets.model import Budget, BudgetError
-from authz.crypto import Keyring
-from authz.storage.models_budgets import (
+from authz.core.crypto import Keyring
+from authz.storage.models.budgets import (
     BudgetRow,
     BudgetUsageRow,
     BudgetWebhookRow,

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from authz.cli import admin, agents, policy, serve, trust
+from authz.core.settings import UnsafeSettingsError
 from authz.metering import cli as metering_cli
-from authz.settings import UnsafeSettingsError
 
 
 def parser() -> argparse.ArgumentParser:

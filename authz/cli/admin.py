@@ -11,11 +11,11 @@ from typing import Any
 
 from authz.app import build_context
 from authz.context import Context
-from authz.crypto import generate_kek
-from authz.registry import AUTH_METHODS, register_client, register_resource
-from authz.settings import Settings
+from authz.core.crypto import generate_kek
+from authz.core.settings import Settings
+from authz.identity.registry import AUTH_METHODS, register_client, register_resource
+from authz.identity.users import create_user
 from authz.storage.chain import first_broken
-from authz.users import create_user
 
 
 def register(sub: Any) -> None:

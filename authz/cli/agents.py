@@ -1,6 +1,6 @@
 """``authz agents``, ``authz teams`` and ``authz admin-client``: agent identities from the command line.
 
-The commands call the same lifecycle functions as the admin API (``authz.agents``), so the rules,
+The commands call the same lifecycle functions as the admin API (``authz.identity.agents``), so the rules,
 the 409 conflicts and the audit trail are the same; the audit ``actor`` is ``cli``.
 """
 
@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from authz.admin.bootstrap import DEFAULT_CLIENT_SCOPES, admin_resource_uri, create_admin_client, ensure_admin_resource
-from authz.agents import credentials as creds
-from authz.agents import lifecycle as lc
-from authz.agents.errors import AgentError, Invalid
-from authz.agents.lifecycle import STATUSES, Agents
-from authz.agents.validation import DEFAULT_OVERLAP
 from authz.context import Context
+from authz.identity.agents import credentials as creds
+from authz.identity.agents import lifecycle as lc
+from authz.identity.agents.errors import AgentError, Invalid
+from authz.identity.agents.lifecycle import STATUSES, Agents
+from authz.identity.agents.validation import DEFAULT_OVERLAP
 from authz.storage.models import Agent, AgentCredential
 
 ACTOR = "cli"

@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx2
 
 from authz.admin.bootstrap import create_admin_client, ensure_admin_resource
-from authz.agents.credentials import issue_credential, list_credentials, revoke_credential
-from authz.agents.lifecycle import Agents, create_agent
 from authz.app import build_context
 from authz.context import Context
-from authz.registry import register_resource
-from authz.settings import Settings
+from authz.core.settings import Settings
+from authz.identity.agents.credentials import issue_credential, list_credentials, revoke_credential
+from authz.identity.agents.lifecycle import Agents, create_agent
+from authz.identity.registry import register_resource
 
 DEMO_SCOPES = ["tools:read", "tools:write", "tools:admin"]
 USAGE_CLIENT_NAME = "authz demo MCP server: budgets and metering"

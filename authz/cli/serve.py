@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from authz.settings import Settings, check_safe
+from authz.core.settings import Settings, check_safe
 
 
 def register(sub: Any) -> None:
@@ -97,7 +97,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_docs(_args: argparse.Namespace) -> int:
-    from authz.settings_doc import render
+    from authz.core.settings_doc import render
 
     print(render(), end="")
     return 0

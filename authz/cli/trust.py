@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from authz.settings import Settings
-from authz.trust import DEFAULT_ALGORITHMS, KINDS, TrustStore, register_issuer
+from authz.core.settings import Settings
+from authz.oauth.trust import DEFAULT_ALGORITHMS, KINDS, TrustStore, register_issuer
 
 
 def register(sub: Any) -> None:

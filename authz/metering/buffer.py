@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from authz.metering import bulk
 from authz.metering.config import MeteringConfig
 from authz.metering.sink import Sink, Staged
-from authz.storage.models_metering import MeteringInbox
+from authz.storage.models.metering import MeteringInbox
 
 INBOX = cast(Table, MeteringInbox.__table__)
 INBOX_COLUMNS = ("idempotency_id", "received_at_ms", "payload")

@@ -100,7 +100,7 @@ def format_rows(rows: Sequence[dict[str, Any]], group_by: Sequence[str], fmt: st
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from authz.settings import Settings
+    from authz.core.settings import Settings
     from authz.storage.db import make_engine
 
     end = args.end or datetime.now(UTC)

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, Table, text
 from authz.metering import bulk
 from authz.metering.events import PAYLOAD, TOKENS
 from authz.metering.pricing import PriceBook, usd_text
-from authz.storage.models_metering import (
+from authz.storage.models.metering import (
     MeteringEvent,
     MeteringPrice,
     MeteringRollup,

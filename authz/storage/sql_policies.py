@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from authz.storage.models_policies import PolicyVersion
+from authz.storage.models.policies import PolicyVersion
 
 POLICY_TOPIC = "policy"
 

@@ -21,9 +21,9 @@ from starlette.applications import Starlette
 
 from authz.app import create_app
 from authz.context import Context
-from authz.registry import Registered, register_client, register_resource
-from authz.settings import Settings
-from authz.users import create_user
+from authz.core.settings import Settings
+from authz.identity.registry import Registered, register_client, register_resource
+from authz.identity.users import create_user
 
 ISSUER = "http://127.0.0.1:9100"
 RESOURCE = "http://127.0.0.1:9200/mcp"

@@ -115,7 +115,7 @@ def test_keys_rotate_and_audit_verify(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_generate_kek_prints_a_32_byte_key(capsys: pytest.CaptureFixture[str]) -> None:
-    from authz.crypto import b64url_decode
+    from authz.core.crypto import b64url_decode
 
     code, out, _ = run(capsys, "keys", "generate-kek")
     assert code == 0 and len(b64url_decode(out.strip())) == 32

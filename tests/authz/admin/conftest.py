@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from authz.admin.bootstrap import admin_resource_uri, create_admin_client
-from tests.authz.agents.conftest import agents_db_url, engines_to_dispose, server
 from tests.authz.conftest import AS
+from tests.authz.identity.agents.conftest import agents_db_url, engines_to_dispose, server
 
 __all__ = ["agents_db_url", "engines_to_dispose", "server"]
 

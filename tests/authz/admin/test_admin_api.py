@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey
 
-from authz.agents import lifecycle as lc
+from authz.identity.agents import lifecycle as lc
 from authz.storage.models import Agent, Team
 from tests.authz.admin.conftest import admin_token
-from tests.authz.agents.conftest import deps, next_second, secret_token
 from tests.authz.conftest import AS, RESOURCE
+from tests.authz.identity.agents.conftest import deps, next_second, secret_token
 
 pytestmark = pytest.mark.anyio
 API = "/api/v1"
@@ -50,7 +50,7 @@ async def test_garbage_and_wrong_audience_tokens_are_401_invalid_token(server: A
 async def test_a_client_not_explicitly_allowed_the_admin_api_is_refused(server: AS) -> None:
     """An agent may ask for any registered resource, the admin API included; its token must not work there."""
     from authz.admin.bootstrap import admin_resource_uri
-    from authz.agents import credentials as creds
+    from authz.identity.agents import credentials as creds
 
     agent = lc.create_agent(deps(server), name="sneaky", actor="t")
     secret = creds.issue_credential(deps(server), agent.id, kind="secret", actor="t").secret

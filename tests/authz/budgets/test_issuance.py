@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from authz.agents.credentials import issue_credential
-from authz.agents.lifecycle import Agents, create_agent, create_team
 from authz.budgets.model import Budget, Reservation
 from authz.budgets.service import Usage
+from authz.identity.agents.credentials import issue_credential
+from authz.identity.agents.lifecycle import Agents, create_agent, create_team
 from tests.authz.conftest import AS, RESOURCE
-from tests.authz.grants.test_token_exchange import TE, user_token
+from tests.authz.oauth.grants.test_token_exchange import TE, user_token
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from authz.budgets.redis_ledger import RedisLedger
 from authz.budgets.service import BudgetService, Usage
 from authz.budgets.sql_ledger import SqlLedger
 from authz.budgets.store import BudgetStore
-from authz.crypto import Keyring
+from authz.core.crypto import Keyring
 from authz.storage.db import make_engine
 from tests.authz.budgets.conftest import Clock
 

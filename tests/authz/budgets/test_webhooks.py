@@ -19,9 +19,9 @@ from authz.budgets.service import BudgetService, Usage
 from authz.budgets.sql_ledger import SqlLedger
 from authz.budgets.store import BudgetStore, new_webhook_secret
 from authz.budgets.webhooks import Outbox, WebhookWorker, crossed
-from authz.crypto import Keyring
+from authz.core.crypto import Keyring
 from authz.storage.db import make_engine
-from authz.storage.models_budgets import BudgetWebhookRow, WebhookDeliveryRow, WebhookOutboxRow
+from authz.storage.models.budgets import BudgetWebhookRow, WebhookDeliveryRow, WebhookOutboxRow
 from tests.authz.budgets.conftest import Clock, Receiver, json_of
 
 

@@ -1,0 +1,56 @@
+"""The token endpoint (RFC 6749 §3.2): every grant, ``Cache-Control: no-store`` on every answer.
+
+RFC 6749 §5.1: the response "MUST include the HTTP 'Cache-Control' response header field with a
+value of 'no-store'"; §5.2 errors are JSON with ``error`` (and 401 + ``WWW-Authenticate`` when
+client authentication via the Authorization header failed).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authz.oauth.requests import AuthzRequest
+from authz.oauth.server import error_result, read_request, run_core, server_error, to_response
+
+log = logging.getLogger("authz.token")
+SECURITY_EVENTS = frozenset({"invalid_client", "invalid_grant"})
+
+
+async def token(request: Request) -> Response:
+    state = request.app.state
+    try:
+        areq = await read_request(request, state.ctx)
+        result = await run_core(state.server.create_token_response, areq, inline=state.server.can_run_inline(areq))
+    except OAuth2Error as error:
+        return to_response(error_result(error))
+    except Exception:
+        log.exception("token endpoint failed")
+        return server_error()
+    status, body, _ = result
+    if status >= 400 and isinstance(body, dict):
+        _audit_refusal(request, areq, body)
+    return to_response(result)
+
+
+def _audit_refusal(request: Request, areq: AuthzRequest, body: dict[str, object]) -> None:
+    """Security-relevant refusals (failed client auth, PKCE failure, code or refresh replay)."""
+    error = str(body.get("error"))
+    if error not in SECURITY_EVENTS and not areq.auth_failure:
+        return
+    client_id = areq.form.get("client_id") or getattr(areq.client, "client_id", None)
+    if client_id is None:
+        client_id, _ = extract_basic_authorization(areq.headers)
+    request.app.state.ctx.audit.record(
+        "token.refused",
+        "failure",
+        client_id=client_id,
+        reason=areq.auth_failure or error,
+        grant_type=areq.form.get("grant_type"),
+        policies=list(areq.policy_reasons) or None,
+        ip=areq.client_ip,
+    )

@@ -1,0 +1,220 @@
+"""What every token-issuing grant shares: resource selection, scope narrowing, issuance, audit."""
+
+from __future__ import annotations
+
+import functools
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
+
+from authz.identity.clients import OAuthClient
+from authz.identity.revocations import revoke_grant
+from authz.oauth import rfc8707
+from authz.oauth.errors import InvalidTargetError, TemporarilyUnavailableError
+from authz.oauth.requests import AuthzRequest
+from authz.oauth.tokens import TokenRequest
+from authz.policy.engine import Subject, client_subject
+
+if TYPE_CHECKING:
+    from authz.oauth.server import AuthzServer
+
+
+class BudgetExhaustedError(OAuth2Error):  # type: ignore[misc]
+    """A hard budget of the agent, its team or the workflow is spent for the current period.
+
+    RFC 6749 §5.2 has no budget code; ``access_denied`` (RFC 6749 §4.1.2.1 "the resource owner or
+    authorization server denied the request", also a token-endpoint error in RFC 8628 §3.5 and
+    OpenID CIBA) says "the server refuses, retrying the same request now will not help", which is
+    what an exhausted budget means. ``invalid_grant``/``invalid_client`` would wrongly blame the
+    credentials. ``Retry-After`` (RFC 9110 §10.2.3) carries the seconds until the period ends.
+    """
+
+    error = "access_denied"
+    status_code = 400
+
+    def __init__(self, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = [*super().get_headers(), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        if self.retry_after is not None:
+            headers.append(("Retry-After", str(self.retry_after)))
+        return headers
+
+
+TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+class IssuingGrant:
+    """Mixin for Authlib grant classes: ``self.request`` and ``self.server`` come from Authlib."""
+
+    request: AuthzRequest
+    server: AuthzServer
+    TOKEN_RESPONSE_HEADER = TOKEN_HEADERS
+
+    def select_resource(self, client: OAuthClient) -> str:
+        """RFC 8707 §2: the one resource this token is for, registered and allowed for the client."""
+        ctx = self.server.ctx
+        return rfc8707.select_resource(
+            self.request.values("resource"), ctx.directory.known_resource, lambda uri: self.may_use(client, uri)
+        )
+
+    def may_use(self, client: OAuthClient, uri: str) -> bool:
+        """The client may get tokens for this resource. The admin API is never reachable through the
+        "any registered resource" default: only a client registered for it (authz admin-client create)."""
+        if uri == self.server.ctx.settings.admin_resource:
+            return client.allowed_resources is not None and uri in client.allowed_resources
+        return client.may_use_resource(uri)
+
+    def narrow_scope(
+        self,
+        client: OAuthClient,
+        resource: str,
+        requested: str | None,
+        subject: Subject | None = None,
+        apply_policy: bool = True,
+    ) -> str:
+        """Granted = requested ∩ (what the resource offers ∩ what the client may get) ∩ what policy permits.
+
+        RFC 6749 §3.3: the server "MAY fully or partially ignore the scope requested by the client"
+        and then "MUST include the scope response parameter"; nothing left of a non-empty request is
+        ``invalid_scope`` (§5.2). An empty request gets everything permitted. ``subject`` is who the
+        token speaks for (default: the client itself); policy is skipped only where the subject is not
+        known yet (the authorization request before sign-in; the code is narrowed again when issued).
+        """
+        info = self.server.ctx.directory.resource(resource)
+        offered = info.scopes if info is not None else frozenset()
+        permitted = offered if client.scopes is None else offered & client.scopes
+        wanted = [s for s in dict.fromkeys(requested.split()) if s in permitted] if requested else sorted(permitted)
+        if requested and not wanted:
+            raise InvalidScopeError("None of the requested scopes may be granted for this resource.")
+        if apply_policy:
+            wanted = self.apply_policy(subject or client_subject(client), client, resource, wanted)
+        return " ".join(wanted)
+
+    def apply_policy(self, subject: Subject, client: OAuthClient, resource: str, scopes: list[str]) -> list[str]:
+        """Keep the scopes the loaded Cedar policies permit; none of a non-empty set is ``invalid_scope``.
+
+        The deciding policy ids are kept on the request for the audit trail (issued or refused). The
+        admin API is outside scope policy: only clients registered for it explicitly reach it at all.
+        """
+        if resource == self.server.ctx.settings.admin_resource:
+            return scopes
+        decision = self.server.ctx.policy.decide(
+            subject, client.client_id, resource, scopes, str(self.request.payload.grant_type or "authorization_code")
+        )
+        if decision is None:
+            return scopes
+        self.request.policy_reasons = decision.reasons
+        granted = [s for s in scopes if s in decision.permitted]
+        if scopes and not granted:
+            self.request.auth_failure = "policy_denied"
+            raise InvalidScopeError("Policy permits none of the requested scopes for this resource.")
+        return granted
+
+    def check_same_resource(self, granted: str) -> None:
+        """A follow-up request (code redemption, refresh) may repeat ``resource`` but never change it."""
+        resources = self.request.values("resource")
+        if resources and (len(resources) > 1 or rfc8707.validate_resource_uri(resources[0]) != granted):
+            raise InvalidTargetError("The resource must be the one the grant was given for.")
+
+    def revoke_on_replay(self, grant_id: str, event: str, reason: str, **who: str) -> None:
+        """A replayed code or a reused refresh token: revoke the whole grant and audit the attempt."""
+        ctx = self.server.ctx
+        revoke_grant(ctx, grant_id, int(time.time()))
+        self.request.auth_failure = reason
+        ctx.audit.record(event, "failure", reason=reason, grant_id=grant_id, **who)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every grant's ``create_token_response`` first checks budgets (issue 6), including the grants
+        that sign without :meth:`token_response` (token exchange, jwt-bearer): nothing is signed for a
+        principal whose hard budget is exhausted."""
+        super().__init_subclass__(**kwargs)
+        original = cls.__dict__.get("create_token_response")
+        if original is None or getattr(original, "_checks_budget", False):
+            return
+
+        @functools.wraps(original)
+        def create_token_response(self: IssuingGrant) -> Any:
+            self.check_budget()
+            return original(self)
+
+        create_token_response._checks_budget = True  # type: ignore[attr-defined]
+        setattr(cls, "create_token_response", create_token_response)  # noqa: B010
+
+    def budget_principal(self) -> tuple[str | None, str | None, str | None]:
+        """Who would spend with the token about to be issued: ``(agent, team, workflow)``, the same
+        values the token carries as claims (the client's ``principal_claims()``; a token exchange adds
+        its ``workflow``)."""
+        client = getattr(self.request, "client", None)
+        claims: dict[str, str] = client.principal_claims() if isinstance(client, OAuthClient) else {}
+        workflow = getattr(getattr(self, "exchange", None), "workflow", None)
+        return claims.get("agent"), claims.get("team"), workflow if isinstance(workflow, str) else None
+
+    def check_budget(self) -> None:
+        """Refuse the token when a hard budget of its agent, team or workflow is exhausted (issue 6).
+
+        Called before anything is signed. The refusal is audited here (``token.refused``, reason
+        ``budget_exhausted`` or ``budget_unavailable``, with the budget id); the token endpoint's own
+        refusal audit only covers security events, so it is not recorded twice.
+        """
+        ctx = self.server.ctx
+        agent, team, workflow = self.budget_principal()
+        if ctx.budgets is None or not (agent or team or workflow):
+            return
+        refused = ctx.budgets.check_issuance(agent, team, workflow)
+        if refused is None:
+            return
+        reason = "budget_unavailable" if refused.reason == "unavailable" else "budget_exhausted"
+        client = getattr(self.request, "client", None)
+        ctx.audit.record(
+            "token.refused",
+            "failure",
+            client_id=getattr(client, "client_id", None),
+            resource=self.request.resource,
+            reason=reason,
+            budget_id=refused.budget_id,
+            grant_type=str(self.request.payload.grant_type or ""),
+            agent=agent,
+            team=team,
+            workflow=workflow,
+        )
+        if refused.reason == "unavailable":
+            raise TemporarilyUnavailableError(
+                f"The budget ledger is unreachable and budget {refused.budget_id} is a hard cap."
+            )
+        if refused.retry_after is None:
+            raise BudgetExhaustedError(f"budget {refused.budget_id} exhausted (lifetime budget)")
+        until = datetime.fromtimestamp(refused.retry_after, UTC).isoformat().replace("+00:00", "Z")
+        raise BudgetExhaustedError(
+            f"budget {refused.budget_id} exhausted until {until}", refused.retry_after_seconds(time.time())
+        )
+
+    def token_response(self, req: TokenRequest, refresh: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Sign the access token (and mint a refresh token); audit the issuance."""
+        ctx = self.server.ctx
+        access, claims = ctx.issuer.access_token(req)
+        body: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": req.lifetime,
+            "scope": req.scope,
+        }
+        if refresh is not None:
+            lifetime, family_expires_at = refresh
+            body["refresh_token"] = ctx.issuer.refresh_token(req, lifetime, family_expires_at)
+        ctx.audit.record(
+            "token.issued",
+            client_id=req.client_id,
+            subject=req.subject,
+            resource=req.resource,
+            grant_type=self.request.payload.grant_type,
+            jti=claims["jti"],
+            scope=req.scope,
+            refresh=refresh is not None,
+            policies=list(self.request.policy_reasons) or None,
+        )
+        return body

@@ -1,0 +1,155 @@
+"""The one Authlib <-> Starlette adapter.
+
+Endpoints await the request body first, build an :class:`~authz.oauth.requests.AuthzRequest`, and call
+Authlib's synchronous core through :func:`run_core`: inline for grants whose storage reads are all
+served from memory (client_credentials, introspection), in a worker thread for grants that read
+and write SQL (authorization_code, refresh_token). Authlib's ``(status, body, headers)`` results
+become Starlette responses in :func:`to_response`; nothing else imports both libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+from authlib.oauth2.rfc6749 import AuthorizationServer
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from authz.context import Context
+from authz.core.fetch import get_fetcher
+from authz.identity.clients import OAuthClient
+from authz.oauth.cimd import ClientJwks
+from authz.oauth.client_auth import PrivateKeyJwt, unverified_issuer
+from authz.oauth.grants.authorization_code import AuthorizationCodeGrant
+from authz.oauth.grants.client_credentials import ClientCredentialsGrant
+from authz.oauth.grants.jwt_bearer import JwtBearerGrant
+from authz.oauth.grants.refresh_token import RefreshTokenGrant
+from authz.oauth.grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from authz.oauth.grants.token_exchange import TokenExchangeGrant, exchange_can_run_inline
+from authz.oauth.requests import AuthzRequest
+from authz.oauth.rfc7009 import RevocationEndpoint
+from authz.oauth.rfc7662 import IntrospectionEndpoint
+from authz.oauth.trust import TrustedIssuers, TrustStore
+
+log = logging.getLogger("authz.server")
+
+MAX_FORM_BYTES = 64 * 1024
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+INLINE_GRANTS = frozenset({"client_credentials", TOKEN_EXCHANGE})
+
+Result = tuple[int, Any, list[tuple[str, str]]]
+
+
+class AuthzServer(AuthorizationServer):  # type: ignore[misc]
+    """Authlib's AuthorizationServer bound to our context (storage, keys, caches, audit)."""
+
+    def __init__(self, ctx: Context, jwks_for: ClientJwks) -> None:
+        super().__init__(scopes_supported=None)
+        self.ctx = ctx
+        self._jwks_for = jwks_for
+        # SqlStore implements TrustStore (authz.storage.sql_trust); Storage does not name it.
+        self.trust = TrustedIssuers(
+            cast(TrustStore, ctx.store), get_fetcher(ctx.settings.cimd_allow_loopback), ctx.settings.cache_staleness
+        )
+        audiences = frozenset({ctx.settings.issuer, ctx.settings.endpoint("/token")})
+        self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(audiences, ctx.store, jwks_for))
+        self.register_grant(AuthorizationCodeGrant)
+        self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
+        self.register_grant(TokenExchangeGrant)
+        self.register_grant(JwtBearerGrant)
+        self.register_endpoint(IntrospectionEndpoint)
+        self.register_endpoint(RevocationEndpoint)
+
+    def can_run_inline(self, areq: AuthzRequest) -> bool:
+        """Whether the token request can run on the event loop: a memory-only grant, and no client
+        key set to fetch first (a ``private_key_jwt`` client whose ``jwks_uri`` is not cached)."""
+        grant_type = areq.form.get("grant_type")
+        if grant_type not in INLINE_GRANTS:
+            return False
+        if grant_type == TOKEN_EXCHANGE and not exchange_can_run_inline(
+            areq.form, self.trust, self.ctx.settings.issuer
+        ):
+            return False
+        assertion = areq.form.get("client_assertion")
+        if not assertion:
+            return True
+        try:
+            client = self.ctx.directory.client(unverified_issuer(assertion))
+        except OAuth2Error:
+            return True  # refused without any I/O
+        return client is None or self._jwks_for.ready(client)
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        return self.ctx.directory.client(client_id)
+
+    def save_token(self, token: Any, request: Any) -> None:  # tokens are persisted by the grants
+        return None
+
+    def create_oauth2_request(self, request: AuthzRequest) -> AuthzRequest:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Result:
+        return status, body, list(headers)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+async def read_request(request: Request, ctx: Context, *, form: bool = True) -> AuthzRequest:
+    """Await and parse the body (``application/x-www-form-urlencoded`` only, RFC 6749 §3.2)."""
+    items: list[tuple[str, str]] = []
+    if form and request.method == "POST":
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise InvalidRequestError("The request body must be application/x-www-form-urlencoded.")
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise InvalidRequestError("The request body is too large.")
+        try:
+            items = parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False)
+        except UnicodeDecodeError as exc:
+            raise InvalidRequestError("The request body is not UTF-8.") from exc
+    raw_query = request.scope.get("query_string", b"")
+    query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=False) if raw_query else []
+    uri = ctx.settings.issuer + request.scope["path"][len(request.scope.get("root_path", "")) :]
+    areq = AuthzRequest(request.method, uri, request.headers, query=query, form=items)
+    areq.client_ip = request.client.host if request.client else None
+    return areq
+
+
+async def run_core(fn: Callable[[AuthzRequest], Result], areq: AuthzRequest, inline: bool) -> Result:
+    """Run Authlib's synchronous core: inline when it only touches memory, else in a worker thread."""
+    if inline:
+        return fn(areq)
+    return await anyio.to_thread.run_sync(fn, areq)
+
+
+def error_result(error: OAuth2Error) -> Result:
+    status, body, headers = error()
+    return int(status), body, list(headers)
+
+
+def to_response(result: Result) -> Response:
+    status, body, headers = result
+    hdrs = {k: v for k, v in headers if k.lower() != "content-type"}
+    if status == 302:
+        return Response(status_code=302, headers=hdrs)
+    if isinstance(body, dict | list):
+        return Response(json.dumps(body, separators=(",", ":")), status, hdrs, media_type="application/json")
+    return Response(body or "", status, hdrs)
+
+
+def server_error() -> JSONResponse:
+    """Anything unexpected: a generic body; the detail is only in the log (logged by the caller)."""
+    return JSONResponse(
+        {"error": "server_error", "error_description": "The server encountered an unexpected condition."},
+        status_code=500,
+        headers=NO_STORE,
+    )

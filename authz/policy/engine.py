@@ -1,0 +1,180 @@
+"""The only caller of ``policies``: decides which requested scopes a token request may receive.
+
+At every issuance (consent for the authorization code grant, client_credentials, token exchange,
+jwt-bearer) the grant asks :meth:`PolicyEngine.decide`; the granted scopes are the requested ones
+the loaded Cedar policy set permits, and the deciding policy ids go into the audit trail. The loaded
+bundle is swapped atomically (one reference assignment), so a request sees either the old set or the
+new one, never half of each; parsed policies and per-request entities are cached inside the bundle.
+
+With ``AUTHZ_POLICIES=db`` the active bundle is the database's active policy version (written through
+``PUT /api/v1/policies``), else the embedded set; :meth:`PolicyEngine.reload` re-reads the active
+version when the change feed reports a ``policy`` change, parsing *before* the swap, so a version that
+fails to parse leaves the current bundle in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import policies
+from authz.identity.clients import OAuthClient
+from policies import Context, Decision, PolicyBundle, Principal, Request
+
+log = logging.getLogger("authz.policy")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who the token is for, as far as policies care."""
+
+    principal: Principal
+    delegated: bool = False
+    user: str | None = None
+    user_groups: Sequence[str] = ()
+    act_depth: int = 0
+    workflow: str | None = None
+
+
+def client_subject(client: OAuthClient, workflow: str | None = None) -> Subject:
+    """A client acting for itself: an agent (with its team) or a plain machine client."""
+    if client.agent_id:
+        return Subject(Principal(kind="agent", id=client.agent_id, team=client.team_id), workflow=workflow)
+    return Subject(Principal(kind="client", id=client.client_id), workflow=workflow)
+
+
+def user_subject(user_id: str, groups: Sequence[str] = ()) -> Subject:
+    """A human who delegates to a client through the authorization code grant."""
+    return Subject(
+        Principal(kind="user", id=user_id, groups=tuple(groups)),
+        delegated=True,
+        user=user_id,
+        user_groups=tuple(groups),
+    )
+
+
+DB_SETTING = "db"
+
+
+class StoredPolicy(Protocol):
+    """A stored policy version (``authz.storage.models.policies.PolicyVersion``)."""
+
+    version: int
+    schema_text: str
+    sources: dict[str, str]
+    entities: dict[str, str]
+    sha256: str
+
+
+@runtime_checkable
+class PolicyVersionStore(Protocol):
+    """The part of the store that keeps policy versions (``authz.storage.sql_policies``)."""
+
+    def active_policy_version(self) -> Any: ...
+    def get_policy_version(self, version: int) -> Any: ...
+    def list_policy_versions(self) -> Sequence[Any]: ...
+    def add_policy_version(
+        self,
+        *,
+        author: str,
+        comment: str,
+        schema_text: str,
+        sources: Mapping[str, str],
+        entities: Mapping[str, str],
+        sha256: str,
+    ) -> Any: ...
+
+
+def content_sha256(schema_text: str, sources: Mapping[str, str], entities: Mapping[str, str]) -> str:
+    """SHA-256 (hex) over the canonical JSON of a policy set's content."""
+    doc = {"schema": schema_text, "sources": dict(sources), "entities": dict(entities)}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def bundle_of(row: StoredPolicy) -> PolicyBundle:
+    """Parse a stored version. Raises ``policies.PolicyError``."""
+    return PolicyBundle.from_sources(row.schema_text, row.sources, row.entities or {"entities.json": "[]"})
+
+
+class PolicyEngine:
+    """Holds the active policy bundle (or none: policies off) and answers scope decisions."""
+
+    def __init__(self, bundle: PolicyBundle | None, *, from_db: bool = False, version: int | None = None) -> None:
+        self._bundle = bundle
+        self.from_db = from_db  # AUTHZ_POLICIES=db: follows the database's active version
+        self.version = version  # the stored version in use, None for the embedded set or a directory
+
+    @classmethod
+    def from_setting(cls, setting: str, store: object | None = None) -> PolicyEngine:
+        """``builtin`` (the embedded set, which permits the demo), ``off``, a directory path, or ``db``
+        (the database's active version, else the embedded set; needs ``store``)."""
+        if setting == "off":
+            return cls(None)
+        if setting == "builtin":
+            return cls(policies.load_default())
+        if setting == DB_SETTING:
+            engine = cls(policies.load_default(), from_db=True)
+            if isinstance(store, PolicyVersionStore):
+                engine.reload(store)
+            return engine
+        return cls(policies.load(Path(setting)))
+
+    def reload(self, store: PolicyVersionStore) -> bool:
+        """Load the active stored version (``db`` mode only) and swap it in. The set is parsed before
+        the swap; on a parse failure the current bundle stays and the failure is logged. True if swapped."""
+        if not self.from_db:
+            return False
+        try:
+            row = store.active_policy_version()
+        except Exception:
+            log.exception("reading the active policy version failed; keeping policy version %s", self.version)
+            return False
+        if row is None or row.version == self.version:
+            return False
+        try:
+            bundle = bundle_of(row)
+        except Exception:
+            log.exception("stored policy version %s does not load; keeping version %s", row.version, self.version)
+            return False
+        self._bundle, self.version = bundle, row.version
+        log.info("policy version %s active (sha256 %s)", row.version, row.sha256)
+        return True
+
+    @property
+    def enabled(self) -> bool:
+        return self._bundle is not None
+
+    @property
+    def bundle(self) -> PolicyBundle | None:
+        return self._bundle
+
+    def swap(self, bundle: PolicyBundle | None) -> None:
+        self._bundle = bundle
+
+    def decide(
+        self, subject: Subject, client_id: str, resource: str, scopes: Sequence[str], grant_type: str
+    ) -> Decision | None:
+        """The decision for these scopes, or None when policies are off (everything permitted)."""
+        bundle = self._bundle
+        if bundle is None or not scopes:
+            return None
+        context = Context(
+            grant_type=grant_type,
+            delegated=subject.delegated,
+            user=subject.user,
+            user_groups=tuple(subject.user_groups),
+            act_depth=subject.act_depth,
+            workflow=subject.workflow,
+            time=datetime.now(UTC),
+        )
+        decision = bundle.decide(Request(subject.principal, client_id, resource, tuple(scopes), context))
+        if decision.errors:
+            log.warning("policy evaluation errors (those policies did not apply): %s", "; ".join(decision.errors))
+        return decision

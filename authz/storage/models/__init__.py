@@ -1,0 +1,49 @@
+"""SQLAlchemy 2 models: the whole persistent state of the authorization server, one module per capability.
+
+Importing this package registers every table on :data:`Base.metadata` (Alembic and the store rely on it)
+and re-exports the core models. The schema changes only through Alembic revisions in ``migrations/``.
+"""
+
+from authz.storage.models import budgets, metering, policies
+from authz.storage.models.base import Base
+from authz.storage.models.core import (
+    Agent,
+    AgentCredential,
+    AuditEvent,
+    AuthorizationCode,
+    ChangeLog,
+    Client,
+    Consent,
+    Grant,
+    RefreshToken,
+    Resource,
+    Revocation,
+    SigningKey,
+    Team,
+    TrustedIssuer,
+    UsedJti,
+    User,
+)
+
+__all__ = [
+    "Agent",
+    "AgentCredential",
+    "AuditEvent",
+    "AuthorizationCode",
+    "Base",
+    "ChangeLog",
+    "Client",
+    "Consent",
+    "Grant",
+    "RefreshToken",
+    "Resource",
+    "Revocation",
+    "SigningKey",
+    "Team",
+    "TrustedIssuer",
+    "UsedJti",
+    "User",
+    "budgets",
+    "metering",
+    "policies",
+]
