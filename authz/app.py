@@ -18,7 +18,6 @@ from authz.context import Context
 from authz.core.crypto import Keyring, load_or_create_kek
 from authz.core.fetch import get_fetcher
 from authz.core.settings import Settings
-from authz.core.sync import ChangeWatcher
 from authz.identity.directory import Directory
 from authz.identity.revocations import RevocationView
 from authz.oauth.cimd import ClientJwks
@@ -30,6 +29,7 @@ from authz.policy.engine import PolicyEngine
 from authz.routes import routes
 from authz.storage.db import make_engine
 from authz.storage.sql import SqlStore
+from authz.sync import ChangeWatcher
 
 log = logging.getLogger("authz")
 

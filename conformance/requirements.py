@@ -315,17 +315,3 @@ REQUIREMENTS: dict[str, Requirement] = {
 # Ids without a tagged test yet. test_manifest.py fails if one of these gets tagged (remove it here) or
 # if an id is neither tagged nor listed here.
 PENDING: frozenset[str] = frozenset()
-
-
-def main() -> None:
-    """Print the coverage table: id, state (tagged/PENDING), section URL."""
-    from conformance.test_manifest import tagged_requirements
-
-    tagged = tagged_requirements()
-    for rid, req in REQUIREMENTS.items():
-        where = ", ".join(sorted({loc.rsplit(":", 1)[0] for loc in tagged.get(rid, [])})) or "PENDING"
-        print(f"{rid:<42} {where}\n{'':<42} {req.url}")
-
-
-if __name__ == "__main__":
-    main()

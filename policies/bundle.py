@@ -74,7 +74,7 @@ def server_entities(resource: str, scopes: Sequence[str], tools: Sequence[str] |
 
 
 class PolicyBundle:
-    """A validated policy set, ready to decide. Build with `policies.load` or `PolicyBundle.from_sources`."""
+    """A validated policy set, ready to decide. Build with `policies.load` (a directory) or `policies.build` (text)."""
 
     def __init__(
         self,
@@ -100,20 +100,6 @@ class PolicyBundle:
         self.est = dict(est)
         self._entity_cache: dict[tuple[object, ...], cedarpy.Entities] = {}
         self._decision_cache: dict[tuple[object, ...], Decision] = {}
-
-    @classmethod
-    def from_sources(
-        cls,
-        schema_text: str,
-        policies: Mapping[str, str],
-        entities_json: str | Mapping[str, str] = "[]",
-        *,
-        check_format: bool = True,
-    ) -> PolicyBundle:
-        """Build from text (e.g. policies stored in a database). Raises `PolicyError` listing every problem."""
-        from .loader import build
-
-        return build(schema_text, policies, entities_json, check_format=check_format)
 
     @property
     def policy_ids(self) -> list[str]:

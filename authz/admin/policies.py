@@ -1,6 +1,6 @@
 """``/policies``: Cedar scope policies stored in the database, with version history.
 
-``PUT /policies`` validates the whole set with :meth:`policies.PolicyBundle.from_sources`; an invalid
+``PUT /policies`` validates the whole set with :func:`policies.build`; an invalid
 set is refused (422, every problem with its file, line and column) and nothing changes. A valid set
 becomes the new active version in one transaction (the old one is deactivated) together with a
 ``policy`` change-feed entry, which every replica's change watcher follows (``AUTHZ_POLICIES=db``).
@@ -73,7 +73,7 @@ class PolicyVersionDetail(PolicyVersionOut):
     def of_row(cls, row: Any) -> PolicyVersionDetail:
         ids: list[str] = []
         try:
-            ids = policies.PolicyBundle.from_sources(row.schema_text, row.sources, row.entities).policy_ids
+            ids = policies.build(row.schema_text, row.sources, row.entities).policy_ids
         except PolicyError:
             pass  # validated when stored; shown anyway if a newer Cedar disagrees
         return cls(
@@ -140,7 +140,7 @@ def put_policies(call: Call) -> tuple[int, PolicyVersionDetail]:
     else:
         entities = dict(body.entities)
     try:
-        policies.PolicyBundle.from_sources(schema_text, body.sources, entities)
+        policies.build(schema_text, body.sources, entities)
     except PolicyError as exc:
         raise PolicyProblem(exc.problems, SCHEMA_FILE, body.sources) from exc
     row = _store(call).add_policy_version(

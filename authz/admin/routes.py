@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from authz.admin import agents, budgets, metering, policies, teams
+from authz.admin import agents, budget_use, budgets, metering, policies, teams
 from authz.admin.api import Operation, route
 from authz.admin.openapi import openapi_route
 
@@ -12,6 +12,7 @@ OPERATIONS: list[Operation] = [
     *agents.OPERATIONS,
     *teams.OPERATIONS,
     *budgets.OPERATIONS,
+    *budget_use.OPERATIONS,
     *metering.OPERATIONS,
     *policies.OPERATIONS,
 ]

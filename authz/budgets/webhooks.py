@@ -31,7 +31,7 @@ from authz.budgets.ledger import Clock, system_clock
 from authz.budgets.model import Budget
 from authz.budgets.periods import Window
 from authz.budgets.store import BudgetStore
-from authz.core.fetch import _GuardedSyncTransport, check_url
+from authz.core.netguard import _GuardedSyncTransport, check_url
 from authz.storage.models.budgets import WebhookDeliveryRow, WebhookOutboxRow
 
 log = logging.getLogger("authz.budgets.webhooks")

@@ -97,7 +97,7 @@ def register(sub: Any) -> None:
 
 
 def _ctx() -> Context:
-    from authz.cli.serve import migrate_db
+    from authz.cli.database import migrate_db
 
     settings = Settings()
     migrate_db(settings)

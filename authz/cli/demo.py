@@ -68,7 +68,7 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
 
 
 def run_demo(port: int, mcp_port: int) -> int:
-    from authz.cli.serve import migrate_db
+    from authz.cli.database import migrate_db
 
     issuer = f"http://127.0.0.1:{port}"
     resource = f"http://127.0.0.1:{mcp_port}/mcp"

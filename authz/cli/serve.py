@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from authz.cli.database import migrate_db
 from authz.core.settings import Settings, check_safe
 
 
@@ -44,13 +45,6 @@ def register(sub: Any) -> None:
 
 def settings_from_env(**overrides: Any) -> Settings:
     return Settings(**overrides)
-
-
-def migrate_db(settings: Settings) -> None:
-    import migrations
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrations.upgrade(settings.sqlalchemy_url)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

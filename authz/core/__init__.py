@@ -1,1 +1,1 @@
-"""Infrastructure every capability stands on: settings, secrets at rest, safe fetching, change sync."""
+"""Infrastructure every capability stands on: settings, secrets at rest, safe fetching."""

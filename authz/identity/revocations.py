@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from authz.storage.protocols import RevocationStore
-
-if TYPE_CHECKING:
-    from authz.context import Context
+from authz.core.settings import Settings
+from authz.storage.protocols import GrantStore, RevocationStore
 
 KINDS = ("jti", "grant", "client", "agent")
 
@@ -75,7 +73,18 @@ def _s(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def revoke_grant(ctx: Context, grant_id: str, now: int) -> None:
+class GrantRevoker(Protocol):
+    """The part of the server's context :func:`revoke_grant` uses (:class:`authz.context.Context` has it)."""
+
+    @property
+    def store(self) -> GrantStore: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def revocations(self) -> RevocationView: ...
+
+
+def revoke_grant(ctx: GrantRevoker, grant_id: str, now: int) -> None:
     """Revoke a grant everywhere: its refresh tokens are spent and every access token it issued dies.
 
     The revocation fact outlives the longest-lived token of the family (the grant's own expiry), so

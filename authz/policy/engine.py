@@ -100,7 +100,7 @@ def content_sha256(schema_text: str, sources: Mapping[str, str], entities: Mappi
 
 def bundle_of(row: StoredPolicy) -> PolicyBundle:
     """Parse a stored version. Raises ``policies.PolicyError``."""
-    return PolicyBundle.from_sources(row.schema_text, row.sources, row.entities or {"entities.json": "[]"})
+    return policies.build(row.schema_text, row.sources, row.entities or {"entities.json": "[]"})
 
 
 class PolicyEngine:

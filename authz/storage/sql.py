@@ -7,11 +7,10 @@ can never both succeed on either database.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Result, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,11 +32,11 @@ from authz.storage.models import (
     User,
 )
 from authz.storage.sql_agents import SqlAgentStore
+from authz.storage.sql_feed import _change, _now, _rowcount, _serialise_feed
 from authz.storage.sql_policies import SqlPolicyMixin
 from authz.storage.sql_trust import SqlTrustMixin
 
 AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises chain appends across PostgreSQL replicas
-FEED_LOCK_ID = 0x46_45_45_44  # "FEED": change_log/revocations seq order = commit order on PostgreSQL
 
 
 class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
@@ -266,24 +265,3 @@ class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
             if not rows:
                 return seq, []
             return int(rows[-1][0]), [(r[1], r[2]) for r in rows]
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount
-
-
-def _serialise_feed(s: Session) -> None:
-    """On PostgreSQL a seq is taken at INSERT but becomes visible at COMMIT, so two writers can commit
-    out of order and a poller that already passed the later seq never sees the earlier one. One feed
-    writer at a time (until its commit) keeps seq order equal to commit order. SQLite writers are serial."""
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": FEED_LOCK_ID})
-
-
-def _change(s: Session, topic: str, key: str) -> None:
-    _serialise_feed(s)
-    s.add(ChangeLog(topic=topic, key=key, at=_now()))

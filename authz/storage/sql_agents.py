@@ -8,13 +8,14 @@ that changes what an agent's client may do publishes a ``client`` change for the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from authz.storage.models import Agent, AgentCredential, Client, Team
+from authz.storage.sql_feed import _change, _rowcount
 
 
 class SqlAgentStore:
@@ -188,11 +189,5 @@ def _has_tag(s: Session, tag: str) -> Any:
     return exists(select(1).select_from(each).where(each.c.value == tag))
 
 
-def _rowcount(result: Any) -> int:
-    return cast(CursorResult[Any], result).rowcount
-
-
 def _changed(s: Session, agent_id: str) -> None:
-    from authz.storage.sql import _change  # sql.py imports this module: resolve at call time
-
     _change(s, "client", agent_id)

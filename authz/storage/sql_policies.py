@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from authz.storage.models.policies import PolicyVersion
+from authz.storage.sql_feed import _change
 
 POLICY_TOPIC = "policy"
 
@@ -43,8 +44,6 @@ class SqlPolicyMixin:
     ) -> PolicyVersion:
         """Store a (validated) policy set as the new active version, deactivating the old one, and
         publish a ``policy`` change so every replica reloads it: all in one transaction."""
-        from authz.storage.sql import _change  # sql.py imports this module: resolve at call time
-
         with self.sessions.begin() as s:
             s.execute(update(PolicyVersion).where(PolicyVersion.active.is_(True)).values(active=False))
             row = PolicyVersion(

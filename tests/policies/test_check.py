@@ -110,6 +110,6 @@ def test_fmt_check_detects_unformatted_file(policy_dir: Path, capsys: pytest.Cap
 
 
 def test_from_sources_equals_load(bundle: policies.PolicyBundle) -> None:
-    again = policies.PolicyBundle.from_sources(bundle.schema_text, bundle.sources, bundle.entities_json)
+    again = policies.build(bundle.schema_text, bundle.sources, bundle.entities_json)
     assert again.policy_ids == bundle.policy_ids
     assert {k: str(v) for k, v in again.origins.items()} == {k: str(v) for k, v in bundle.origins.items()}

@@ -27,6 +27,7 @@ from authz.identity.agents.validation import (
     check_public_jwk,
     distinct_kid,
 )
+from authz.identity.agents.view import is_live
 from authz.storage.models import AgentCredential
 
 KINDS = ("secret", "public_key", "jwks_uri")
@@ -36,10 +37,6 @@ KINDS = ("secret", "public_key", "jwks_uri")
 class Issued:
     credential: AgentCredential
     secret: str | None  # shown once, never stored
-
-
-def is_live(cred: AgentCredential, now: float) -> bool:
-    return cred.status == "active" and (cred.expires_at is None or cred.expires_at > now)
 
 
 def state(cred: AgentCredential, now: float) -> str:

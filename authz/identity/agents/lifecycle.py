@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from authz.audit.log import AuditLog
 from authz.core.crypto import Keyring
@@ -31,9 +31,6 @@ from authz.identity.agents.validation import Problems, check_description, check_
 from authz.identity.revocations import RevocationView
 from authz.storage.models import Agent, Client, Team
 from authz.storage.protocols import AgentStore, TeamStore, UserStore
-
-if TYPE_CHECKING:
-    from authz.context import Context
 
 AGENT_GRANT_TYPES = (
     "client_credentials",
@@ -52,6 +49,23 @@ class Invalidates(Protocol):
     def invalidate(self, topic: str, key: str) -> None: ...
 
 
+class AgentsContext(Protocol):
+    """The part of the server's context the lifecycle runs on (:class:`authz.context.Context` has it)."""
+
+    @property
+    def store(self) -> AgentStorage: ...
+    @property
+    def revocations(self) -> RevocationView: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def keyring(self) -> Keyring: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def directory(self) -> Invalidates: ...
+
+
 @dataclass(frozen=True)
 class Agents:
     store: AgentStorage
@@ -62,7 +76,7 @@ class Agents:
     directory: Invalidates | None = None  # this replica's cache: dropped at once (others via the feed)
 
     @classmethod
-    def from_context(cls, ctx: Context) -> Agents:
+    def from_context(cls, ctx: AgentsContext) -> Agents:
         return cls(ctx.store, ctx.revocations, ctx.audit, ctx.keyring, ctx.settings, ctx.directory)
 
     def changed(self, agent_id: str) -> None:

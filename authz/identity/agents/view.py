@@ -16,9 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from authz.identity.agents.credentials import is_live
 from authz.identity.clients import OAuthClient
 from authz.storage.models import Agent, AgentCredential, Client
+
+
+def is_live(cred: AgentCredential, now: float) -> bool:
+    """Active, and not past the end of its rotation overlap window."""
+    return cred.status == "active" and (cred.expires_at is None or cred.expires_at > now)
+
 
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
 KEY_METHODS = frozenset({"private_key_jwt"})

@@ -5,20 +5,19 @@ from __future__ import annotations
 import functools
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
 
+from authz.context import Context
 from authz.identity.clients import OAuthClient
 from authz.identity.revocations import revoke_grant
 from authz.oauth import rfc8707
 from authz.oauth.errors import InvalidTargetError, TemporarilyUnavailableError
 from authz.oauth.requests import AuthzRequest
 from authz.oauth.tokens import TokenRequest
+from authz.oauth.trust import TrustedIssuers
 from authz.policy.engine import Subject, client_subject
-
-if TYPE_CHECKING:
-    from authz.oauth.server import AuthzServer
 
 
 class BudgetExhaustedError(OAuth2Error):  # type: ignore[misc]
@@ -45,6 +44,14 @@ class BudgetExhaustedError(OAuth2Error):  # type: ignore[misc]
         return headers
 
 
+class GrantServer(Protocol):
+    """What grants need of the Authlib server that runs them (:class:`authz.oauth.server.AuthzServer`):
+    a Protocol, so the grants never import the server that registers them."""
+
+    ctx: Context
+    trust: TrustedIssuers
+
+
 TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
 
@@ -52,7 +59,7 @@ class IssuingGrant:
     """Mixin for Authlib grant classes: ``self.request`` and ``self.server`` come from Authlib."""
 
     request: AuthzRequest
-    server: AuthzServer
+    server: GrantServer
     TOKEN_RESPONSE_HEADER = TOKEN_HEADERS
 
     def select_resource(self, client: OAuthClient) -> str:

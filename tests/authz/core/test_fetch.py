@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from authz.core import fetch
+from authz.core import fetch, netguard
 from authz.core.fetch import Fetcher, FetchError, cache_ttl
 
 
@@ -165,13 +165,13 @@ async def test_resolver_hook_checks_resolved_addresses() -> None:
     port = listener.getsockname()[1]
     try:
         with pytest.raises(FetchError) as info:
-            await fetch._GuardedAsyncBackend(allow_loopback=False).connect_tcp("localhost", port)
+            await netguard._GuardedAsyncBackend(allow_loopback=False).connect_tcp("localhost", port)
         assert info.value.reason == "forbidden_address"
         with pytest.raises(FetchError):
-            fetch._GuardedSyncBackend(allow_loopback=False).connect_tcp("localhost", port)
+            netguard._GuardedSyncBackend(allow_loopback=False).connect_tcp("localhost", port)
         with pytest.raises(BlockingIOError):
             listener.accept()
-        stream = fetch._GuardedSyncBackend(allow_loopback=True).connect_tcp("localhost", port)
+        stream = netguard._GuardedSyncBackend(allow_loopback=True).connect_tcp("localhost", port)
         stream.close()
     finally:
         listener.close()

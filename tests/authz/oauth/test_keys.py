@@ -54,7 +54,7 @@ async def test_private_keys_are_encrypted_at_rest(authz: AS) -> None:
 
 async def test_a_replica_picks_up_a_rotation_through_the_change_feed(authz: AS, as_factory: object) -> None:
     from authz.app import build_context
-    from authz.core.sync import ChangeWatcher
+    from authz.sync import ChangeWatcher
 
     replica = build_context(authz.settings)
     replica.keys.ensure()

@@ -9,7 +9,7 @@ import pytest
 
 import policies
 from authz.app import build_context
-from authz.core.sync import ChangeWatcher
+from authz.sync import ChangeWatcher
 from policies.loader import read_sources
 from tests.authz.admin.conftest import admin_token
 from tests.authz.conftest import AS, ASFactory
