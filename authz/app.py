@@ -20,6 +20,7 @@ from authz.core.fetch import get_fetcher
 from authz.core.settings import Settings
 from authz.identity.directory import Directory
 from authz.identity.revocations import RevocationView
+from authz.licensing.sweeper import sweep_loop
 from authz.oauth.cimd import ClientJwks
 from authz.oauth.endpoints.metadata import build_metadata
 from authz.oauth.keys import KeyManager
@@ -85,6 +86,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         ctx.budgets = services.budget_service(settings, engine, ctx.keyring)
     if ctx.metering is None:
         ctx.metering = services.metering_service(settings, engine)
+    if ctx.licensing is None:
+        ctx.licensing = services.licensing_service(ctx, engine)
     if ctx.metering.sink.on_counted is None:  # token events settle token and cost budgets
         services.charge_budgets_from_metering(ctx.metering, ctx.budgets)
     watcher = ChangeWatcher(ctx)
@@ -99,15 +102,22 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         watcher.start(stop)
         assert ctx.budgets is not None and ctx.metering is not None
         ctx.metering.start()
-        worker = services.webhook_worker(settings, ctx.budgets, engine)
+        assert ctx.licensing is not None
+        ctx.licensing.limiter.start()
+        worker = services.webhook_worker(settings, ctx.budgets, engine, ctx.licensing)
         stop_webhooks = asyncio.Event()
         webhooks = asyncio.create_task(worker.run(stop_webhooks))
         stop_reconcile = asyncio.Event()
         reconciler = asyncio.create_task(reconcile_loop(ctx.budgets, stop_reconcile))
+        sweeper = asyncio.create_task(
+            sweep_loop(ctx.licensing, stop_reconcile, settings.license_sweep_interval, settings.license_expiring_within)
+        )
         try:
             yield
         finally:
             stop_reconcile.set()
+            await sweeper
+            ctx.licensing.limiter.stop()
             stop_webhooks.set()
             await reconciler
             await webhooks

@@ -17,6 +17,7 @@ from authz.storage.protocols import Storage
 
 if TYPE_CHECKING:
     from authz.budgets.service import BudgetService
+    from authz.licensing.service import Licensing
     from authz.metering import MeteringService
 
 
@@ -33,3 +34,4 @@ class Context:
     policy: PolicyEngine
     budgets: BudgetService | None = None  # wired by authz.app (None in bare contexts, e.g. some CLI paths)
     metering: MeteringService | None = None
+    licensing: Licensing | None = None

@@ -5,6 +5,8 @@ Kept apart from ``authz.app`` so the CLI and tests can build the same services w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Connection, Engine
 
 from authz.budgets.ledger import Ledger
@@ -15,8 +17,14 @@ from authz.budgets.store import BudgetStore
 from authz.budgets.webhooks import Outbox, WebhookWorker
 from authz.core.crypto import Keyring
 from authz.core.settings import Settings
+from authz.licensing.ratelimit import Limit, RateLimiter, RedisCounts, SharedCounts, SqlCounts
+from authz.licensing.service import Licensing
+from authz.licensing.store import LicenseStore
 from authz.metering import MeteringService, service_from_settings
 from authz.metering.sink import Spend
+
+if TYPE_CHECKING:
+    from authz.context import Context
 
 
 def budget_service(settings: Settings, engine: Engine, keyring: Keyring) -> BudgetService:
@@ -35,8 +43,46 @@ def budget_service(settings: Settings, engine: Engine, keyring: Keyring) -> Budg
     return BudgetService(store, ledger, outbox=Outbox(engine, store))
 
 
-def webhook_worker(settings: Settings, service: BudgetService, engine: Engine) -> WebhookWorker:
-    return WebhookWorker(engine, service.store, allow_loopback=settings.cimd_allow_loopback)
+def webhook_worker(
+    settings: Settings, service: BudgetService, engine: Engine, licensing: Licensing | None = None
+) -> WebhookWorker:
+    """One worker delivers every outbox event: budget thresholds and licensing events (``lwh_`` endpoints)."""
+    budget_target = service.store.webhook_target
+
+    def target(endpoint_id: str) -> tuple[str, str] | None:
+        if licensing is not None and endpoint_id.startswith("lwh_"):
+            return licensing.webhooks.target(endpoint_id)
+        return budget_target(endpoint_id)
+
+    return WebhookWorker(engine, service.store, allow_loopback=settings.cimd_allow_loopback, targets=target)
+
+
+def licensing_service(ctx: Context, engine: Engine) -> Licensing:
+    """License keys; rate limits shared through Redis when ``redis_url`` is set, else SQL."""
+    from authz.identity.agents.lifecycle import Agents
+
+    settings = ctx.settings
+    shared: SharedCounts
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        shared = RedisCounts(client, ttl=2 * settings.license_rate_window + 60)
+    else:
+        shared = SqlCounts(engine)
+    window = settings.license_rate_window
+    limiter = RateLimiter(
+        shared,
+        {
+            "key": Limit(settings.license_rate_per_key, window),
+            "ip": Limit(settings.license_rate_per_ip, window),
+            "miss": Limit(settings.license_rate_misses_per_ip, window),
+        },
+    )
+    return Licensing(
+        LicenseStore(engine), ctx.keyring, ctx.audit, limiter,
+        agents=lambda: Agents.from_context(ctx), cache_ttl=settings.cache_staleness,
+    )  # fmt: skip
 
 
 def metering_service(settings: Settings, engine: Engine) -> MeteringService:

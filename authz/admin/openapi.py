@@ -15,6 +15,7 @@ from authz.admin.bootstrap import ADMIN_SCOPES
 from authz.admin.problems import MEDIA_TYPE, PROBLEM_SCHEMA
 from authz.core.settings import ADMIN_API_PATH as ADMIN_PATH
 from authz.core.settings import Settings
+from authz.licensing import openapi as licensing_openapi
 
 REF = "#/components/schemas/{model}"
 OPENAPI_PATH = "/openapi.json"
@@ -44,6 +45,7 @@ def document(settings: Settings, operations: list[Operation]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas)
+    paths.update(licensing_openapi.PATHS)
     paths[OPENAPI_PATH] = {
         "get": {
             "operationId": "openapi",
@@ -66,6 +68,7 @@ def document(settings: Settings, operations: list[Operation]) -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {
+                "licenseKey": licensing_openapi.SECURITY_SCHEME,
                 "oauth2": {
                     "type": "oauth2",
                     "description": "An access token from this server for the resource "
@@ -76,7 +79,7 @@ def document(settings: Settings, operations: list[Operation]) -> dict[str, Any]:
                             "scopes": {s: SCOPE_TEXT[s] for s in ADMIN_SCOPES},
                         }
                     },
-                }
+                },
             },
         },
     }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
-from authz.admin import agents, budget_use, budgets, metering, policies, teams
+from authz.admin import agents, budget_use, budgets, licenses, metering, policies, teams
 from authz.admin.api import Operation, route
 from authz.admin.openapi import openapi_route
+from authz.licensing import http as licensing
 
 OPERATIONS: list[Operation] = [
     *agents.OPERATIONS,
@@ -15,8 +16,20 @@ OPERATIONS: list[Operation] = [
     *budget_use.OPERATIONS,
     *metering.OPERATIONS,
     *policies.OPERATIONS,
+    *licenses.OPERATIONS,
+]
+
+# key-authenticated and open licensing endpoints: before the operations, so /licenses/me is not a license id
+LICENSING_ROUTES: list[BaseRoute] = [
+    Route("/licenses/actions/validate-key", licensing.validate_key, methods=["POST"]),
+    Route("/licenses/jwks", licensing.jwks, methods=["GET"]),
+    Route("/licenses/me", licensing.me, methods=["GET"]),
+    Route("/licenses/me/checkout", licensing.checkout, methods=["POST"]),
+    Route("/machines/actions/activate", licensing.activate, methods=["POST"]),
+    Route("/machines/{machine_id}/actions/heartbeat", licensing.heartbeat, methods=["POST"]),
+    Route("/machines/{machine_id}/actions/deactivate", licensing.deactivate, methods=["POST"]),
 ]
 
 
 def admin_routes() -> list[BaseRoute]:
-    return [*(route(op) for op in OPERATIONS), openapi_route(OPERATIONS)]
+    return [*LICENSING_ROUTES, *(route(op) for op in OPERATIONS), openapi_route(OPERATIONS)]

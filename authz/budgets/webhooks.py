@@ -135,9 +135,12 @@ class WebhookWorker:
         timeout: float = 10.0,
         now: Clock = system_clock,
         jitter: Callable[[], float] = _RANDOM.random,
+        targets: Callable[[str], tuple[str, str] | None] | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
+        # (url, secret) of an endpoint id; other capabilities (licensing) enqueue into the same outbox
+        self.targets = targets or store.webhook_target
         self.allow_loopback = allow_loopback
         self.client = client or httpx2.Client(
             transport=_GuardedSyncTransport(allow_loopback),  # SSRF-safe: no private addresses, no redirects
@@ -218,7 +221,7 @@ class WebhookWorker:
 
     def _deliver(self, row: Any) -> None:
         attempt = row.attempts + 1
-        target = self.store.webhook_target(row.endpoint_id)
+        target = self.targets(row.endpoint_id)
         status: int | None = None
         error: str | None = None
         started = time.monotonic()

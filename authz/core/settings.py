@@ -84,6 +84,24 @@ class Settings(BaseSettings):
     assertion_max_lifetime: int = Field(
         600, ge=60, le=3600, description="Longest exp - iat accepted for ID-JAG and trusted-issuer JWTs (seconds)."
     )
+    license_rate_window: int = Field(
+        60, ge=1, le=3600, description="Licensing: the rate-limit window in seconds (per key, per IP, misses per IP)."
+    )
+    license_rate_per_key: int = Field(
+        600, ge=0, description="Licensing: key-authenticated requests per key per window (0: no limit)."
+    )
+    license_rate_per_ip: int = Field(
+        1200, ge=0, description="Licensing: key-authenticated requests per client IP per window (0: no limit)."
+    )
+    license_rate_misses_per_ip: int = Field(
+        30, ge=0, description="Licensing: unknown or malformed keys per client IP per window before 429 (0: no limit)."
+    )
+    license_sweep_interval: float = Field(
+        60.0, gt=0, le=3600, description="Licensing: seconds between sweeps (dead machines, culls, expiring licenses)."
+    )
+    license_expiring_within: int = Field(
+        7 * 86400, ge=3600, description="Licensing: license.expiring is sent this many seconds before expiry."
+    )
 
     @field_validator("issuer")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -53,9 +54,13 @@ def schema_diff(engine: sa.Engine) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata))
 
 
-def test_history_is_one_linear_chain_of_sequential_ids() -> None:
+def test_history_is_one_linear_chain_of_sequential_files() -> None:
+    """File numbers follow the chain (0001, 0002, ...); revision ids are unique (``0009`` or, since several
+    engineers add revisions at once, an id assigned with the work such as ``0014_licensing``)."""
     revisions = list(reversed(list(script().walk_revisions())))  # base first
-    assert [r.revision for r in revisions] == [f"{n:04d}" for n in range(1, len(revisions) + 1)]
+    files = [os.path.basename(r.path) for r in revisions]
+    assert [f[:5] for f in files] == [f"{n:04d}_" for n in range(1, len(revisions) + 1)], files
+    assert len({r.revision for r in revisions}) == len(revisions)
     assert [r.down_revision for r in revisions] == [None, *(r.revision for r in revisions[:-1])]
     assert script().get_heads() == [revisions[-1].revision]
 

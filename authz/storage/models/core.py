@@ -208,6 +208,8 @@ class Agent(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     status_changed_at: Mapped[int] = mapped_column(BigInteger)
+    # the license that pays for this agent: suspending or revoking it suspends the agent
+    owner_license_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     __table_args__ = (Index("ix_agents_created_at_id", "created_at", "id"),)
 
 
