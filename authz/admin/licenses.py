@@ -1,6 +1,6 @@
 """``/products``, ``/license-policies``, ``/licenses``, ``/machines``, ``/license-webhooks``: licensing
 for operators (bearer tokens with ``admin:read`` / ``admin:write``). Client-facing, key-authenticated
-endpoints are in :mod:`authz.licensing.http`."""
+endpoints are in :mod:`authz.admin.licensing_http`."""
 
 from __future__ import annotations
 

@@ -10,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from authz.admin import licensing_openapi
 from authz.admin.api import Operation
 from authz.admin.bootstrap import ADMIN_SCOPES
 from authz.admin.problems import MEDIA_TYPE, PROBLEM_SCHEMA
 from authz.core.settings import ADMIN_API_PATH as ADMIN_PATH
 from authz.core.settings import Settings
-from authz.licensing import openapi as licensing_openapi
 
 REF = "#/components/schemas/{model}"
 OPENAPI_PATH = "/openapi.json"

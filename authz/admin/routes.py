@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from authz.admin import agents, budget_use, budgets, licenses, metering, policies, teams
+from authz.admin import licensing_http as licensing
 from authz.admin.api import Operation, route
 from authz.admin.openapi import openapi_route
-from authz.licensing import http as licensing
 
 OPERATIONS: list[Operation] = [
     *agents.OPERATIONS,
