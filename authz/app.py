@@ -12,7 +12,9 @@ from starlette.applications import Starlette
 
 from authz import services
 from authz.admin.bootstrap import ensure_admin_resource
+from authz.audit.checkpoints import CheckpointDir, Checkpointer, log_signer
 from authz.audit.log import AuditLog
+from authz.audit.store import AuditTreeStore
 from authz.budgets.service import BudgetService
 from authz.context import Context
 from authz.core.crypto import Keyring, load_or_create_kek
@@ -61,6 +63,17 @@ def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
     store = store or SqlStore(make_engine(settings.sqlalchemy_url))
     keyring = Keyring.from_text(load_or_create_kek(settings.key_encryption_key, settings.data_dir))
     keys = KeyManager(store, keyring, settings.signing_alg)
+    audit_store = AuditTreeStore(store.engine, tree=settings.audit_tree)
+    audit = AuditLog(audit_store)
+    checkpointer = Checkpointer(
+        audit_store,
+        log_signer(keyring, settings.log_origin),
+        CheckpointDir(settings.checkpoint_dir),
+        every=settings.audit_checkpoint_every,
+        interval=settings.audit_checkpoint_interval,
+    )
+    if settings.audit_tree:
+        audit.after_flush = checkpointer.appended
     return Context(
         settings=settings,
         store=store,
@@ -69,8 +82,10 @@ def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
         directory=Directory(store, store, keyring, agents=store),
         revocations=RevocationView(store),
         issuer=TokenIssuer(settings.issuer, keys, keyring, store),
-        audit=AuditLog(store),
+        audit=audit,
         policy=PolicyEngine.from_setting(settings.policies, store),
+        audit_store=audit_store,
+        checkpointer=checkpointer,
     )
 
 
@@ -126,6 +141,11 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
             stop.set()
             watcher.join()
             ctx.audit.stop()
+            if ctx.checkpointer is not None and settings.audit_tree:
+                try:  # the last records get a signed checkpoint outside the database too
+                    ctx.checkpointer.sign()
+                except Exception:
+                    logging.getLogger("authz.audit").exception("final audit checkpoint failed")
 
     app = Starlette(routes=routes(settings), lifespan=lifespan)
     app.state.ctx = ctx

@@ -16,6 +16,8 @@ from authz.policy.engine import PolicyEngine
 from authz.storage.protocols import Storage
 
 if TYPE_CHECKING:
+    from authz.audit.checkpoints import Checkpointer
+    from authz.audit.store import AuditTreeStore
     from authz.budgets.service import BudgetService
     from authz.licensing.service import Licensing
     from authz.metering import MeteringService
@@ -35,3 +37,5 @@ class Context:
     budgets: BudgetService | None = None  # wired by authz.app (None in bare contexts, e.g. some CLI paths)
     metering: MeteringService | None = None
     licensing: Licensing | None = None
+    audit_store: AuditTreeStore | None = None  # the audit log's records, tree and checkpoints
+    checkpointer: Checkpointer | None = None

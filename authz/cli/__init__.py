@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from authz.cli import admin, agents, policy, serve, trust
+from authz.cli import admin, agents, audit, policy, serve, trust
 from authz.core.settings import UnsafeSettingsError
 from authz.metering import cli as metering_cli
 
@@ -21,6 +21,7 @@ def parser() -> argparse.ArgumentParser:
     serve.register(sub)
     admin.register(sub)
     agents.register(sub)
+    audit.register(sub)
     trust.register(sub)
     policy.register(sub)
     metering_cli.register(sub)

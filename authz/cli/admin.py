@@ -15,7 +15,6 @@ from authz.core.crypto import generate_kek
 from authz.core.settings import Settings
 from authz.identity.registry import AUTH_METHODS, register_client, register_resource
 from authz.identity.users import create_user
-from authz.storage.chain import first_broken
 
 
 def register(sub: Any) -> None:
@@ -87,13 +86,6 @@ def register(sub: Any) -> None:
     k.add_parser("generate-kek", help="print a new key-encryption key for AUTHZ_KEY_ENCRYPTION_KEY").set_defaults(
         func=lambda _a: print(generate_kek())
     )
-
-    a = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
-    al = a.add_parser("list", help="print audit events as JSON lines")
-    al.add_argument("--after", type=int, default=0, help="only events after this sequence number")
-    al.add_argument("--limit", type=int, default=100)
-    al.set_defaults(func=cmd_audit_list)
-    a.add_parser("verify", help="verify the hash chain of the whole trail").set_defaults(func=cmd_audit_verify)
 
 
 def _ctx() -> Context:
@@ -233,57 +225,4 @@ def cmd_keys_rotate(_args: argparse.Namespace) -> int:
     ctx.audit.record("key.rotated", kid=active, next_kid=nxt)
     ctx.audit.flush()
     print(f"signing with {active}; next key {nxt} published")
-    return 0
-
-
-def cmd_audit_list(args: argparse.Namespace) -> int:
-    for e in _ctx().store.list_audit(args.after, args.limit):
-        print(
-            json.dumps(
-                {
-                    "seq": e.seq,
-                    "at": e.at,
-                    "event": e.event,
-                    "outcome": e.outcome,
-                    "client_id": e.client_id,
-                    "subject": e.subject,
-                    "resource": e.resource,
-                    "reason": e.reason,
-                    "detail": e.detail,
-                }
-            )
-        )
-    return 0
-
-
-def cmd_audit_verify(_args: argparse.Namespace) -> int:
-    store = _ctx().store
-    records: list[dict[str, Any]] = []
-    after = 0
-    while batch := store.list_audit(after, 5000):
-        records.extend(
-            {
-                c: getattr(e, c)
-                for c in (
-                    "seq",
-                    "at",
-                    "event",
-                    "outcome",
-                    "client_id",
-                    "subject",
-                    "resource",
-                    "reason",
-                    "detail",
-                    "prev_hash",
-                    "hash",
-                )
-            }
-            for e in batch
-        )
-        after = batch[-1].seq
-    broken = first_broken(records)
-    if broken is not None:
-        print(f"audit chain BROKEN at seq {broken}", file=sys.stderr)
-        return 1
-    print(f"audit chain intact: {len(records)} events")
     return 0

@@ -49,6 +49,10 @@ class Keyring:
     def from_text(cls, text: str) -> Keyring:
         return cls(b64url_decode(text.strip()))
 
+    def derive(self, purpose: bytes) -> bytes:
+        """A 32-byte key for one purpose (e.g. the audit checkpoint signing seed), stable for this KEK."""
+        return hmac.new(self._digest_key, b"authz derive v1 " + purpose, hashlib.sha256).digest()
+
     def digest(self, value: str) -> str:
         """Keyed digest of a secret, code or token: what the database stores instead of the value."""
         return hmac.new(self._digest_key, value.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -102,6 +102,32 @@ class Settings(BaseSettings):
     license_expiring_within: int = Field(
         7 * 86400, ge=3600, description="Licensing: license.expiring is sent this many seconds before expiry."
     )
+    audit_tree: bool = Field(
+        True,
+        description="Add every audit record to the RFC 9162 Merkle tree (off only to measure its cost: "
+        "records written with it off are covered by the hash chain alone).",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        None,
+        description="Directory outside the database where signed audit checkpoints are also written "
+        "(`checkpoint` = the latest, `checkpoints/<size>` = each). Empty: data_dir/audit-checkpoints.",
+    )
+    audit_checkpoint_every: int = Field(
+        1000, ge=1, description="Sign an audit checkpoint after this many new records (or audit_checkpoint_interval)."
+    )
+    audit_checkpoint_interval: float = Field(
+        60.0, gt=0, description="Seconds after which new audit records get a signed checkpoint even below the count."
+    )
+    audit_origin: str = Field(
+        "",
+        description="The audit log's checkpoint origin and note key name. Empty: the issuer's host and path + /audit.",
+    )
+    audit_retention_days: int = Field(
+        183,
+        ge=1,
+        description="Minimum days audit records are kept; `authz audit purge` refuses anything younger "
+        "(AI Act Art. 19/26(6): at least six months).",
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -131,6 +157,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'authz.db').resolve()}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
+
+    @property
+    def log_origin(self) -> str:
+        """The checkpoint origin (c2sp.org/tlog-checkpoint: "a unique identifier for the log")."""
+        if self.audit_origin:
+            return self.audit_origin
+        parts = urlsplit(self.issuer)
+        return f"{parts.netloc.lower()}{parts.path}/audit"
 
     @property
     def issuer_is_loopback(self) -> bool:

@@ -61,6 +61,7 @@ class AuthzRequest(OAuth2Request):  # type: ignore[misc]
         self.client_ip: str | None = None
         self.policy_reasons: tuple[str, ...] = ()  # the policy ids that decided the granted scopes
         self.auth_failure: str | None = None  # why client authentication failed, for the audit trail
+        self.refusal_audited = False  # set where a refusal was already recorded (budgets): not twice
 
     @property
     def args(self) -> dict[str, str]:

@@ -82,7 +82,10 @@ def test_constraint_and_index_names_follow_the_naming_convention(empty_db_url: s
     for table in TABLES:
         assert inspector.get_pk_constraint(table)["name"] in (f"pk_{table}", None)  # SQLite does not keep pk names
     assert {u["name"] for u in inspector.get_unique_constraints("users")} == {"uq_users_username"}
-    assert {u["name"] for u in inspector.get_unique_constraints("audit_events")} == {"uq_audit_events_hash"}
+    assert {u["name"] for u in inspector.get_unique_constraints("audit_events")} == {
+        "uq_audit_events_hash",
+        "uq_audit_events_leaf_index",
+    }
     assert {i["name"] for i in inspector.get_indexes("grants")} == {"ix_grants_client_id", "ix_grants_subject"}
     assert {i["name"] for i in inspector.get_indexes("revocations")} == {"ix_revocations_kind_value"}
     assert {i["name"] for i in inspector.get_indexes("audit_events")} >= {"ix_audit_events_at", "ix_audit_events_event"}

@@ -18,7 +18,6 @@ from authz.oauth.requests import AuthzRequest
 from authz.oauth.server import error_result, read_request, run_core, server_error, to_response
 
 log = logging.getLogger("authz.token")
-SECURITY_EVENTS = frozenset({"invalid_client", "invalid_grant"})
 
 
 async def token(request: Request) -> Response:
@@ -38,19 +37,24 @@ async def token(request: Request) -> Response:
 
 
 def _audit_refusal(request: Request, areq: AuthzRequest, body: dict[str, object]) -> None:
-    """Security-relevant refusals (failed client auth, PKCE failure, code or refresh replay)."""
-    error = str(body.get("error"))
-    if error not in SECURITY_EVENTS and not areq.auth_failure:
+    """Every refused token request is a ``token.refused`` record with its reason (the OAuth error, or
+    why client authentication failed). A refusal already recorded where it was decided (a budget)
+    is not recorded twice. Repeats of the same refusal within one audit flush are folded into one
+    record with a count (``AuditLog.refusal``): a flood costs one record per kind, none is dropped."""
+    if areq.refusal_audited:
         return
+    error = str(body.get("error"))
     client_id = areq.form.get("client_id") or getattr(areq.client, "client_id", None)
     if client_id is None:
         client_id, _ = extract_basic_authorization(areq.headers)
-    request.app.state.ctx.audit.record(
+    request.app.state.ctx.audit.refusal(
         "token.refused",
-        "failure",
         client_id=client_id,
+        resource=areq.form.get("resource"),
         reason=areq.auth_failure or error,
+        error=error,
         grant_type=areq.form.get("grant_type"),
+        scope=areq.form.get("scope"),
         policies=list(areq.policy_reasons) or None,
         ip=areq.client_ip,
     )

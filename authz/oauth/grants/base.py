@@ -177,9 +177,10 @@ class IssuingGrant:
             return
         reason = "budget_unavailable" if refused.reason == "unavailable" else "budget_exhausted"
         client = getattr(self.request, "client", None)
-        ctx.audit.record(
+        if isinstance(self.request, AuthzRequest):
+            self.request.refusal_audited = True
+        ctx.audit.refusal(
             "token.refused",
-            "failure",
             client_id=getattr(client, "client_id", None),
             resource=self.request.resource,
             reason=reason,

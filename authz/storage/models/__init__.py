@@ -4,7 +4,7 @@ Importing this package registers every table on :data:`Base.metadata` (Alembic a
 and re-exports the core models. The schema changes only through Alembic revisions in ``migrations/``.
 """
 
-from authz.storage.models import budgets, licensing, metering, policies
+from authz.storage.models import audit, budgets, licensing, metering, policies
 from authz.storage.models.base import Base
 from authz.storage.models.core import (
     Agent,
@@ -43,6 +43,7 @@ __all__ = [
     "TrustedIssuer",
     "UsedJti",
     "User",
+    "audit",
     "budgets",
     "licensing",
     "metering",

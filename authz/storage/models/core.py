@@ -171,6 +171,8 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # the record's leaf in the Merkle tree (authz.audit.merkle); None for records written before it existed
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
 
 
 class ChangeLog(Base):

@@ -75,3 +75,32 @@ async def test_editing_a_stored_event_breaks_the_chain(authz: AS) -> None:
     with authz.ctx.store.sessions.begin() as s:  # type: ignore[attr-defined]
         s.execute(update(AuditEvent).where(AuditEvent.seq == victim).values(subject="someone-else"))
     assert first_broken(_rows(authz)) == victim
+
+
+async def test_every_refused_token_request_is_a_record(authz: AS) -> None:
+    """A wrong secret, an unknown scope and a suspended agent: three refusals, three records."""
+    from authz.identity.agents import credentials as creds
+    from authz.identity.agents import lifecycle as lc
+    from tests.authz.conftest import RESOURCE
+
+    reg = authz.machine_client()
+    deps = lc.Agents.from_context(authz.ctx)
+    agent = lc.create_agent(deps, name="bot", actor="test")
+    secret = creds.issue_credential(deps, agent.id, kind="secret", actor="test").secret
+    lc.suspend_agent(deps, agent.id, actor="test", reason="stop")
+    wrong = await authz.http.post(
+        "/token", data={"grant_type": "client_credentials", "resource": RESOURCE}, auth=(reg.client_id, "wrong")
+    )
+    scope = await authz.client_credentials(reg, scope="no:such-scope")
+    suspended = await authz.http.post(
+        "/token", data={"grant_type": "client_credentials", "resource": RESOURCE}, auth=(agent.id, str(secret))
+    )
+    assert (wrong.status_code, scope.status_code, suspended.status_code) == (401, 400, 400)
+    refused = [r for r in _rows(authz) if r["event"] == "token.refused"]
+    assert [(r["client_id"], r["outcome"]) for r in refused] == [
+        (reg.client_id, "failure"),
+        (reg.client_id, "failure"),
+        (agent.id, "failure"),
+    ]
+    assert refused[1]["reason"] == "invalid_scope"
+    assert all(r["reason"] for r in refused)

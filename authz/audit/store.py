@@ -1,0 +1,251 @@
+"""The audit log in SQL: records, hash chain, Merkle tree and pseudonyms written in one transaction.
+
+One batch (the audit writer's buffer) is one transaction under one lock: subjects are replaced by
+their pseudonyms (``subject_pseudonyms``, created on first sight), each record gets the next
+``seq``, its chain hash (``authz.storage.chain``) and its leaf hash (RFC 9162 ``HASH(0x00 ||
+RFC 8785 record)``), and the complete subtrees the batch finishes are inserted with it (one
+``executemany`` per table; only the tree's right edge is read). The record a leaf hashes is
+:func:`record_body`: exactly the line an export writes, so a verifier hashes lines as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from authz.audit import merkle
+from authz.audit.canonical import canonical
+from authz.storage.chain import GENESIS, record_hash
+from authz.storage.db import is_postgres, make_sessionmaker
+from authz.storage.models import AuditEvent
+from authz.storage.models.audit import AuditCheckpoint, AuditTreeNode, SubjectPseudonym
+
+AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises appends across PostgreSQL replicas (as authz.storage.sql)
+RECORD_FIELDS = ("seq", "at", "event", "outcome", "client_id", "subject", "resource", "reason", "detail")
+# detail values naming a person (or their address) are pseudonymised like the subject
+PERSONAL_KEYS = frozenset({"ip", "username", "email", "owner", "owner_id", "user", "user_id", "sponsor", "acting_for"})
+
+
+def record_body(row: Any) -> dict[str, Any]:
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    body = {name: get(name) for name in RECORD_FIELDS}
+    body["detail"] = body["detail"] or {}
+    return body
+
+
+def record_line(row: Any) -> bytes:
+    return canonical(record_body(row))
+
+
+def new_pseudonym() -> str:
+    return "ps_" + secrets.token_hex(12)
+
+
+class AuditTreeStore:
+    """Appends, reads and proves audit records. ``tree=False`` keeps only the chain (benchmarks)."""
+
+    def __init__(self, engine: Engine, tree: bool = True) -> None:
+        self.engine = engine
+        self.tree = tree
+        self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
+
+    # -- append --------------------------------------------------------------------------------
+    def append_audit(self, events: Sequence[dict[str, Any]]) -> None:
+        if not events:
+            return
+        with self.sessions.begin() as s:
+            if is_postgres(self.engine):
+                s.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})
+            else:  # SQLite: take the write lock before reading the head
+                s.execute(text("UPDATE change_log SET seq = seq WHERE 1 = 0"))
+            head = s.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+            seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+            names = self._pseudonyms(s, _personal_values(events))
+            size = self._size(s) if self.tree else 0
+            rows, leaves = [], []
+            for i, event in enumerate(events):
+                seq += 1
+                row = {"detail": {}, **event, "seq": seq}
+                if row.get("subject") is not None:
+                    row["subject"] = names[row["subject"]]
+                if PERSONAL_KEYS & row["detail"].keys():
+                    row["detail"] = {
+                        k: names[v] if k in PERSONAL_KEYS and isinstance(v, str) else v
+                        for k, v in row["detail"].items()
+                    }
+                h = record_hash(prev, row)
+                row.update(prev_hash=prev, hash=h, leaf_index=size + i if self.tree else None)
+                if self.tree:
+                    leaves.append(merkle.leaf_hash(record_line(row)))
+                rows.append(row)
+                prev = h
+            s.execute(insert(AuditEvent), rows)
+            if self.tree:
+                edge = self._nodes(s, merkle.frontier(size))
+                nodes = merkle.extend(size, leaves, lambda lv, ix: edge[(lv, ix)])
+                s.execute(insert(AuditTreeNode), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
+
+    def _pseudonyms(self, s: Session, values: set[str]) -> dict[str, str]:
+        if not values:
+            return {}
+        rows = s.execute(select(SubjectPseudonym.subject, SubjectPseudonym.pseudonym).where(
+            SubjectPseudonym.subject.in_(values))).all()  # fmt: skip
+        names: dict[str, str] = {str(a): str(b) for a, b in rows}
+        missing = [v for v in values if v not in names]
+        if missing:
+            now = int(time.time())
+            fresh = [{"subject": v, "pseudonym": new_pseudonym(), "created_at": now} for v in missing]
+            s.execute(insert(SubjectPseudonym), fresh)
+            names.update((str(r["subject"]), str(r["pseudonym"])) for r in fresh)
+        return names
+
+    # -- reads ---------------------------------------------------------------------------------
+    def list_audit(self, after_seq: int = 0, limit: int = 100) -> Sequence[AuditEvent]:
+        with self.sessions() as s:
+            return s.scalars(
+                select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq).limit(limit)
+            ).all()
+
+    def iter_records(self, batch: int = 20_000, **where: Any) -> Iterable[Sequence[Any]]:
+        """Every record in ``seq`` order (optionally ``at_from``/``at_to``), ``batch`` rows at a time."""
+        after = 0
+        with self.engine.connect() as conn:
+            while True:
+                q = select(AuditEvent.__table__).where(AuditEvent.seq > after)
+                if where.get("at_from") is not None:
+                    q = q.where(AuditEvent.at >= where["at_from"])
+                if where.get("at_to") is not None:
+                    q = q.where(AuditEvent.at < where["at_to"])
+                if where.get("leaf_from") is not None:
+                    q = q.where(AuditEvent.leaf_index >= where["leaf_from"], AuditEvent.leaf_index < where["leaf_to"])
+                rows = conn.execute(q.order_by(AuditEvent.seq).limit(batch)).all()
+                if not rows:
+                    return
+                yield rows
+                after = rows[-1].seq
+
+    def resolve(self, pseudonyms: Iterable[str]) -> dict[str, str]:
+        """pseudonym -> subject, for the ones still mapped (erased people are not)."""
+        with self.sessions() as s:
+            rows = s.execute(select(SubjectPseudonym.pseudonym, SubjectPseudonym.subject).where(
+                SubjectPseudonym.pseudonym.in_(set(pseudonyms)))).all()  # fmt: skip
+        return {str(a): str(b) for a, b in rows}
+
+    def pseudonym_of(self, subject: str) -> str | None:
+        with self.sessions() as s:
+            return s.scalar(select(SubjectPseudonym.pseudonym).where(SubjectPseudonym.subject == subject))
+
+    def forget(self, values: Iterable[str]) -> int:
+        """Delete the mapping of these subjects/values (erasure): their pseudonyms become unlinkable."""
+        with self.sessions.begin() as s:
+            result = s.execute(delete(SubjectPseudonym).where(SubjectPseudonym.subject.in_(set(values))))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # -- tree ----------------------------------------------------------------------------------
+    @staticmethod
+    def _size(s: Session) -> int:
+        top = s.scalar(select(func.max(AuditTreeNode.idx)).where(AuditTreeNode.level == 0))
+        return 0 if top is None else int(top) + 1
+
+    @staticmethod
+    def _nodes(s: Session, keys: Sequence[merkle.Node]) -> dict[merkle.Node, bytes]:
+        if not keys:
+            return {}
+        cond = or_(*(and_(AuditTreeNode.level == lv, AuditTreeNode.idx == ix) for lv, ix in keys))
+        rows = s.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(cond)).all()
+        found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise LookupError(f"audit tree nodes missing: {missing[:3]}")
+        return found
+
+    def tree_size(self) -> int:
+        with self.sessions() as s:
+            return self._size(s)
+
+    def _getter(self, s: Session) -> merkle.Getter:
+        cache: dict[merkle.Node, bytes] = {}
+
+        def get(level: int, idx: int) -> bytes:
+            if (level, idx) not in cache:
+                cache.update(self._nodes(s, [(level, idx)]))
+            return cache[(level, idx)]
+
+        return get
+
+    def node_getter(self) -> merkle.Getter:
+        """A getter reading one node per call (proof-sized lookups)."""
+
+        def get(level: int, idx: int) -> bytes:
+            with self.sessions() as s:
+                return self._nodes(s, [(level, idx)])[(level, idx)]
+
+        return get
+
+    def last_export(self) -> tuple[int, bytes] | None:
+        """(tree size, root) of the latest ``audit.exported`` record, if any."""
+        with self.sessions() as s:
+            detail = s.scalar(
+                select(AuditEvent.detail).where(AuditEvent.event == "audit.exported").order_by(AuditEvent.seq.desc())
+            )
+        if not detail:
+            return None
+        return int(detail["tree_size"]), base64.b64decode(detail["root"])
+
+    def root(self, size: int) -> bytes:
+        with self.sessions() as s:
+            return merkle.root(size, self._getter(s))
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        with self.sessions() as s:
+            return merkle.inclusion_proof(index, size, self._getter(s))
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        with self.sessions() as s:
+            return merkle.consistency_proof(old, new, self._getter(s))
+
+    def all_nodes(self) -> dict[merkle.Node, bytes]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash)).all()
+        return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
+
+    def leaves(self) -> list[bytes]:
+        """Every leaf hash in index order (raises when one is missing)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(AuditTreeNode.idx, AuditTreeNode.hash)
+                .where(AuditTreeNode.level == 0)
+                .order_by(AuditTreeNode.idx)
+            ).all()
+        out = []
+        for expected, (idx, h) in enumerate(rows):
+            if idx != expected:
+                raise LookupError(f"audit tree leaf {expected} is missing")
+            out.append(bytes(h))
+        return out
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        with self.sessions.begin() as s:
+            if s.get(AuditCheckpoint, size) is None:
+                s.add(AuditCheckpoint(size=size, root=root, note=note, at=int(time.time())))
+
+    def checkpoints(self) -> list[AuditCheckpoint]:
+        with self.sessions() as s:
+            return list(s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size)))
+
+
+def _personal_values(events: Sequence[dict[str, Any]]) -> set[str]:
+    values: set[str] = set()
+    for event in events:
+        if event.get("subject") is not None:
+            values.add(event["subject"])
+        detail = event.get("detail") or {}
+        values.update(v for k, v in detail.items() if k in PERSONAL_KEYS and isinstance(v, str))
+    return values
