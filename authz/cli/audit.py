@@ -11,6 +11,7 @@ from authz.audit.checkpoints import CheckpointDir
 from authz.audit.note import format_proof
 from authz.audit.store import AuditTreeStore, record_line
 from authz.audit.verify import verify_log
+from authz.cli import audit_export
 from authz.context import Context
 
 
@@ -36,13 +37,11 @@ def register(sub: Any) -> None:
         func=cmd_checkpoint
     )
     a.add_parser("key", help="print the log's note verifier key (<name>+<id>+<key>)").set_defaults(func=cmd_key)
-    from authz.cli import audit_export
-
     audit_export.register(a)
 
 
 def _ctx() -> Context:
-    from authz.cli.admin import _ctx as admin_ctx
+    from authz.cli.admin import _ctx as admin_ctx  # builds the app context (migrates first)
 
     return admin_ctx()
 

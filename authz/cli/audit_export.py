@@ -13,6 +13,7 @@ from typing import Any
 from authz.audit import bundle_verifier
 from authz.audit.export import ExportError, ExportRequest, export_bundle
 from authz.audit.retention import PurgeError, purge_before
+from authz.cli.admin import _ctx
 
 ACTOR = "cli"
 
@@ -52,9 +53,7 @@ def parse_time(text: str, flag: str) -> int:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        from authz.cli import CliError
-
-        raise CliError(f"{flag} {text!r} is not an ISO date (2026-01-31) or date-time (2026-01-31T12:00Z)") from None
+        raise ValueError(f"{flag} {text!r} is not an ISO date (2026-01-31) or date-time (2026-01-31T12:00Z)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
@@ -63,9 +62,11 @@ def parse_time(text: str, flag: str) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from importlib.metadata import version
 
-    from authz.cli.audit import _ctx
-
-    at_from, at_to = parse_time(args.at_from, "--from"), parse_time(args.at_to, "--to")
+    try:
+        at_from, at_to = parse_time(args.at_from, "--from"), parse_time(args.at_to, "--to")
+    except ValueError as exc:
+        print(f"authz: {exc}", file=sys.stderr)
+        return 1
     if at_to <= at_from:
         print("authz: --to must be after --from", file=sys.stderr)
         return 1
@@ -124,9 +125,11 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from authz.cli.audit import _ctx
-
-    before = parse_time(args.before, "--before")
+    try:
+        before = parse_time(args.before, "--before")
+    except ValueError as exc:
+        print(f"authz: {exc}", file=sys.stderr)
+        return 1
     ctx = _ctx()
     assert ctx.audit_store is not None
     ctx.audit.flush()
