@@ -301,6 +301,21 @@ REQUIREMENTS: dict[str, Requirement] = {
         "JWK Set: the keys a verifier may meet; a key must be published before tokens signed with it circulate",
         "Rotation promotes the already-published next key; the retired key stays published until its tokens expire.",
     ),
+    "rfc6749:abnf-no-redirect": Requirement(
+        RFC.format(6749, "4.1.2.1"),
+        "If the request fails due to a missing, invalid, or mismatching redirection URI, or if the client "
+        "identifier is missing or invalid, the authorization server SHOULD inform the resource owner of the error "
+        "and MUST NOT automatically redirect the user-agent to the invalid redirection URI.",
+        "A client_id, redirect_uri or state outside its RFC 6749 Appendix A grammar (a quote, backslash, "
+        "non-ASCII character or newline) is a 400 page naming the parameter, never a redirect and never a 500.",
+    ),
+    "rfc6749:abnf-error-redirect": Requirement(
+        RFC.format(6749, "4.1.2.1"),
+        'Values for the "error_description" parameter MUST NOT include characters outside the set '
+        "%x20-21 / %x23-5B / %x5D-7E.",
+        "A malformed response_type or scope is an invalid_request / invalid_scope redirect (with state and iss) "
+        "whose description names the parameter and never echoes the value.",
+    ),
     "rfc6819:no-secrets-in-logs": Requirement(
         RFC.format(6819, "5.1.4.1.3"),
         "Credentials ... should not be stored or logged in clear text",

@@ -18,8 +18,8 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 
 from authz.core.crypto import b64url
 
-VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 def check_challenge(challenge: str | None, method: str | None) -> str:
@@ -27,7 +27,7 @@ def check_challenge(challenge: str | None, method: str | None) -> str:
         raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
     if method != "S256":
         raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
-    if not CHALLENGE.match(challenge):
+    if not CHALLENGE.fullmatch(challenge):
         raise InvalidRequestError("Malformed code_challenge.")
     return challenge
 
@@ -39,7 +39,7 @@ def s256(verifier: str) -> str:
 def check_verifier(verifier: str | None, challenge: str) -> None:
     if not verifier:
         raise InvalidRequestError("Missing code_verifier.")
-    if not VERIFIER.match(verifier):
+    if not VERIFIER.fullmatch(verifier):
         raise InvalidRequestError("Malformed code_verifier.")
     if not hmac.compare_digest(s256(verifier), challenge):
         raise InvalidGrantError("The code_verifier does not match the code_challenge.")

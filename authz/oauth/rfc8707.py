@@ -18,10 +18,13 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from authz.oauth.errors import InvalidTargetError
+from authz.oauth.syntax import is_uri_reference
 
 
 def validate_resource_uri(value: str) -> str:
     """Syntax check of one resource indicator; returns the canonical form (lowercase scheme and host)."""
+    if not is_uri_reference(value):
+        raise InvalidTargetError("The 'resource' parameter is malformed.")
     parts = urlsplit(value)
     if not parts.scheme or not parts.netloc or parts.fragment or "#" in value:
         raise InvalidTargetError("The 'resource' parameter must be an absolute URI without a fragment.")

@@ -17,13 +17,14 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from authlib.oauth2.rfc6749 import AuthorizationServer
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, OAuth2Error
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from authz.context import Context
 from authz.core.fetch import get_fetcher
 from authz.identity.clients import OAuthClient
+from authz.oauth import syntax
 from authz.oauth.cimd import ClientJwks
 from authz.oauth.client_auth import PrivateKeyJwt, unverified_issuer
 from authz.oauth.grants.authorization_code import AuthorizationCodeGrant
@@ -89,6 +90,36 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
     def query_client(self, client_id: str) -> OAuthClient | None:
         return self.ctx.directory.client(client_id)
 
+    def error_redirect_uri(self, request: AuthzRequest) -> str | None:
+        """Where an authorization error found before Authlib's validation may be sent: the request's
+        redirect URI once the client exists and has it registered, else None (show a page).
+
+        RFC 6749 §4.1.2.1: "If the request fails due to a missing, invalid, or mismatching
+        redirection URI, or if the client identifier is missing or invalid, the authorization server
+        SHOULD inform the resource owner of the error and MUST NOT automatically redirect the
+        user-agent to the invalid redirection URI." Repeated parameters count as invalid.
+        """
+        datalist = request.payload.datalist
+        if any(len(datalist.get(name, [])) > 1 for name in ("client_id", "redirect_uri", "state")):
+            return None
+        client_id, redirect_uri = request.payload.client_id, request.payload.redirect_uri
+        client = self.query_client(client_id) if client_id else None
+        if client is None:
+            return None
+        if redirect_uri:
+            return redirect_uri if client.check_redirect_uri(redirect_uri) else None
+        default: str | None = client.get_default_redirect_uri()
+        return default
+
+    def authenticate_client(self, request: AuthzRequest, methods: list[str], endpoint: str = "token") -> Any:
+        """Authlib's client authentication, with a readable refusal (its own shows a Python list)."""
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            if str(error.description).startswith("The client cannot authenticate with method"):
+                error.description = f"The client cannot authenticate with {' or '.join(methods)}."
+            raise
+
     def save_token(self, token: Any, request: Any) -> None:  # tokens are persisted by the grants
         return None
 
@@ -118,6 +149,7 @@ async def read_request(request: Request, ctx: Context, *, form: bool = True) -> 
             raise InvalidRequestError("The request body is not UTF-8.") from exc
     raw_query = request.scope.get("query_string", b"")
     query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=False) if raw_query else []
+    syntax.check([*query, *items])
     uri = ctx.settings.issuer + request.scope["path"][len(request.scope.get("root_path", "")) :]
     areq = AuthzRequest(request.method, uri, request.headers, query=query, form=items)
     areq.client_ip = request.client.host if request.client else None

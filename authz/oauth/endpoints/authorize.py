@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 
 from authz.context import Context
 from authz.identity.users import authenticate
+from authz.oauth import syntax
 from authz.oauth.cimd import ensure_cimd_client
 from authz.oauth.consent.session import LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL, SessionCodec
 from authz.oauth.consent.views import consent_page, error_page, login_page
@@ -32,6 +33,8 @@ from authz.policy.engine import user_subject
 from authz.storage.models import Consent, User
 
 log = logging.getLogger("authz.authorize")
+# A malformed value here rules out an error redirect (RFC 6749 §4.1.2.1; state could not be echoed).
+UNREDIRECTABLE = frozenset({"client_id", "redirect_uri", "state"})
 
 
 async def authorize(request: Request) -> Response:
@@ -176,9 +179,17 @@ async def _validate(request: Request, query: str) -> tuple[AuthzRequest, Any] | 
     ctx: Context = request.app.state.ctx
     items = parse_qsl(query, keep_blank_values=False)
     areq = AuthzRequest("GET", ctx.settings.endpoint("/authorize"), request.headers, query=items)
+    server = request.app.state.server
+    bad = syntax.malformed(items)
+    if bad in UNREDIRECTABLE:
+        return error_page(request, "invalid_request", f"The {bad} parameter is malformed.")
     try:
         await ensure_cimd_client(ctx, areq.args.get("client_id"))
-        grant = await anyio.to_thread.run_sync(request.app.state.server.get_consent_grant, areq)
+        if bad is not None:
+            error = syntax.syntax_error(bad)
+            error.redirect_uri = await anyio.to_thread.run_sync(server.error_redirect_uri, areq)
+            raise error
+        grant = await anyio.to_thread.run_sync(server.get_consent_grant, areq)
     except OAuth2Error as error:
         if error.redirect_uri:
             error.state = areq.payload.state
