@@ -152,6 +152,20 @@ def bad_request(description: str, *, resource_metadata: str) -> HttpResponse:
     return _json_error(400, "invalid_request", description, [("www-authenticate", www)])
 
 
+PARSE_ERROR = -32700  # JSON-RPC 2.0 §5.1: "Invalid JSON was received by the server."
+
+
+def parse_error(description: str) -> HttpResponse:
+    """400 with the JSON-RPC 2.0 parse error (§5.1: code -32700, ``id`` null: "If there was an error in
+    detecting the id in the Request object (e.g. Parse error/Invalid Request), it MUST be Null").
+
+    Sent before the token check for a body nested too deeply to parse safely; no challenge, since
+    the credentials are not the problem.
+    """
+    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": description}})
+    return HttpResponse(400, (("content-type", "application/json"), ("cache-control", "no-store")), body.encode())
+
+
 HEADER_MISMATCH = -32020  # MCP 2026-07-28 (SEP-2243): Mcp-* headers disagree with the body
 
 

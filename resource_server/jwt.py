@@ -192,7 +192,7 @@ class JwtVerifier:
             raise InvalidToken("The access token is not a signed JWT")
         try:
             header = jws.extract_compact(token.encode("ascii")).headers()
-        except (JoseError, ValueError, UnicodeError) as exc:
+        except (JoseError, ValueError, UnicodeError, RecursionError) as exc:  # a deeply nested header
             raise InvalidToken("The access token is malformed") from exc
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:

@@ -30,6 +30,7 @@ from resource_server import errors
 from resource_server.context import RequestContext, TokenInfo, enter_request_context, exit_request_context
 from resource_server.errors import HttpResponse, InvalidRequest, InvalidToken, UpstreamUnavailable
 from resource_server.hooks import NoopHook, TokenUseHook, UseContext, UseOutcome
+from resource_server.jsonload import JsonRefused
 from resource_server.metadata import metadata_paths, metadata_response, metadata_url
 from resource_server.scopes import McpCall, check_routing_headers, parse_calls
 from resource_server.settings import ResourceServerConfig
@@ -149,7 +150,10 @@ class ResourceServerMiddleware:
                 body.decode("latin-1")
             ):
                 raise _Reject(self._bad_request("Access tokens are accepted only in the Authorization header"))
-            calls = parse_calls(body)
+            try:
+                calls = parse_calls(body)
+            except JsonRefused as exc:
+                raise _Reject(errors.parse_error(f"Parse error: {exc}")) from None
             try:
                 check_routing_headers(headers.get("mcp-method"), headers.get("mcp-name"), calls)
             except InvalidRequest as exc:

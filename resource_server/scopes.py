@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from resource_server.errors import InvalidRequest
+from resource_server.jsonload import JsonRefused, load_json
 
 __all__ = ["McpCall", "ScopePolicy", "check_routing_headers", "parse_calls"]
 
@@ -147,10 +147,16 @@ class ScopePolicy:
 
 
 def parse_calls(body: bytes) -> tuple[McpCall, ...]:
-    """The JSON-RPC messages of a body; empty when it is not JSON-RPC (the app will reject it)."""
+    """The JSON-RPC messages of a body; empty when it is not JSON-RPC (the app will reject it).
+
+    Raises :class:`~resource_server.jsonload.JsonRefused` (``too_deep``) for JSON nested beyond
+    :data:`~resource_server.jsonload.MAX_DEPTH`: the middleware answers a JSON-RPC parse error.
+    """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = load_json(body, max_bytes=len(body))
+    except JsonRefused as exc:
+        if exc.reason == "too_deep":
+            raise
         return ()
     messages = data if isinstance(data, list) else [data]
     calls: list[McpCall] = []

@@ -24,6 +24,7 @@ from authz.admin.schemas import (
     StatusChange,
 )
 from authz.core.crypto import b64url, b64url_decode
+from authz.core.jsonload import load_json
 from authz.identity.agents import credentials as creds
 from authz.identity.agents import lifecycle
 from authz.identity.agents.credentials import Issued
@@ -166,7 +167,7 @@ def _encode_cursor(created_at: int, agent_id: str) -> str:
 
 def _decode_cursor(text: str) -> tuple[int, str] | None:
     try:
-        value = json.loads(b64url_decode(text))
+        value = load_json(b64url_decode(text), max_bytes=1024)
     except ValueError:
         return None
     if (

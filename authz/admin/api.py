@@ -1,14 +1,14 @@
 """Small typed route declarations: each :class:`Operation` is both a Starlette route and an OpenAPI
 operation, so the served document cannot drift from the routes.
 
-Per request: authenticate (401/403) -> parse and shape-check the JSON body (422) -> run the
+Per request: authenticate (401/403) -> parse the JSON body with size and depth limits (413, 400) and
+shape-check it (422) -> run the
 synchronous handler in a worker thread (it reads and writes SQL) -> a JSON response, or a problem:
 lifecycle errors map to 404/409/422, anything unexpected to a 500 with the detail only in the log.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +25,7 @@ from authz.admin.auth import Principal, authenticate
 from authz.admin.bootstrap import admin_resource_uri
 from authz.admin.problems import ApiProblem
 from authz.context import Context
+from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.agents.errors import AgentError, Invalid
 from authz.identity.agents.lifecycle import Agents
 
@@ -114,9 +115,9 @@ async def _body(request: Request, op: Operation) -> Any:
         if ctype != "application/json":
             raise ApiProblem(415, "The request body must be application/json.")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiProblem(422, "The request body is not valid JSON.", errors=[("body", "not valid JSON")]) from exc
+        data = load_json(raw, max_bytes=op.max_body)
+    except JsonRefused as exc:  # RFC 9110 §15.5.1: a syntax problem is 400 (422 is for well-formed content)
+        raise ApiProblem(400, str(exc), errors=[("body", str(exc))]) from exc
     try:
         if isinstance(op.body, TypeAdapter):
             return op.body.validate_python(data)

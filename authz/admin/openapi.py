@@ -27,6 +27,7 @@ SCOPE_TEXT = {
     "budgets:use": "Reserve and settle budget for token uses (resource servers).",
 }
 ERROR_TEXT = {
+    400: "The request body is not valid JSON, or nests arrays and objects too deeply. Nothing was changed.",
     401: "No, or an invalid, access token (WWW-Authenticate: Bearer).",
     403: "The token lacks the scope this operation needs (insufficient_scope).",
     404: "No such agent, credential, team or policy version.",
@@ -110,7 +111,7 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
             "required": op.body_required,
             "content": {"application/json": {"schema": _schema(op.body, "validation", schemas)}},
         }
-        errors |= {413, 415, 422}
+        errors |= {400, 413, 415, 422}
     if op.query:
         errors.add(422)
     for status in sorted(errors):

@@ -24,6 +24,8 @@ How the rules are kept:
 - **No proxies from the environment** (``trust_env=False``): a proxy would do its own resolution.
 - **No redirects**, status 200 only, ``Accept: application/json``, ``Accept-Encoding: identity``.
 - **Size**: counted while streaming; the response is dropped as soon as it passes ``max_bytes``.
+- **Depth**: parsed by :func:`authz.core.jsonload.load_json` (arrays and objects nested at most
+  32 deep): a small document of 15,000 ``[`` is ``too_deep``, not a ``RecursionError``.
 - **Time**: one total deadline for resolve + connect + TLS + headers + body (async: a cancel scope;
   sync: per-phase timeouts plus a deadline check between chunks).
 - **Errors**: :class:`FetchError` with a short ``reason`` code; response bodies never leak into it.
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -45,6 +46,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from authz.core.jsonload import JsonRefused, load_json
 from authz.core.netguard import FetchError as FetchError
 from authz.core.netguard import _GuardedAsyncTransport, _GuardedSyncTransport
 from authz.core.netguard import check_url as check_url
@@ -109,10 +111,14 @@ def _int(value: str | None) -> int:
         return 0
 
 
-def _decode(body: bytes | bytearray) -> dict[str, Any]:
+def _decode(body: bytes | bytearray, max_bytes: int) -> dict[str, Any]:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = load_json(body, max_bytes=max_bytes)
+    except JsonRefused as exc:
+        if exc.reason == "too_deep":
+            raise FetchError("too_deep", "response nests arrays and objects too deeply") from exc
+        if exc.reason == "too_large":
+            raise FetchError("too_large", f"more than {max_bytes} bytes") from exc
         raise FetchError("not_json", "response is not JSON") from exc
     if not isinstance(data, dict):
         raise FetchError("not_object", "response is not a JSON object")
@@ -188,7 +194,7 @@ class Fetcher:
             raise FetchError("timeout", type(exc).__name__) from exc
         except (httpx2.HTTPError, httpx2.InvalidURL, OSError) as exc:
             raise FetchError("connect_failed", type(exc).__name__) from exc
-        return Fetched(_decode(body), ttl, time.time())
+        return Fetched(_decode(body, max_bytes), ttl, time.time())
 
     def fetch_sync(self, url: str, *, max_bytes: int = MAX_BYTES) -> Fetched:
         check_url(url, self.allow_loopback)
@@ -211,7 +217,7 @@ class Fetcher:
             raise FetchError("timeout", type(exc).__name__) from exc
         except (httpx2.HTTPError, httpx2.InvalidURL, OSError) as exc:
             raise FetchError("connect_failed", type(exc).__name__) from exc
-        return Fetched(_decode(body), ttl, time.time())
+        return Fetched(_decode(body, max_bytes), ttl, time.time())
 
     async def aclose(self) -> None:
         if self._async is not None:

@@ -33,6 +33,7 @@ class FetchError(Exception):
             "http_status",
             "too_large",
             "not_json",
+            "too_deep",
             "not_object",
         }
     )

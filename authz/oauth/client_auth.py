@@ -11,7 +11,6 @@ Algorithms come from an allow-list of asymmetric algorithms; ``none`` and HMAC a
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from authz.core.crypto import b64url_decode
+from authz.core.jsonload import MAX_JWT_PART, load_json
 from authz.identity.clients import OAuthClient
 from authz.oauth.requests import AuthzRequest
 from authz.storage.protocols import ReplayStore
@@ -111,7 +111,7 @@ def _invalid(description: str) -> InvalidClientError:
 def unverified_issuer(assertion: str) -> str:
     """The ``iss`` of a compact JWS before verification, only to find whose keys verify it."""
     try:
-        payload = json.loads(b64url_decode(assertion.split(".")[1]))
+        payload = load_json(b64url_decode(assertion.split(".")[1]), max_bytes=MAX_JWT_PART)
     except (IndexError, ValueError) as exc:
         raise _invalid("The client assertion is not a JWT.") from exc
     iss = payload.get("iss") if isinstance(payload, dict) else None

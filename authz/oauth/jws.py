@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from authz.core.jsonload import MAX_JWT_PART, load_json
+
 Key = ECKey | RSAKey | OKPKey
 _HASHES = {"ES256": (hashes.SHA256, 32), "ES384": (hashes.SHA384, 48), "RS256": (hashes.SHA256, 0)}
 
@@ -81,14 +83,14 @@ class Verifier:
         """(header, claims) of a token signed by one of our keys, or None for anything else."""
         try:
             head_b64, payload_b64, sig_b64 = token.split(".")
-            header = json.loads(b64d(head_b64))
+            header = load_json(b64d(head_b64), max_bytes=MAX_JWT_PART)
             kid = header.get("kid") if isinstance(header, dict) else None
             public = self._keys.get(kid) if isinstance(kid, str) else None
             if public is None or header.get("alg") != public.alg:
                 return None
             if not self._check(public, (head_b64 + "." + payload_b64).encode("ascii"), b64d(sig_b64)):
                 return None
-            claims = json.loads(b64d(payload_b64))
+            claims = load_json(b64d(payload_b64), max_bytes=MAX_JWT_PART)
         except (ValueError, UnicodeError, TypeError):
             return None
         return (header, claims) if isinstance(claims, dict) else None

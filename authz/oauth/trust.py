@@ -21,7 +21,6 @@ be answered from memory (the token endpoint then runs the grant on the event loo
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from joserfc.jwk import KeySet
 
 from authz.core.crypto import b64url_decode
 from authz.core.fetch import MAX_BYTES, Fetcher, FetchError, check_url
+from authz.core.jsonload import MAX_JWT_PART, load_json
 from authz.oauth.cimd import CimdError, check_public_jwks
 from authz.storage.models import TrustedIssuer
 
@@ -139,7 +139,8 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The (header, payload) of a compact JWS before verification: only to find whose keys verify it."""
     try:
         head, body, _sig = token.split(".")
-        header, payload = json.loads(b64url_decode(head)), json.loads(b64url_decode(body))
+        header = load_json(b64url_decode(head), max_bytes=MAX_JWT_PART)
+        payload = load_json(b64url_decode(body), max_bytes=MAX_JWT_PART)
     except (ValueError, TypeError) as exc:
         raise TrustError("The token is not a JWT.") from exc
     if not isinstance(header, dict) or not isinstance(payload, dict):

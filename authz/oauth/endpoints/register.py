@@ -35,7 +35,6 @@ The secret is returned once and never logged or audited (only its digest is stor
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -46,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 
 from authz.context import Context
 from authz.core.fetch import FetchError, check_url
+from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.registry import register_client
 from authz.oauth.cimd import CimdError, check_public_jwks, check_redirect_uri
 from authz.oauth.server import NO_STORE, server_error
@@ -113,9 +113,9 @@ async def _read_json(request: Request) -> dict[str, Any]:
     except ClientDisconnect as exc:
         raise _invalid("The request body was not received.") from exc
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _invalid("The request body is not valid JSON.") from exc
+        data = load_json(body, max_bytes=MAX_BODY_BYTES)
+    except JsonRefused as exc:
+        raise _invalid(f"The request body is refused: {exc}") from exc
     if not isinstance(data, dict):
         raise _invalid("The request body must be a JSON object.")
     return data

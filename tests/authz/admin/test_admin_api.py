@@ -210,7 +210,7 @@ async def test_bad_credential_and_query_input_is_422(admin: Admin) -> None:
     assert server.ctx.store.list_credentials(aid) == []
     r = await server.http.post(f"{API}/agents/{aid}/credentials", content=b"{nope", headers=h | {
         "content-type": "application/json"})  # fmt: skip
-    _problem(r, 422)
+    _problem(r, 400)  # a syntax problem is 400 (RFC 9110 §15.5.1); 422 is for well-formed content
     for query in ("limit=0", "limit=201", "limit=x", "status=gone", "cursor=!!!"):
         body = _problem(await server.http.get(f"{API}/agents?{query}", headers=h), 422)
         assert body["errors"][0]["field"] == query.split("=")[0]

@@ -195,6 +195,8 @@ async def test_fetches_a_json_object_async_and_sync(docserver: DocServer, fetche
         (Served(b'{"a": 1}', 404), "http_status"),
         (Served(b"<html>secret-body</html>"), "not_json"),
         (Served(b"[1, 2]"), "not_object"),
+        (Served(b"[" * 15_000), "too_deep"),  # 15 KB: json.loads alone raises RecursionError
+        (Served(b'{"keys": ' + b"[" * 40 + b"]" * 40 + b"}"), "too_deep"),
         (Served(b'{"pad": "' + b"x" * 70_000 + b'"}'), "too_large"),
         (Served(b'{"pad": "' + b"x" * 70_000 + b'"}', chunked=True), "too_large"),
     ],

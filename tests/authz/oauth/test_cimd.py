@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -131,6 +132,17 @@ async def test_oversize_document_is_rejected(cimd_as: AS, docserver: DocServer) 
     r = await authorize(cimd_as, url)
     assert_error_page(r)
     assert [e.reason for e in audit_events(cimd_as, "client.cimd_rejected")] == ["too_large"]
+
+
+async def test_deeply_nested_document_is_rejected_not_a_500(cimd_as: AS, docserver: DocServer) -> None:
+    """A 5 KB document of nested arrays made ``json.loads`` raise RecursionError (a 500 at /authorize)."""
+    url = docserver.url("/deep.json")
+    head = json.dumps(document(url))[:-1].encode() + b', "x_deep": '
+    docserver.docs["/deep.json"] = Served(head + b"[" * 2_400 + b"]" * 2_400 + b"}")
+    assert len(docserver.docs["/deep.json"].body) < 5_120
+    assert_error_page(await authorize(cimd_as, url))
+    assert cimd_as.ctx.store.get_client(url) is None
+    assert [e.reason for e in audit_events(cimd_as, "client.cimd_rejected")] == ["too_deep"]
 
 
 async def test_error_status_and_redirects_are_rejected(cimd_as: AS, docserver: DocServer) -> None:

@@ -126,12 +126,15 @@ async def test_invalid_metadata_is_refused(dcr: AS, meta: dict[str, Any], error:
         (b"[1, 2]", "application/json"),
         (b"client_name=x", "application/x-www-form-urlencoded"),
         (b'{"client_name": "' + b"x" * 20_000 + b'"}', "application/json"),
+        (b"[" * 15_000, "application/json"),  # under the size limit; json.loads raised RecursionError: a 500
+        (b'{"redirect_uris": [], "x": ' + b"[" * 40 + b"]" * 40 + b"}", "application/json"),
     ],
 )
 async def test_bad_bodies_are_invalid_client_metadata(dcr: AS, content: bytes, ctype: str) -> None:
     r = await dcr.http.post("/register", content=content, headers={"Content-Type": ctype})
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_client_metadata"
+    assert [c for c in dcr.ctx.store.list_clients() if c.kind == "dynamic"] == []
 
 
 async def test_private_key_jwt_client_registers_with_public_keys(dcr: AS) -> None:

@@ -1,0 +1,64 @@
+"""The one JSON loader for untrusted bytes: a size limit, a nesting-depth limit, one error type.
+
+Every body or document a stranger controls goes through :func:`load_json`: ``POST /register``, the
+admin API, client ID metadata documents and fetched JWKS. ``json.loads`` alone is not enough:
+15,000 ``[`` fit in a 16 KiB body and make it raise ``RecursionError``, which is not a
+``ValueError``, so handlers that caught bad JSON answered 500. Here size, syntax and depth all
+become :class:`JsonRefused` (a ``ValueError``), which each caller maps to its protocol's error.
+
+``resource_server/jsonload.py`` is this module's twin (that package never imports ``authz``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+MAX_DEPTH = 32  # nesting of arrays and objects; no body or document of ours comes near it
+MAX_JWT_PART = 16 * 1024  # bytes of one decoded JWS header or payload read before verification
+
+Reason = Literal["too_large", "too_deep", "not_json"]
+
+
+class JsonRefused(ValueError):
+    """Why untrusted JSON was not accepted; ``str()`` is safe to show (it never quotes the input)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason: Reason = reason
+
+
+def load_json(data: bytes | bytearray | str, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse ``data`` as JSON, or raise :class:`JsonRefused` (too large, not JSON, nested too deeply)."""
+    if len(data) > max_bytes:
+        raise JsonRefused("too_large", f"The JSON document is larger than {max_bytes} bytes.")
+    try:
+        value = json.loads(data)
+    except RecursionError as exc:
+        raise JsonRefused("too_deep", f"The JSON document is nested more than {max_depth} levels deep.") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise JsonRefused("not_json", "The document is not valid JSON.") from exc
+    if _openers(data) > max_depth and _deeper_than(value, max_depth):
+        raise JsonRefused("too_deep", f"The JSON document is nested more than {max_depth} levels deep.")
+    return value
+
+
+def _openers(data: bytes | bytearray | str) -> int:
+    """An upper bound on the nesting depth: the number of ``[`` and ``{`` (in strings too)."""
+    if isinstance(data, str):
+        return data.count("[") + data.count("{")
+    return data.count(b"[") + data.count(b"{")
+
+
+def _deeper_than(value: Any, max_depth: int) -> bool:
+    """Whether arrays and objects nest more than ``max_depth`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
