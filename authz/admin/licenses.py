@@ -12,6 +12,7 @@ from authz.admin.problems import ApiProblem
 from authz.admin.schemas import StatusChange
 from authz.core.crypto import b64url, b64url_decode
 from authz.core.fetch import FetchError, check_url
+from authz.core.jsonload import load_json
 from authz.identity.agents.errors import NotFound, invalid
 from authz.identity.agents.validation import Problems
 from authz.licensing import inputs
@@ -122,7 +123,7 @@ def list_licenses(call: Call) -> tuple[int, LicenseList]:
 
 def _cursor(text: str) -> tuple[int, str] | None:
     try:
-        value = json.loads(b64url_decode(text))
+        value = load_json(b64url_decode(text), max_bytes=1024)
     except ValueError:
         return None
     ok = isinstance(value, list) and len(value) == 2 and type(value[0]) is int and isinstance(value[1], str)

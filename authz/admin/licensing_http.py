@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from authz.admin.problems import ApiProblem
+from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.agents.errors import AgentError, Invalid
 from authz.identity.agents.validation import Problems
 from authz.licensing import inputs
@@ -84,9 +85,9 @@ async def _body(request: Request, required: bool = True) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise ApiProblem(415, "The request body must be application/json.")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiProblem(422, "The request body is not valid JSON.", errors=[("body", "not valid JSON")]) from exc
+        data = load_json(raw, max_bytes=MAX_BODY)
+    except JsonRefused as exc:  # as the admin API: a syntax problem is 400, 422 is for well-formed content
+        raise ApiProblem(400, str(exc), errors=[("body", str(exc))]) from exc
     if not isinstance(data, dict):
         raise ApiProblem(422, "The request body must be a JSON object.", errors=[("body", "must be an object")])
     return data
