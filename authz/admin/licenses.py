@@ -13,7 +13,7 @@ from authz.admin.schemas import StatusChange
 from authz.core.crypto import b64url, b64url_decode
 from authz.core.fetch import FetchError, check_url
 from authz.core.jsonload import load_json
-from authz.identity.agents.errors import NotFound, invalid
+from authz.identity.agents.errors import Conflict, NotFound, invalid
 from authz.identity.agents.validation import Problems
 from authz.licensing import inputs
 from authz.licensing.files import iso
@@ -40,7 +40,7 @@ from authz.licensing.schemas import (
     WebhookList,
     WebhookOut,
 )
-from authz.licensing.service import STATUSES, Licensing
+from authz.licensing.service import STATUSES, LicenseRefused, Licensing
 from authz.licensing.views import license_json, machine_json
 
 READ, WRITE = "admin:read", "admin:write"
@@ -163,7 +163,11 @@ def checkout_license(call: Call) -> tuple[int, CheckoutOut]:
         machine = next((m for m in lic.live_machines(svc.clock()) if m.fingerprint == fp), None)
         if machine is None:
             raise invalid("fingerprint", "no machine of this license has this fingerprint")
-    return 200, CheckoutOut(**svc.checkout(lic, machine=machine, ttl=ttl, license_key=None, actor=call.actor))
+    try:
+        out = svc.checkout(lic, machine=machine, ttl=ttl, license_key=None, actor=call.actor)
+    except LicenseRefused as exc:  # suspended, revoked or expired: no file for it
+        raise Conflict(f"{exc.detail} ({exc.code})") from None
+    return 200, CheckoutOut(**out)
 
 
 def attach_agent(call: Call) -> tuple[int, AgentLinkOut]:
@@ -325,6 +329,7 @@ OPERATIONS = [
         CheckoutOut,
         body=CheckoutIn,
         body_required=False,
+        errors=(404, 409),
     ),
     Operation(
         "POST",

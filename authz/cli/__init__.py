@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from authz.cli import admin, agents, audit, policy, serve, trust
+from authz.cli import admin, agents, audit, licenses, policy, serve, trust
 from authz.core.settings import UnsafeSettingsError
 from authz.metering import cli as metering_cli
 
@@ -26,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     policy.register(sub)
     metering_cli.register(sub)
     __import__("authz.cli.budgets", fromlist=["register"]).register(sub)
+    licenses.register(sub)
     return p
 
 
