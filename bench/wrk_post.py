@@ -25,7 +25,8 @@ def wrk_post(
     url: str, body: Any, headers: Mapping[str, str], *, threads: int, connections: int, duration: int
 ) -> WrkResult:
     """POST ``body`` (JSON) with ``headers`` for ``duration`` seconds; the parsed wrk summary."""
-    lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(json.dumps(body))}"]
+    text = body if isinstance(body, str) else json.dumps(body)  # a str is sent as is (a form body)
+    lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(text)}"]
     lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write("\n".join(lua) + "\n")

@@ -17,6 +17,7 @@ policy, expiry, entitlements, ...}, machine {id, fingerprint}}.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -34,7 +35,12 @@ MAX_TTL = 365 * 86400
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return None if ts is None else _iso(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)  # the same few instants (now, expiries, heartbeats) on every answer
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def payload(license_data: dict[str, Any], machine: dict[str, Any] | None, *, kid: str, now: int, ttl: int) -> bytes:

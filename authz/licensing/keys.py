@@ -28,7 +28,8 @@ class MalformedKey(ValueError):
 
 
 def _checksum(body: str) -> str:
-    return base64.b32encode(hashlib.sha256(f"authz-license:{body}".encode()).digest())[:CHECK_CHARS].decode()
+    """The first 20 bits of SHA-256 in base32 (base32 works in 5-byte groups: 5 bytes give 8 characters)."""
+    return base64.b32encode(hashlib.sha256(f"authz-license:{body}".encode()).digest()[:5])[:CHECK_CHARS].decode()
 
 
 def _grouped(chars: str) -> str:
