@@ -217,7 +217,7 @@ def create_license_webhook(call: Call) -> tuple[int, WebhookCreated]:
     if len(body.url) > 2048:
         raise invalid("url", "must be at most 2048 characters")
     row, secret = _svc(call).webhooks.add(body.url)
-    _svc(call).audit.record("license.webhook_created", actor=call.actor, endpoint=row.id)
+    _svc(call).audit.operator_change("license_webhook", "created", actor=call.actor, target=row.id)
     return 201, WebhookCreated(id=row.id, url=row.url, created_at=iso(row.created_at), secret=secret)
 
 
@@ -232,7 +232,7 @@ def delete_license_webhook(call: Call) -> tuple[int, WebhookOut]:
     row = rows.get(call.path["webhook_id"])
     if row is None or not svc.webhooks.delete(row.id):
         raise NotFound(f"no webhook {call.path['webhook_id']!r}")
-    svc.audit.record("license.webhook_deleted", actor=call.actor, endpoint=row.id)
+    svc.audit.operator_change("license_webhook", "deleted", actor=call.actor, target=row.id)
     return 200, WebhookOut(id=row.id, url=row.url, created_at=iso(row.created_at))
 
 

@@ -106,7 +106,7 @@ def _limit(
     retry, first = hit
     if first:  # once per bucket and window: a guessing run is visible without flooding the trail
         log.warning("licensing rate limit (%s) reached from %s", kind, ip)
-        svc.audit.record("license.rate_limited", "failure", reason=kind, ip=ip, license=license_id)
+        svc.audit.refusal("license.rate_limited", resource=license_id, reason=kind, ip=ip)
     raise ApiProblem(429, "Too many requests; retry later.", headers={"Retry-After": str(retry)})
 
 
@@ -201,9 +201,7 @@ async def validate_key(request: Request) -> Response:
     if view is None:
         svc.limiter.count("miss", ip)
     if not result.valid:
-        svc.audit.record(
-            "license.validation_failed", "failure", reason=result.code, ip=ip, license=view.id if view else None
-        )
+        svc.audit.refusal("license.validation_failed", resource=view.id if view else None, reason=result.code, ip=ip)
     scope_out = {"product": scope.product, "fingerprint": scope.fingerprint, "entitlements": list(scope.entitlements)}
     machine = machine_json(result.machine, view, now) if result.machine and view else None
     meta = _meta(

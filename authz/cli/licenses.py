@@ -289,7 +289,7 @@ def cmd_webhook_add(svc: Licensing, args: argparse.Namespace) -> int:
         print(f"authz: not an allowed webhook URL ({exc}); use an https URL", file=sys.stderr)
         return 1
     row, secret = svc.webhooks.add(args.url)
-    svc.audit.record("license.webhook_created", actor=ACTOR, endpoint=row.id)
+    svc.audit.operator_change("license_webhook", "created", actor=ACTOR, target=row.id)
     print(f"webhook_id: {row.id}\nsecret: {secret}  (shown once)")
     return 0
 
@@ -307,6 +307,6 @@ def cmd_webhook_delete(svc: Licensing, args: argparse.Namespace) -> int:
     if not svc.webhooks.delete(args.webhook_id):
         print(f"authz: no webhook {args.webhook_id!r} (see: authz licenses webhooks list)", file=sys.stderr)
         return 1
-    svc.audit.record("license.webhook_deleted", actor=ACTOR, endpoint=args.webhook_id)
+    svc.audit.operator_change("license_webhook", "deleted", actor=ACTOR, target=args.webhook_id)
     print(f"{args.webhook_id}: deleted")
     return 0

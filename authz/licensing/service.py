@@ -114,7 +114,7 @@ class Licensing:
             raise Conflict(f"a product with code {code!r} already exists")
         values = {"id": new_id("prod"), "code": code, "name": name, "created_at": int(self.clock())}
         self.store.add(ProductRow.__table__, values)
-        self.audit.record("license.product_created", actor=actor, product=values["id"], code=code)
+        self.audit.operator_change("license_product", "created", actor=actor, target=values["id"], code=code)
         return self.store.product(values["id"])
 
     def create_policy(self, *, product: Any, actor: str, **body: Any) -> Any:
@@ -144,7 +144,7 @@ class Licensing:
         p.raise_any()
         values.update(id=new_id("lpol"), product_id=prod.id, created_at=int(self.clock()))
         self.store.add(LicensePolicyRow.__table__, values)
-        self.audit.record("license.policy_created", actor=actor, policy=values["id"], product=prod.id)
+        self.audit.operator_change("license_policy", "created", actor=actor, target=values["id"], product=prod.id)
         return self.store.policy(str(values["id"]))
 
     def create_license(self, *, policy: Any, actor: str, **body: Any) -> tuple[Any, str]:
@@ -186,7 +186,7 @@ class Licensing:
             "expiring_notified_at": None,
         }
         self.store.add(LicenseRow.__table__, values)
-        self.audit.record("license.created", actor=actor, subject=owner_user, license=values["id"], policy=pol.id)
+        self.audit.operator_change("license", "created", actor=actor, target=values["id"], policy=pol.id)
         return self.store.license(values["id"]), key
 
     def change_status(self, license_id: str, status: str, *, actor: str, reason: str | None = None) -> Any:
@@ -201,8 +201,10 @@ class Licensing:
         ):
             raise Conflict(f"cannot {verb} a license that is {current.status}")
         self.forget(license_id)
-        event = {"suspended": "license.suspended", "active": "license.reinstated", "revoked": "license.revoked"}
-        self.audit.record(event[status], actor=actor, reason=reason, license=license_id, previous=current.status)
+        action = {"suspended": "suspended", "active": "reinstated", "revoked": "revoked"}[status]
+        self.audit.operator_change(
+            "license", action, actor=actor, target=license_id, reason=reason, previous=current.status
+        )
         if status != "active":
             self._suspend_agents(license_id, actor=actor, why=f"license {license_id} {status}")
         return self.store.license(license_id)
@@ -225,7 +227,7 @@ class Licensing:
             raise NotFound(f"no license {license_id!r}")
         if not self.store.attach_agent(agent_id, license_id):
             raise NotFound(f"no agent {agent_id!r}")
-        self.audit.record("license.agent_attached", client_id=agent_id, actor=actor, license=license_id)
+        self.audit.operator_change("license", "agent_attached", actor=actor, target=license_id, agent=agent_id)
         if lic.status != "active":  # a license that is not in force cannot pay for a live agent
             self._suspend_agents(license_id, actor=actor, why=f"license {license_id} {lic.status}")
 
@@ -243,8 +245,8 @@ class Licensing:
                 now=int(self.clock()),
             )
         except TooManyMachines:
-            self.audit.record(
-                "machine.activation_refused", "failure", actor=actor, license=license_id, reason="TOO_MANY_MACHINES"
+            self.audit.refusal(
+                "machine.activation_refused", resource=license_id, actor=actor, reason="TOO_MANY_MACHINES"
             )
             raise LicenseRefused(409, "TOO_MANY_MACHINES", f"the license allows {lic.max_machines} machines") from None
         self.forget(license_id)
