@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from resource_server.budget import BudgetHook
 from resource_server.context import current_request_context, current_token, record_usage
 from resource_server.hooks import CompositeHook, TokenUseHook
+from resource_server.logredact import uvicorn_log_config
 from resource_server.mcp import protect_mcp_app
 from resource_server.scopes import ScopePolicy
 from resource_server.settings import Mode, ResourceServerConfig
@@ -246,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = _close_on_shutdown(app, hook)
     if reporter is not None:
         app = with_reporter_lifespan(app, reporter)  # ship what is still queued on shutdown
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # The access log redacts credential query parameters (a refused ?access_token= was logged in full).
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", log_config=uvicorn_log_config())
 
 
 def _close_on_shutdown(app: ASGIApp, hook: BudgetHook) -> ASGIApp:

@@ -23,6 +23,11 @@ def register(sub: Any) -> None:
     p.add_argument("--dev", action="store_true", help="development mode: sign in the dev user, consent automatically")
     p.add_argument("--no-migrate", action="store_true", help="do not apply schema migrations on start")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request line (credential query parameters such as access_token are redacted)",
+    )
     p.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("migrate", help="apply or inspect schema migrations", description="Alembic migrations.")
@@ -50,6 +55,8 @@ def settings_from_env(**overrides: Any) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authz.core.logredact import uvicorn_log_config
+
     if args.dev:
         os.environ["AUTHZ_DEV_MODE"] = "1"
     settings = settings_from_env()
@@ -68,7 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        access_log=False,
+        log_config=uvicorn_log_config(),  # redacts credential query parameters in the access log
+        access_log=args.access_log,
         proxy_headers=settings.trust_forwarded_proto,
     )
     return 0
