@@ -52,6 +52,7 @@ from authz.core.fetch import MAX_BYTES, Fetched, Fetcher, FetchError, check_url,
 from authz.core.settings import is_loopback_url
 from authz.identity.clients import OAuthClient
 from authz.identity.registry import register_client
+from authz.oauth.client_uris import display_uris
 
 log = logging.getLogger("authz.cimd")
 
@@ -190,7 +191,10 @@ def validate_document(url: str, doc: dict[str, Any], allow_loopback: bool = Fals
         raise CimdError("application_type must be web or native.")
     if app_type is None:
         app_type = "native" if any(_is_loopback_redirect(u) for u in redirect_uris) else "web"
-    extra = {k: doc[k] for k in ("client_uri", "logo_uri") if isinstance(doc.get(k), str) and len(doc[k]) <= 2048}
+    try:
+        extra: dict[str, Any] = display_uris(doc, allow_loopback=allow_loopback, names=("client_uri", "logo_uri"))
+    except ValueError as exc:
+        raise CimdError(str(exc)) from exc
     return ClientDocument(
         client_id=url,
         name=name.strip(),

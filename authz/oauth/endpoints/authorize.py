@@ -194,7 +194,7 @@ async def _validate(request: Request, query: str) -> tuple[AuthzRequest, Any] | 
         if error.redirect_uri:
             error.state = areq.payload.state
             _, _, headers = error()
-            return _redirect(ctx, dict(headers)["Location"])
+            return _redirect(request, dict(headers)["Location"])
         return error_page(request, error.error, error.description or "The request is invalid.")
     except Exception:
         log.exception("authorization request validation failed")
@@ -203,7 +203,6 @@ async def _validate(request: Request, query: str) -> tuple[AuthzRequest, Any] | 
 
 
 async def _respond(request: Request, areq: AuthzRequest, grant: Any, user: User | None) -> Response:
-    ctx: Context = request.app.state.ctx
     server = request.app.state.server
     status, _, headers = await anyio.to_thread.run_sync(
         lambda: server.create_authorization_response(areq, grant_user=user, grant=grant)
@@ -211,13 +210,21 @@ async def _respond(request: Request, areq: AuthzRequest, grant: Any, user: User 
     location = dict(headers).get("Location")
     if status != 302 or not location:
         return error_page(request, "server_error", "The authorization could not be completed.", 500)
-    return _redirect(ctx, location)
+    return _redirect(request, location)
 
 
-def _redirect(ctx: Context, location: str) -> RedirectResponse:
+def _redirect(request: Request, location: str) -> RedirectResponse:
+    """The redirect to the client, with RFC 9207 ``iss``; 303 after a form POST.
+
+    RFC 9700 §4.12: "The AS which redirects a request that potentially contains user credentials
+    therefore MUST NOT use the HTTP 307 status code for redirection. If an HTTP redirection (and
+    not, for example, JavaScript) is used for such a request, AS SHOULD use HTTP status code 303
+    "See Other"." The sign-in and consent forms are such requests; ``GET /authorize`` keeps 302.
+    """
+    ctx: Context = request.app.state.ctx
     return RedirectResponse(
         add_params_to_uri(location, [("iss", ctx.settings.issuer)]),
-        status_code=302,
+        status_code=303 if request.method == "POST" else 302,
         headers={"Cache-Control": "no-store"},
     )
 

@@ -48,6 +48,7 @@ from authz.core.fetch import FetchError, check_url
 from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.registry import register_client
 from authz.oauth.cimd import CimdError, check_public_jwks, check_redirect_uri
+from authz.oauth.client_uris import display_uris
 from authz.oauth.server import NO_STORE, server_error
 
 log = logging.getLogger("authz.register")
@@ -56,7 +57,7 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_REDIRECT_URIS = 20
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-EXTRA_STRINGS = ("client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id", "software_version")
+EXTRA_STRINGS = ("software_id", "software_version")
 
 
 class RegistrationError(Exception):
@@ -156,7 +157,11 @@ def validate_metadata(meta: dict[str, Any], *, allow_loopback: bool = False) -> 
     jwks, jwks_uri = _keys(meta, allow_loopback)
     if method == "private_key_jwt" and jwks is None and jwks_uri is None:
         raise _invalid("private_key_jwt needs jwks or jwks_uri.")
-    extra: dict[str, Any] = {k: meta[k] for k in EXTRA_STRINGS if isinstance(meta.get(k), str) and len(meta[k]) <= 2048}
+    try:
+        extra: dict[str, Any] = display_uris(meta, allow_loopback=allow_loopback)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    extra |= {k: meta[k] for k in EXTRA_STRINGS if isinstance(meta.get(k), str) and len(meta[k]) <= 2048}
     contacts = meta.get("contacts")
     if isinstance(contacts, list) and all(isinstance(c, str) for c in contacts):
         extra["contacts"] = contacts[:10]

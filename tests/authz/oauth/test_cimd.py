@@ -100,6 +100,8 @@ async def test_cache_is_used_within_max_age_and_refetched_after_expiry(cimd_as: 
         ({"redirect_uris": ["http://evil.example/cb"]}, "https"),
         ({"redirect_uris": ["https://app.example/cb#frag"]}, "fragment"),
         ({"jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}]}}, "public keys"),
+        ({"client_uri": "javascript:alert(1)"}, "client_uri must be an https URL"),
+        ({"logo_uri": "data:image/svg+xml,<svg onload=alert(1)>"}, "logo_uri must be an https URL"),
     ],
 )
 @pytest.mark.requirement("mcp:as-cimd-client-id-match")

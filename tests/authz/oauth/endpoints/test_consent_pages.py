@@ -69,12 +69,13 @@ async def test_consent_without_the_csrf_token_changes_nothing(authz_strict: AS) 
     )
 
 
+@pytest.mark.requirement("rfc9700:post-redirect-303")
 async def test_approve_redirects_with_a_code_and_remembers_consent(authz_strict: AS) -> None:
     html, query = await _to_consent(authz_strict)
     r = await authz_strict.http.post(
         "/authorize/consent", data={"csrf_token": _hidden(html, "csrf_token"), "request": query, "decision": "approve"}
     )
-    assert r.status_code == 302 and r.headers["location"].startswith(REDIRECT)
+    assert r.status_code == 303 and r.headers["location"].startswith(REDIRECT)  # RFC 9700 §4.12
     q = redirect_params(r)
     assert q["code"] and q["state"] == "st-1" and q["iss"] == "http://127.0.0.1:9100"
     again = await authz_strict.http.get("/authorize?" + query)  # remembered: straight back to the client
@@ -87,6 +88,7 @@ async def test_deny_redirects_access_denied_with_state_and_iss(authz_strict: AS)
     r = await authz_strict.http.post(
         "/authorize/consent", data={"csrf_token": _hidden(html, "csrf_token"), "request": query, "decision": "deny"}
     )
+    assert r.status_code == 303
     q = redirect_params(r)
     assert q["error"] == "access_denied" and q["state"] == "st-1" and q["iss"] == "http://127.0.0.1:9100"
 

@@ -119,6 +119,39 @@ async def test_invalid_metadata_is_refused(dcr: AS, meta: dict[str, Any], error:
     assert [c.kind for c in dcr.ctx.store.list_clients() if c.kind == "dynamic"] == []
 
 
+@pytest.mark.requirement("rfc7591:display-uris-https")
+@pytest.mark.parametrize("name", ["client_uri", "logo_uri", "tos_uri", "policy_uri"])
+async def test_display_uris_must_be_https_web_pages(dcr: AS, name: str) -> None:
+    for bad in (
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "http://app.example/page",
+        "ftp://app.example/x",
+        "https://user:pw@app.example/",
+        "https://app.example/\nx",
+        "//app.example/x",
+        42,
+    ):
+        r = await dcr.http.post("/register", json={"redirect_uris": [REDIRECT], name: bad})
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json() == {
+            "error": "invalid_client_metadata",
+            "error_description": f"{name} must be an https URL.",
+        }
+    assert [c for c in dcr.ctx.store.list_clients() if c.kind == "dynamic"] == []
+    r = await dcr.http.post("/register", json={"redirect_uris": [REDIRECT], name: "https://app.example/page"})
+    assert r.status_code == 201 and r.json()[name] == "https://app.example/page"
+
+
+async def test_loopback_http_display_uris_only_in_development(as_factory: ASFactory) -> None:
+    dev = await as_factory(dev_mode=True, dynamic_registration=True, cimd_allow_loopback=True)
+    r = await dev.http.post("/register", json={"redirect_uris": [REDIRECT], "logo_uri": "http://127.0.0.1:3999/l.png"})
+    assert r.status_code == 201, r.text
+    r = await dev.http.post("/register", json={"redirect_uris": [REDIRECT], "logo_uri": "javascript:alert(1)"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_client_metadata"
+
+
 @pytest.mark.parametrize(
     ("content", "ctype"),
     [
