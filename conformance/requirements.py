@@ -320,13 +320,13 @@ REQUIREMENTS: dict[str, Requirement] = {
         RFC.format(9700, "4.12"),
         "The AS which redirects a request that potentially contains user credentials therefore MUST NOT use "
         "the HTTP 307 status code for redirection. If an HTTP redirection ... is used for such a request, AS "
-        "SHOULD use HTTP status code 303 \"See Other\".",
+        'SHOULD use HTTP status code 303 "See Other".',
         "The sign-in and consent form POSTs redirect with 303 (approve, deny and error redirects alike).",
     ),
     "rfc7591:display-uris-https": Requirement(
         RFC.format(7591, "5"),
         "the authorization server ... must be extremely careful with any URL provided by the client that will "
-        "be displayed to the user (e.g., \"logo_uri\", \"tos_uri\", \"client_uri\", and \"policy_uri\")",
+        'be displayed to the user (e.g., "logo_uri", "tos_uri", "client_uri", and "policy_uri")',
         "client_uri, logo_uri, tos_uri and policy_uri must be https URLs (http on loopback in development); "
         "javascript:, data: and the rest are invalid_client_metadata (RFC 7591 §3.2.2) and nothing is stored.",
     ),
