@@ -30,6 +30,7 @@ from authz.oauth.server import AuthzServer
 from authz.oauth.tokens import TokenIssuer
 from authz.policy.engine import PolicyEngine
 from authz.routes import routes
+from authz.signals.transmitter import Transmitter
 from authz.storage.db import make_engine
 from authz.storage.sql import SqlStore
 from authz.sync import ChangeWatcher
@@ -106,10 +107,13 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     if ctx.metering.sink.on_counted is None:  # token events settle token and cost budgets
         services.charge_budgets_from_metering(ctx.metering, ctx.budgets)
     watcher = ChangeWatcher(ctx)
+    signals = Transmitter(engine, ctx.keys, settings)
+    ctx.revocations.listeners.append(signals.wakeup.notify)  # wake SSF long polls on every new fact
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.keys.ensure()
+        signals.wakeup.bind(asyncio.get_running_loop())
         ensure_admin_resource(ctx.store, ctx.settings)
         ctx.revocations.refresh()
         ctx.audit.start()
@@ -150,5 +154,6 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     app = Starlette(routes=routes(settings), lifespan=lifespan)
     app.state.ctx = ctx
     app.state.server = AuthzServer(ctx, _client_jwks(settings))
+    app.state.signals = signals
     app.state.metadata = build_metadata(settings)
     return app

@@ -8,6 +8,7 @@ from authz.admin.routes import admin_routes
 from authz.core.settings import ADMIN_API_PATH as ADMIN_PATH
 from authz.core.settings import Settings
 from authz.oauth.endpoints import authorize, introspect, jwks, metadata, register, token
+from authz.signals.endpoints import signal_routes, well_known_route
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -21,10 +22,14 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/introspect", introspect.introspect, methods=["POST"]),
         Route("/revoke", introspect.revoke, methods=["POST"]),
         Mount(ADMIN_PATH, routes=admin_routes()),
+        *signal_routes(),
     ]
     if settings.dynamic_registration:
         endpoints.append(Route("/register", register.register, methods=["POST"]))
-    well_known = Route(metadata.metadata_path(settings), metadata.metadata, methods=["GET"])
+    well_known = [
+        Route(metadata.metadata_path(settings), metadata.metadata, methods=["GET"]),
+        well_known_route(settings),  # SSF transmitter configuration
+    ]
     if settings.path_prefix:
-        return [well_known, Mount(settings.path_prefix, routes=endpoints)]
-    return [well_known, *endpoints]
+        return [*well_known, Mount(settings.path_prefix, routes=endpoints)]
+    return [*well_known, *endpoints]

@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         description="Token exchange: cap on an exchanged token's lifetime in seconds "
         "(it never outlives the subject token nor access_token_ttl).",
     )
+    ssf_poll_wait: float = Field(
+        20.0,
+        ge=0,
+        le=120,
+        description="Shared Signals: longest time an RFC 8936 long poll is held open waiting for a revocation "
+        "(seconds); a revocation answers the waiting poll at once.",
+    )
+    ssf_inactivity_timeout: int = Field(
+        86400,
+        ge=60,
+        description="Shared Signals: a stream no receiver has polled or managed for this long is deleted (seconds).",
+    )
     assertion_max_lifetime: int = Field(
         600, ge=60, le=3600, description="Longest exp - iat accepted for ID-JAG and trusted-issuer JWTs (seconds)."
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from authz.core.settings import Settings
@@ -26,25 +27,37 @@ class RevocationView:
         self._seq = 0
         # kind -> value -> (expires_at, cutoff): tokens with iat <= cutoff are revoked until expires_at
         self._facts: dict[str, dict[str, tuple[int, int]]] = {kind: {} for kind in KINDS}
+        # Called (from any thread) after a new fact is stored here or seen from another replica:
+        # the Shared Signals transmitter wakes its waiting polls (``authz.signals``).
+        self.listeners: list[Callable[[], None]] = []
 
     def refresh(self) -> None:
         now = int(time.time())
         rows = self._store.revocations_since(self._seq, now)
         with self._lock:
+            seen = self._seq
             for row in rows:
                 self._merge(row.kind, row.value, row.expires_at, row.created_at)
                 self._seq = max(self._seq, row.seq)
             for facts in self._facts.values():
                 for value in [v for v, (exp, _) in facts.items() if exp <= now]:
                     del facts[value]
+            changed = self._seq != seen
+        if changed:
+            self._notify()
 
-    def revoke(self, kind: str, value: str, expires_at: int) -> None:
+    def revoke(self, kind: str, value: str, expires_at: int, now: int | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(kind)
-        now = int(time.time())
+        now = int(time.time()) if now is None else now
         self._store.add_revocation(kind, value, expires_at, now)
         with self._lock:
             self._merge(kind, value, expires_at, now)
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def _merge(self, kind: str, value: str, expires_at: int, cutoff: int) -> None:
         old = self._facts[kind].get(value)

@@ -47,8 +47,13 @@ class Signer:
 
     def __init__(self, key: Key, alg: str, kid: str, typ: str = "at+jwt") -> None:
         self.alg, self.kid = alg, kid
+        self._jwk = key
         self._key = key.private_key
         self._prefix = b64e(_json({"alg": alg, "typ": typ, "kid": kid})) + b"."
+
+    def retyped(self, typ: str) -> Signer:
+        """The same key under another ``typ`` (e.g. ``secevent+jwt`` for Security Event Tokens)."""
+        return Signer(self._jwk, self.alg, self.kid, typ)
 
     def sign(self, claims: dict[str, Any]) -> str:
         signing_input = self._prefix + b64e(_json(claims))

@@ -247,7 +247,7 @@ def _transition(
     now = int(time.time())
     if status != "active":
         # Kill every live token first: from here on, introspection refuses them on this replica at once.
-        deps.revocations.revoke("agent", agent_id, now + deps.settings.refresh_family_ttl)
+        deps.revocations.revoke("agent", agent_id, now + deps.settings.refresh_family_ttl, now=now)
     updated = deps.store.change_agent_status(
         agent_id, status, when_status=allowed_from, now=now, revoke_credentials=status == "revoked"
     )

@@ -4,7 +4,7 @@ Importing this package registers every table on :data:`Base.metadata` (Alembic a
 and re-exports the core models. The schema changes only through Alembic revisions in ``migrations/``.
 """
 
-from authz.storage.models import audit, budgets, licensing, metering, policies
+from authz.storage.models import audit, budgets, licensing, metering, policies, signals
 from authz.storage.models.base import Base
 from authz.storage.models.core import (
     Agent,
@@ -48,4 +48,5 @@ __all__ = [
     "licensing",
     "metering",
     "policies",
+    "signals",
 ]
