@@ -49,6 +49,13 @@ class TokenCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def evict(self, doomed: Callable[[TokenInfo], bool]) -> int:
+        """Drop the positive entries ``doomed`` selects (a revocation arrived); returns how many."""
+        keys = [k for k, (_, result) in self._entries.items() if isinstance(result, TokenInfo) and doomed(result)]
+        for key in keys:
+            del self._entries[key]
+        return len(keys)
+
     def _lookup(self, key: bytes) -> TokenInfo | InvalidToken | None:
         entry = self._entries.get(key)
         if entry is None:

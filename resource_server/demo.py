@@ -20,6 +20,10 @@ client with the ``metering:write`` scope (``authz admin-client create --scopes m
 What is still queued is shipped on shutdown. With ``--budget-hook`` too, both run
 (:class:`resource_server.hooks.CompositeHook`: the budget first, metering after every admitted call).
 
+With client credentials (any mode, ``jwt`` included) the server also consumes the AS's Shared Signals
+revocation stream (``ResourceServerConfig.revocation_signals``): a suspended agent, a revoked token, grant
+or client is refused at once instead of after the cache bound. ``--no-revocation-signals`` turns it off.
+
 ``--conformance-fixtures`` adds the few fixtures of the official MCP conformance suite's
 "everything server" that cost nothing (a text tool, text/binary/template resources, two prompts;
 all need the default ``tools:read``), so ``conformance/run_server_suite.py`` can exercise
@@ -168,6 +172,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--mode", choices=["jwt", "introspection", "hybrid"], default="jwt")
     p.add_argument("--client-id", default=os.environ.get("RS_CLIENT_ID"))
     p.add_argument("--client-secret", default=os.environ.get("RS_CLIENT_SECRET"), help="or env RS_CLIENT_SECRET")
+    p.add_argument(
+        "--no-revocation-signals",
+        action="store_true",
+        help="do not consume the AS's revocation stream (on by default when client credentials are given)",
+    )
     p.add_argument("--stateful", action="store_true", help="keep MCP sessions (default: stateless)")
     p.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
     p.add_argument(
@@ -211,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         mode=mode,
         scope_policy=DEMO_SCOPES,
         resource_name="authz demo MCP server",
+        revocation_signals=bool(args.client_id and args.client_secret) and not args.no_revocation_signals,
     )
     hook: BudgetHook | None = None
     if args.budget_hook:

@@ -133,6 +133,13 @@ class VerifiedTokenMemo:
     def clear(self) -> None:
         self._entries.clear()
 
+    def evict(self, doomed: Callable[[TokenInfo], bool]) -> int:
+        """Drop the tokens ``doomed`` selects (a revocation arrived); returns how many."""
+        keys = [k for k, (_, _, info) in self._entries.items() if doomed(info)]
+        for key in keys:
+            del self._entries[key]
+        return len(keys)
+
     def get(self, key: bytes, now: float, generation: int) -> TokenInfo | None:
         entry = self._entries.get(key)
         if entry is None:

@@ -124,7 +124,9 @@ class ResourceServerMiddleware:
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.startup" and self.verifier is self._configured:
+                self._configured.start()  # opens the revocation stream (if configured) before traffic
+            elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
             return message
 

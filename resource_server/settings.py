@@ -21,7 +21,8 @@ class ResourceServerConfig:
     ``resource`` is the canonical resource URI (RFC 8707 / RFC 9728), the audience every token
     must carry; ``issuer`` is the authorization server's issuer identifier, compared byte for byte.
     ``client_id``/``client_secret`` authenticate the resource server at the introspection
-    endpoint (``client_secret_basic``); they are required for ``introspection`` and ``hybrid``.
+    endpoint (``client_secret_basic``); they are required for ``introspection`` and ``hybrid``, and
+    for ``revocation_signals`` (the AS's Shared Signals stream, :mod:`resource_server.signals`).
     """
 
     resource: str
@@ -45,6 +46,12 @@ class ResourceServerConfig:
     http_timeout: float = 5.0
     retry_after: int = 5  # Retry-After on 503 when the AS cannot be reached
     max_body_bytes: int = 4 * 1024 * 1024
+    # Shared Signals: consume the AS's revocation stream (SSF/CAEP, RFC 8936 poll) with client_id/client_secret,
+    # so a suspension or revocation is refused at once, cached or not (cache bounds stay the fallback).
+    revocation_signals: bool = False
+    signals_poll_timeout: float = 60.0  # read timeout of one long poll (longer than the AS's AUTHZ_SSF_POLL_WAIT)
+    signals_retry_max: float = 30.0  # longest back-off between attempts while the stream is down
+    revocation_memory: float = 3660.0  # seconds a cutoff is kept: longer than any access token lives
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -56,6 +63,10 @@ class ResourceServerConfig:
             raise ValueError("issuer must be an http(s) URL")
         if self.mode in ("introspection", "hybrid") and not (self.client_id and self.client_secret):
             raise ValueError(f"mode {self.mode!r} needs client_id and client_secret for introspection")
+        if self.revocation_signals and not (self.client_id and self.client_secret):
+            raise ValueError("revocation_signals needs client_id and client_secret (the resource server's credentials)")
+        if min(self.signals_poll_timeout, self.signals_retry_max, self.revocation_memory) <= 0:
+            raise ValueError("signals durations must be positive")
         for alg in self.algorithms:
             if alg.lower() == "none" or alg.upper().startswith("HS"):
                 raise ValueError(f"algorithm {alg!r} is not allowed for access tokens")

@@ -5,6 +5,10 @@
 - ``hybrid``: local validation first (forgeries never reach the AS), then a revocation check by
   introspection whose "still active" answer is reused for at most ``revocation_staleness``
   seconds: a revoked token stops working within that bound.
+
+With ``revocation_signals`` every mode also consumes the AS's Shared Signals stream
+(:mod:`resource_server.signals`): a revocation event drops the matching cache entries and a
+:class:`~resource_server.revocation.RevocationGuard` refuses every token it kills, cached or new, at once.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from resource_server.context import TokenInfo
 from resource_server.discovery import Discovery
 from resource_server.introspection import IntrospectionClient, IntrospectionVerifier
 from resource_server.jwt import JwksCache, JwtVerifier
+from resource_server.revocation import RevocationGuard, RevocationList, token_matches
 from resource_server.settings import ResourceServerConfig
+from resource_server.signals import SignalReceiver
 
-__all__ = ["ConfiguredVerifier", "HybridVerifier", "TokenVerifier", "build_verifier"]
+__all__ = ["ConfiguredVerifier", "HybridVerifier", "TokenVerifier", "build_verifier", "evict_revoked"]
 
 
 class TokenVerifier(Protocol):
@@ -67,6 +73,26 @@ def build_verifier(config: ResourceServerConfig, http: httpx2.AsyncClient) -> To
     return introspection(config.cache_ttl)
 
 
+def _parts(verifier: object) -> list[object]:
+    if isinstance(verifier, HybridVerifier):
+        return [verifier.local, verifier.revocation]
+    if isinstance(verifier, RevocationGuard):
+        return _parts(verifier.inner)
+    return [verifier]
+
+
+def evict_revoked(verifier: object, kind: str, value: str, cutoff: float) -> int:
+    """Drop what every cache of ``verifier`` holds for tokens a revocation kills (introspection cache,
+    JWT memo, both in hybrid mode); returns how many entries went."""
+    dropped = 0
+    for part in _parts(verifier):
+        if isinstance(part, IntrospectionVerifier):
+            dropped += part.cache.evict(lambda info: token_matches(info, kind, value, cutoff))
+        elif isinstance(part, JwtVerifier) and part.memo is not None:
+            dropped += part.memo.evict(lambda info: token_matches(info, kind, value, cutoff))
+    return dropped
+
+
 class ConfiguredVerifier:
     """The verifier for ``config``, built on first use inside the serving event loop.
 
@@ -78,19 +104,42 @@ class ConfiguredVerifier:
         self._http = http_client
         self._owns_http = http_client is None
         self._inner: TokenVerifier | None = None
+        self.receiver: SignalReceiver | None = None
 
     @property
     def inner(self) -> TokenVerifier:
+        """Built on first use (inside the serving loop); with ``revocation_signals`` the SSF receiver starts."""
         if self._inner is None:
+            config = self._config
             if self._http is None:
-                self._http = httpx2.AsyncClient(timeout=self._config.http_timeout, follow_redirects=False)
-            self._inner = build_verifier(self._config, self._http)
+                self._http = httpx2.AsyncClient(timeout=config.http_timeout, follow_redirects=False)
+            verifier = build_verifier(config, self._http)
+            if config.revocation_signals:
+                revocations = RevocationList(memory=config.revocation_memory)
+                local = next((p for p in _parts(verifier) if isinstance(p, JwtVerifier)), None)
+                jwks = local.jwks if local is not None else JwksCache(Discovery(config.issuer, self._http), self._http)
+                plain = verifier
+
+                def drop(kind: str, value: str, cutoff: float) -> None:
+                    evict_revoked(plain, kind, value, cutoff)
+
+                self.receiver = SignalReceiver(config, self._http, jwks, revocations, on_revoked=drop)
+                self.receiver.start()
+                verifier = RevocationGuard(verifier, revocations)
+            self._inner = verifier
         return self._inner
+
+    def start(self) -> None:
+        """Build the verifier now (at server start-up) so the revocation stream opens before traffic."""
+        _ = self.inner
 
     async def verify(self, token: str) -> TokenInfo:
         return await self.inner.verify(token)
 
     async def aclose(self) -> None:
+        if self.receiver is not None:
+            await self.receiver.aclose()
+            self.receiver = None
         if self._http is not None and self._owns_http:
             await self._http.aclose()
             self._http = None
