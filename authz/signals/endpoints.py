@@ -29,6 +29,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -43,6 +44,7 @@ from authz.signals.config import (
     transmitter_metadata,
     well_known_path,
 )
+from authz.signals.store import Batch
 from authz.signals.transmitter import Transmitter, Wakeup
 
 log = logging.getLogger("authz.signals")
@@ -260,16 +262,27 @@ async def poll(request: Request) -> Response:
     deadline = time.monotonic() + settings.ssf_poll_wait
     while True:
         wake = tx.wakeup.current()
+        batch: Batch | None = None
         if row.status == "enabled":
-            sets, more = await asyncio.to_thread(tx.collect, stream_id, max_events, acks)
+            sets, more, batch = await asyncio.to_thread(tx.collect, stream_id, max_events, acks)
         else:  # paused or disabled: "MUST NOT transmit events over the stream"
             await asyncio.to_thread(tx.store.ack, stream_id, acks, int(time.time()))
             sets, more = [], False
         acks = []
         remaining = deadline - time.monotonic()
         if sets or immediate or max_events == 0 or remaining <= 0 or await request.is_disconnected():
-            return JSONResponse({"sets": dict(sets), "moreAvailable": more}, headers=NO_STORE)
+            after = None if batch is None else BackgroundTask(_persist, tx, batch)
+            return JSONResponse({"sets": dict(sets), "moreAvailable": more}, headers=NO_STORE, background=after)
         await Wakeup.wait(wake, remaining)
+
+
+async def _persist(tx: Transmitter, batch: Batch) -> None:
+    """After the answer: store the SETs just sent and move the cursor (a failure only means the facts are
+    signed and sent again on the next poll; receivers apply a revocation twice to the same effect)."""
+    try:
+        await asyncio.to_thread(tx.store.persist, batch)
+    except Exception:
+        log.exception("storing SETs of stream %s failed; they are sent again on the next poll", batch.stream_id)
 
 
 def signal_routes() -> list[Route]:

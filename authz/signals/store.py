@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
@@ -27,6 +28,18 @@ from authz.storage.models.signals import SsfOutbox, SsfStream
 
 MAX_TOKEN_LIFETIME = 3600  # the longest access_token_ttl the settings allow (seconds)
 FAN_OUT_BATCH = 500
+SEEN_RESOLUTION = 60  # seconds: receiver activity is recorded this coarsely (inactivity is counted in hours)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """SETs signed for one stream from the facts up to ``cursor`` (``more``: facts remain after it)."""
+
+    stream_id: str
+    cursor: int
+    rows: list[dict[str, Any]]
+    more: bool
+
 
 # (fact) -> [(event type, jti, SET)]
 SetMaker = Callable[[SsfStream, Fact], list[tuple[str, str, str]]]
@@ -37,6 +50,7 @@ class SignalStore:
         self.engine = engine
         self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
         self._insert = pg_insert if is_postgres(engine) else sqlite_insert
+        self._seen: dict[str, int] = {}  # stream_id -> when this process last recorded its activity
 
     # -- streams -------------------------------------------------------------------------------
     def create_stream(self, *, client_id: str, audience: str, method: str, events: list[str], description: str,
@@ -104,46 +118,58 @@ class SignalStore:
             return len(stale)
 
     # -- the outbox ----------------------------------------------------------------------------
-    def fan_out(self, stream_id: str, make: SetMaker, now: int) -> int:
-        """Turn new revocation facts into SETs for the stream; returns how many SETs were added."""
-        added = 0
-        while True:
-            with self.sessions.begin() as s:
-                stream = s.scalars(select(SsfStream).where(SsfStream.stream_id == stream_id).with_for_update()).first()
-                if stream is None:
-                    return added
-                rows = s.scalars(
-                    select(Revocation)
-                    .where(Revocation.seq > stream.cursor)
-                    .order_by(Revocation.seq)
-                    .limit(FAN_OUT_BATCH)
-                ).all()
-                if not rows:
-                    return added
-                if stream.status != "disabled":  # disabled: nothing is held (SSF §8.1.2.1)
-                    added += self._add_sets(s, stream, _facts(s, rows, now), make, now)
-                stream.cursor = rows[-1].seq
-            if len(rows) < FAN_OUT_BATCH:
-                return added
+    def fresh(self, stream_id: str, make: SetMaker, now: int) -> Batch | None:
+        """Read only: signed SETs for the facts after the stream's cursor (one batch), or None.
 
-    def _add_sets(self, s: Session, stream: SsfStream, facts: list[Fact], make: SetMaker, now: int) -> int:
-        values = [
-            {
-                "stream_id": stream.stream_id,
-                "jti": jti,
-                "source_seq": fact.seq,
-                "event_type": event_type,
-                "token": token,
-                "created_at": now,
-            }
-            for fact in facts
-            for event_type, jti, token in make(stream, fact)
-        ]
-        if not values:
-            return 0
-        stmt = self._insert(SsfOutbox).values(values)
-        s.execute(stmt.on_conflict_do_nothing(index_elements=["stream_id", "source_seq", "event_type"]))
-        return len(values)
+        The caller delivers them at once and then :meth:`persist` s the batch: a poll never waits on a
+        write transaction (on SQLite the writer of the revocation may still hold the lock)."""
+        with self.sessions() as s:
+            stream = s.get(SsfStream, stream_id)
+            if stream is None:
+                return None
+            rows = s.scalars(
+                select(Revocation).where(Revocation.seq > stream.cursor).order_by(Revocation.seq).limit(FAN_OUT_BATCH)
+            ).all()
+            if not rows:
+                return None
+            facts = _facts(s, rows, now) if stream.status != "disabled" else []  # disabled: nothing is held
+            values = [
+                {
+                    "stream_id": stream_id,
+                    "jti": jti,
+                    "source_seq": fact.seq,
+                    "event_type": event_type,
+                    "token": token,
+                    "created_at": now,
+                }
+                for fact in facts
+                for event_type, jti, token in make(stream, fact)
+            ]
+        return Batch(stream_id, rows[-1].seq, values, len(rows) == FAN_OUT_BATCH)
+
+    def persist(self, batch: Batch) -> None:
+        """Write a batch to the outbox and move the cursor forward, under the stream's row lock. Idempotent
+        across replicas: a SET for a (fact, event) already stored is not stored again, the cursor never
+        moves back."""
+        with self.sessions.begin() as s:
+            locked = select(SsfStream).where(SsfStream.stream_id == batch.stream_id).with_for_update()
+            stream = s.scalars(locked).first()
+            if stream is None:
+                return
+            if batch.rows:
+                stmt = self._insert(SsfOutbox).values(batch.rows)
+                s.execute(stmt.on_conflict_do_nothing(index_elements=["stream_id", "source_seq", "event_type"]))
+            stream.cursor = max(stream.cursor, batch.cursor)
+
+    def fan_out(self, stream_id: str, make: SetMaker, now: int) -> int:
+        """Turn every new revocation fact into stored SETs for the stream; returns how many SETs were signed."""
+        added = 0
+        while (batch := self.fresh(stream_id, make, now)) is not None:
+            self.persist(batch)
+            added += len(batch.rows)
+            if not batch.more:
+                break
+        return added
 
     def add_set(self, stream_id: str, event_type: str, jti: str, token: str, now: int) -> None:
         """An event not derived from a fact (the verification event)."""
@@ -163,11 +189,17 @@ class SignalStore:
         return [(r[0], r[1]) for r in rows[:limit]], len(rows) > limit
 
     def ack(self, stream_id: str, jtis: Sequence[str], now: int) -> None:
-        """Forget acknowledged SETs and record the receiver's activity."""
+        """Forget acknowledged SETs and record the receiver's activity (``seen_at`` at most once a minute
+        per process: a poll that acknowledges nothing then costs no write)."""
+        if not jtis and self._seen.get(stream_id, 0) > now - SEEN_RESOLUTION:
+            return
         with self.sessions.begin() as s:
             if jtis:
                 s.execute(delete(SsfOutbox).where(SsfOutbox.stream_id == stream_id, SsfOutbox.jti.in_(list(jtis))))
             s.execute(update(SsfStream).where(SsfStream.stream_id == stream_id).values(seen_at=now))
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen[stream_id] = now
 
 
 def _facts(s: Session, rows: Sequence[Revocation], now: int) -> list[Fact]:

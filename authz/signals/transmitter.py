@@ -18,7 +18,7 @@ from authz.core.settings import Settings
 from authz.oauth.jws import Signer
 from authz.oauth.keys import KeyManager
 from authz.signals.sets import SET_TYP, VERIFICATION, Fact, build_set, fact_sets
-from authz.signals.store import SignalStore
+from authz.signals.store import Batch, SignalStore
 from authz.storage.models.signals import SsfStream
 
 
@@ -79,14 +79,26 @@ class Transmitter:
     def _make(self, stream: SsfStream, fact: Fact) -> list[tuple[str, str, str]]:
         return fact_sets(self.signer(), issuer=self.issuer, audience=stream.audience, fact=fact, now=int(time.time()))
 
-    def collect(self, stream_id: str, max_events: int, acks: list[str]) -> tuple[list[tuple[str, str]], bool]:
-        """One poll's database work (sync, in a worker thread): acks, fan-out, the pending SETs."""
+    def collect(
+        self, stream_id: str, max_events: int, acks: list[str]
+    ) -> tuple[list[tuple[str, str]], bool, Batch | None]:
+        """One poll's database work (sync, in a worker thread): acks, the stored SETs, then SETs signed for
+        new facts. Returns (SETs, more available, the new batch the caller must :meth:`SignalStore.persist`
+        after answering — until then the facts stay after the cursor, so nothing is lost if it fails)."""
         now = int(time.time())
         self.store.ack(stream_id, acks, now)
         if max_events <= 0:
-            return [], False
-        self.store.fan_out(stream_id, self._make, now)
-        return self.store.pending(stream_id, max_events)
+            return [], False, None
+        sets, more = self.store.pending(stream_id, max_events)
+        if len(sets) >= max_events:
+            return sets, True, None
+        batch = self.store.fresh(stream_id, self._make, now)
+        if batch is None:
+            return sets, more, None
+        stored = {jti for jti, _ in sets}
+        fresh = [(row["jti"], row["token"]) for row in batch.rows if row["jti"] not in stored]
+        room = max_events - len(sets)
+        return sets + fresh[:room], more or batch.more or len(fresh) > room, batch
 
     def verification(self, stream: SsfStream, state: str | None) -> None:
         """SSF §8.1.4.1: a verification event on the stream, ``sub_id`` naming the stream."""
