@@ -1,0 +1,1 @@
+"""Push revocation: the OpenID Shared Signals (SSF 1.0) transmitter sending CAEP revocation events."""
