@@ -52,7 +52,7 @@ def validate_introspection(
     if isinstance(exp, int | float) and not isinstance(exp, bool) and exp + leeway <= current:
         raise InvalidToken("The access token has expired")
     token_type = response.get("token_type")
-    if isinstance(token_type, str) and token_type.lower() not in ("bearer", "access_token"):
+    if isinstance(token_type, str) and token_type.lower() not in ("bearer", "dpop", "access_token"):
         raise InvalidToken("The token is not an access token")
     return TokenInfo.from_claims(response)
 

@@ -22,6 +22,7 @@ from mcp.server.auth.settings import AuthSettings
 from starlette.types import ASGIApp
 
 from resource_server.context import TokenInfo
+from resource_server.dpop import ReplayCache
 from resource_server.errors import AuthError
 from resource_server.hooks import TokenUseHook
 from resource_server.middleware import ResourceServerMiddleware
@@ -49,9 +50,20 @@ def sdk_user(info: TokenInfo, token: str) -> Any:
     return AuthenticatedUser(access_token(info, token))
 
 
-def protect_mcp_app(app: ASGIApp, config: ResourceServerConfig, *, hook: TokenUseHook | None = None) -> ASGIApp:
-    """Wrap an SDK Streamable HTTP app: our middleware outside, the SDK's auth context inside."""
-    return ResourceServerMiddleware(AuthContextMiddleware(app), config, hook=hook, user_factory=sdk_user)
+def protect_mcp_app(
+    app: ASGIApp,
+    config: ResourceServerConfig,
+    *,
+    hook: TokenUseHook | None = None,
+    dpop_replay: ReplayCache | None = None,
+) -> ASGIApp:
+    """Wrap an SDK Streamable HTTP app: our middleware outside, the SDK's auth context inside.
+
+    ``dpop_replay`` shares the DPoP ``jti`` cache between replicas (``resource_server.dpop.RedisReplayCache``).
+    """
+    return ResourceServerMiddleware(
+        AuthContextMiddleware(app), config, hook=hook, user_factory=sdk_user, dpop_replay=dpop_replay
+    )
 
 
 class SdkTokenVerifier:

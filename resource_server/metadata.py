@@ -58,6 +58,13 @@ def metadata_document(config: ResourceServerConfig) -> dict[str, Any]:
         doc["resource_name"] = config.resource_name
     if config.resource_documentation:
         doc["resource_documentation"] = config.resource_documentation
+    if config.dpop_algorithms:
+        # RFC 9728 §2: "dpop_signing_alg_values_supported: JSON array containing a list of the JWS alg
+        # values [...] supported by the resource server for validating DPoP proof JWTs" and
+        # "dpop_bound_access_tokens_required: Boolean value specifying whether the protected resource
+        # always requires the use of DPoP-bound access tokens [RFC9449]. If omitted, the default value is false."
+        doc["dpop_signing_alg_values_supported"] = list(config.dpop_algorithms)
+        doc["dpop_bound_access_tokens_required"] = config.dpop_required
     return doc
 
 

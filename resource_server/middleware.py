@@ -11,6 +11,9 @@ tokens valid for its own resources" and "Invalid or expired tokens MUST receive 
 response"; RFC 6750 §2: "Clients SHOULD make authenticated requests with a bearer token using
 the "Authorization" request header field"; OAuth 2.1 §5.1 forbids tokens in the query string, and
 MCP: "Access tokens MUST NOT be included in the URI query string".
+
+DPoP (RFC 9449): ``Authorization: DPoP <token>`` with a ``DPoP`` proof is checked by
+:mod:`resource_server.dpop`; a DPoP-bound token sent as ``Bearer`` is refused (§7.2).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resource_server import errors
 from resource_server.context import RequestContext, TokenInfo, enter_request_context, exit_request_context
+from resource_server.dpop import DpopCheck, DpopRejected, ReplayCache, bound_jkt
 from resource_server.errors import HttpResponse, InvalidRequest, InvalidToken, UpstreamUnavailable
 from resource_server.hooks import NoopHook, TokenUseHook, UseContext, UseOutcome
 from resource_server.jsonload import JsonRefused
@@ -74,6 +78,7 @@ class ResourceServerMiddleware:
         verifier: TokenVerifier | None = None,
         http_client: httpx2.AsyncClient | None = None,
         user_factory: UserFactory = _default_user,
+        dpop_replay: ReplayCache | None = None,
     ) -> None:
         self.app = app
         self.config = config
@@ -86,6 +91,18 @@ class ResourceServerMiddleware:
         self._prm_url = metadata_url(config.resource)
         # The metadata document never changes: serialise it once.
         self._prm_responses = {m: metadata_response(config, m) for m in ("GET", "HEAD", "OPTIONS")}
+        self._dpop = (
+            DpopCheck(
+                config.resource,
+                config.dpop_algorithms,
+                nonce=config.dpop_nonce,
+                nonce_key=config.dpop_nonce_key,
+                required=config.dpop_required,
+                replay=dpop_replay,
+            )
+            if config.dpop_algorithms
+            else None
+        )
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -139,7 +156,7 @@ class ResourceServerMiddleware:
         query: bytes = scope.get("query_string", b"")
         if query and "access_token" in parse_qs(query.decode("latin-1")):
             raise _Reject(self._bad_request("Access tokens are accepted only in the Authorization header"))
-        token = self._bearer_token(headers)
+        scheme, token = self._credentials(headers)
 
         body: bytes | None = None
         calls: tuple[McpCall, ...] = ()
@@ -164,18 +181,34 @@ class ResourceServerMiddleware:
         policy = self.config.scope_policy
         required = policy.required(calls)
 
-        if token is None:
-            raise _Reject(errors.unauthenticated(resource_metadata=self._prm_url, scopes=required))
+        if token is None or (scheme == "bearer" and self.config.dpop_required):
+            raise _Reject(self._unauthenticated(required))
         try:
             info = await self.verifier.verify(token)
         except InvalidToken as exc:
-            log.info("rejected bearer token: %s", exc.description)
+            log.info("rejected %s token: %s", scheme, exc.description)
+            if scheme == "dpop" and self._dpop is not None:
+                raise _Reject(self._dpop_rejected(DpopRejected("invalid_token", exc.description))) from None
             raise _Reject(
                 errors.invalid_token(exc.description, resource_metadata=self._prm_url, scopes=required)
             ) from None
         except UpstreamUnavailable as exc:
-            log.warning("cannot validate bearer token: %s", exc.description)
+            log.warning("cannot validate %s token: %s", scheme, exc.description)
             raise _Reject(errors.unavailable(self.config.retry_after)) from None
+        if scheme == "dpop" and self._dpop is not None:
+            try:
+                await self._dpop.check(
+                    _dpop_proofs(scope), method=scope["method"], path=scope.get("path", ""),
+                    scheme=scope.get("scheme", "http"), host=headers.get("host"), token=token, info=info,
+                )  # fmt: skip
+            except DpopRejected as exc:
+                log.info("rejected DPoP proof: %s", exc.description)
+                raise _Reject(self._dpop_rejected(exc)) from None
+        elif bound_jkt(info) is not None:  # RFC 9449 §7.2: no downgrade of a bound token to Bearer
+            rejected = DpopRejected("invalid_token", "The access token is DPoP-bound: use the DPoP scheme")
+            if self._dpop is None:
+                raise _Reject(errors.invalid_token(rejected.description, resource_metadata=self._prm_url, scopes=()))
+            raise _Reject(self._dpop_rejected(rejected))
 
         if not policy.satisfied_by(info.scopes, required):
             raise _Reject(errors.insufficient_scope(resource_metadata=self._prm_url, scopes=required))
@@ -237,20 +270,31 @@ class ResourceServerMiddleware:
     def _bad_request(self, description: str) -> HttpResponse:
         return errors.bad_request(description, resource_metadata=self._prm_url)
 
-    def _bearer_token(self, headers: dict[str, str]) -> str | None:
-        """The bearer token, ``None`` when there are no bearer credentials (RFC 6750 §2.1)."""
+    def _unauthenticated(self, required: Any) -> HttpResponse:
+        """401 without an error code (RFC 6750 §3), with the DPoP challenge too (RFC 9449 §7.1)."""
+        response = errors.unauthenticated(resource_metadata=self._prm_url, scopes=required)
+        return response if self._dpop is None else self._dpop.add_challenge(response, self._prm_url)
+
+    def _dpop_rejected(self, exc: DpopRejected) -> HttpResponse:
+        assert self._dpop is not None
+        return self._dpop.rejected(exc, resource_metadata=self._prm_url)
+
+    def _credentials(self, headers: dict[str, str]) -> tuple[str, str | None]:
+        """(scheme, token): ``Bearer`` (RFC 6750 §2.1) or ``DPoP`` (RFC 9449 §7.1, when enabled); the
+        token is None when there are no such credentials."""
         value = headers.get("authorization")
         if value is None:
-            return None
+            return "", None
         if value == "\x00multiple":
             raise _Reject(self._bad_request("Multiple Authorization headers"))
         scheme, _, credentials = value.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return None  # another scheme: the request lacks bearer credentials, challenge it
+        scheme = scheme.lower()
+        if scheme != "bearer" and (scheme != "dpop" or self._dpop is None):
+            return scheme, None  # another scheme: the request lacks usable credentials, challenge it
         credentials = credentials.strip()
         if not _TOKEN68.fullmatch(credentials):
             raise _Reject(self._bad_request("Malformed Authorization header"))
-        return credentials
+        return scheme, credentials
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -279,7 +323,13 @@ _WANTED_HEADERS = {
     b"content-type": "content-type",
     b"mcp-method": "mcp-method",
     b"mcp-name": "mcp-name",
+    b"host": "host",
 }
+
+
+def _dpop_proofs(scope: Scope) -> list[str]:
+    """Every ``DPoP`` header value (RFC 9449 §4.3 check 1 needs to see a repeated one)."""
+    return [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"dpop"]
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from dpop import ALGORITHMS as DPOP_ALGORITHMS
 from resource_server.scopes import ScopePolicy
 
 __all__ = ["Mode", "ResourceServerConfig"]
@@ -52,6 +53,13 @@ class ResourceServerConfig:
     signals_poll_timeout: float = 60.0  # read timeout of one long poll (longer than the AS's AUTHZ_SSF_POLL_WAIT)
     signals_retry_max: float = 30.0  # longest back-off between attempts while the stream is down
     revocation_memory: float = 3660.0  # seconds a cutoff is kept: longer than any access token lives
+    # DPoP (RFC 9449, resource_server.dpop): the proof algorithms the DPoP scheme accepts (() turns the
+    # scheme off); dpop_required refuses Bearer altogether; dpop_nonce asks for server nonces (RFC 9449
+    # §9), encrypted with dpop_nonce_key (give every replica the same 32 bytes; random per process if None).
+    dpop_algorithms: tuple[str, ...] = ("ES256", "EdDSA", "RS256", "PS256")
+    dpop_required: bool = False
+    dpop_nonce: bool = False
+    dpop_nonce_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -72,6 +80,11 @@ class ResourceServerConfig:
                 raise ValueError(f"algorithm {alg!r} is not allowed for access tokens")
         if not self.algorithms:
             raise ValueError("algorithms must not be empty")
+        bad_dpop = [a for a in self.dpop_algorithms if a not in DPOP_ALGORITHMS]
+        if bad_dpop:
+            raise ValueError(f"dpop_algorithms must be among {DPOP_ALGORITHMS} (asymmetric only), not {bad_dpop}")
+        if (self.dpop_required or self.dpop_nonce) and not self.dpop_algorithms:
+            raise ValueError("dpop_required and dpop_nonce need dpop_algorithms")
         if "offline_access" in (self.scopes_supported or ()):
             raise ValueError("offline_access does not belong in protected resource scopes_supported")
         if min(self.cache_ttl, self.negative_cache_ttl, self.revocation_staleness, self.leeway) < 0:

@@ -46,6 +46,11 @@ def register(sub: Any) -> None:
     )
     add.add_argument("--jwks-file", help="JSON file with the client's public JWK Set (private_key_jwt)")
     add.add_argument("--jwks-uri", help="URL of the client's JWK Set (private_key_jwt)")
+    add.add_argument(
+        "--dpop-bound",
+        action="store_true",
+        help="the client must present a DPoP proof with every token request (RFC 9449 dpop_bound_access_tokens)",
+    )
     add.set_defaults(func=cmd_clients_add)
     ls = c.add_parser("list", help="list clients")
     ls.set_defaults(func=cmd_clients_list)
@@ -117,6 +122,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
             jwks=jwks,
             jwks_uri=args.jwks_uri,
             application_type="native" if method == "none" else "web",
+            extra={"dpop_bound_access_tokens": True} if args.dpop_bound else None,
         )
     except ValueError as exc:
         print(f"authz: {exc}", file=sys.stderr)

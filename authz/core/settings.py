@@ -93,6 +93,18 @@ class Settings(BaseSettings):
         ge=60,
         description="Shared Signals: a stream no receiver has polled or managed for this long is deleted (seconds).",
     )
+    dpop_signing_alg_values: list[Literal["ES256", "ES384", "EdDSA", "RS256", "PS256"]] = Field(
+        ["ES256", "EdDSA", "RS256", "PS256"],
+        min_length=1,
+        description="DPoP (RFC 9449): the proof algorithms the token endpoint accepts (asymmetric only; "
+        "published as dpop_signing_alg_values_supported).",
+    )
+    dpop_nonce: bool = Field(
+        False,
+        description="DPoP: require a server-issued nonce in token-endpoint proofs (RFC 9449 §8; stateless, "
+        "an encrypted timestamp every replica accepts).",
+    )
+    dpop_nonce_ttl: int = Field(300, ge=30, le=3600, description="DPoP: seconds a server nonce stays valid.")
     assertion_max_lifetime: int = Field(
         600, ge=60, le=3600, description="Longest exp - iat accepted for ID-JAG and trusted-issuer JWTs (seconds)."
     )

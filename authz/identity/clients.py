@@ -42,6 +42,7 @@ class OAuthClient:
     team_id: str | None = None
     extra_secret_digests: tuple[str, ...] = field(default=(), repr=False)
     extra_auth_methods: frozenset[str] = frozenset()
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2 client metadata: every token request has a proof
 
     @classmethod
     def from_row(cls, row: Client, digest: Callable[[str], str]) -> OAuthClient:
@@ -60,6 +61,7 @@ class OAuthClient:
             jwks_uri=row.jwks_uri,
             resource_uri=row.resource_uri,
             digest=digest,
+            dpop_bound_access_tokens=(row.extra or {}).get("dpop_bound_access_tokens") is True,
         )
 
     @property

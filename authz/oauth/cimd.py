@@ -195,6 +195,8 @@ def validate_document(url: str, doc: dict[str, Any], allow_loopback: bool = Fals
         extra: dict[str, Any] = display_uris(doc, allow_loopback=allow_loopback, names=("client_uri", "logo_uri"))
     except ValueError as exc:
         raise CimdError(str(exc)) from exc
+    if doc.get("dpop_bound_access_tokens") is True:  # RFC 9449 §5.2 client metadata
+        extra["dpop_bound_access_tokens"] = True
     return ClientDocument(
         client_id=url,
         name=name.strip(),

@@ -13,6 +13,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.requests import OAuth2Payload, OAuth2Request
 
+from dpop import Proof
+
 
 class FormPayload(OAuth2Payload):  # type: ignore[misc]
     def __init__(self, items: Sequence[tuple[str, str]]) -> None:
@@ -62,6 +64,7 @@ class AuthzRequest(OAuth2Request):  # type: ignore[misc]
         self.policy_reasons: tuple[str, ...] = ()  # the policy ids that decided the granted scopes
         self.auth_failure: str | None = None  # why client authentication failed, for the audit trail
         self.refusal_audited = False  # set where a refusal was already recorded (budgets): not twice
+        self.dpop: Proof | None = None  # the token request's checked DPoP proof (RFC 9449 §5)
 
     @property
     def args(self) -> dict[str, str]:

@@ -38,4 +38,6 @@ class IntrospectionEndpoint(_Base):  # type: ignore[misc]
         claims = active_claims(ctx.issuer, ctx.revocations, ctx.directory, token, audience)
         if claims is None:
             return INACTIVE
-        return {"active": True, "token_type": "Bearer", **claims}
+        # RFC 9449 §6.2: a bound token's introspection response carries "cnf" with "jkt" (from the
+        # claims) and token_type "DPoP" (RFC 9449 §6.2 example), so a resource server can check the proof.
+        return {"active": True, "token_type": "DPoP" if "cnf" in claims else "Bearer", **claims}

@@ -27,6 +27,7 @@ from authz.identity.clients import OAuthClient
 from authz.oauth import syntax
 from authz.oauth.cimd import ClientJwks
 from authz.oauth.client_auth import PrivateKeyJwt, unverified_issuer
+from authz.oauth.dpop import TokenEndpointDpop, replay_cache
 from authz.oauth.grants.authorization_code import AuthorizationCodeGrant
 from authz.oauth.grants.client_credentials import ClientCredentialsGrant
 from authz.oauth.grants.jwt_bearer import JwtBearerGrant
@@ -67,6 +68,7 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(JwtBearerGrant)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_endpoint(RevocationEndpoint)
+        self.dpop = TokenEndpointDpop(ctx.settings, ctx.keyring, replay_cache(ctx.settings, ctx.store))
 
     def can_run_inline(self, areq: AuthzRequest) -> bool:
         """Whether the token request can run on the event loop: a memory-only grant, and no client

@@ -5,6 +5,8 @@ RFC 9068 §2.1: access tokens "MUST include" ``typ`` "at+jwt" in the header; §2
 the request had one (§2.2.3). ``aud`` is exactly the RFC 8707 resource the token is for.
 Delegation chains travel in ``act`` (RFC 8693 §4.1); ``agent``, ``team`` and ``workflow`` identify
 who spends for budgets and attribution; ``sid`` names the grant (refresh family) the token belongs to.
+A DPoP-bound token carries ``cnf.jkt`` (RFC 9449 §6.1: "the base64url encoding [...] of the JWK
+SHA-256 Thumbprint [...] of the DPoP public key [...] to which the access token is bound").
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class TokenRequest:
     grant_id: str | None = None
     act: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    jkt: str | None = None  # DPoP: the access token is bound to this key thumbprint (cnf.jkt)
+    refresh_jkt: str | None = None  # DPoP: the refresh token is bound too (public clients, RFC 9449 §5)
 
 
 class TokenIssuer:
@@ -58,6 +62,8 @@ class TokenIssuer:
         if req.act:
             claims["act"] = req.act
         claims.update(req.extra)
+        if req.jkt:
+            claims["cnf"] = {"jkt": req.jkt}
         return self._keys.view.signer.sign(claims), claims
 
     def refresh_token(self, req: TokenRequest, lifetime: int, family_expires_at: int, now: int | None = None) -> str:
@@ -75,6 +81,7 @@ class TokenIssuer:
                 resource=req.resource,
                 created_at=now,
                 expires_at=min(now + lifetime, family_expires_at),
+                dpop_jkt=req.refresh_jkt,
             )
         )
         return value

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from authz.app import create_app
@@ -137,6 +138,7 @@ async def as_factory(tmp_path: Path, sqlite_url: str) -> AsyncIterator[ASFactory
         }
         settings = Settings(**values)
         app = create_app(settings)
+        stack.append(app.state.ctx.store.engine)  # disposed last: no connection outlives the test
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         stack.append(lifespan)
@@ -154,6 +156,8 @@ async def as_factory(tmp_path: Path, sqlite_url: str) -> AsyncIterator[ASFactory
     for item in reversed(stack):
         if isinstance(item, httpx2.AsyncClient):
             await item.aclose()
+        elif isinstance(item, Engine):
+            item.dispose()
         else:
             await item.__aexit__(None, None, None)
 

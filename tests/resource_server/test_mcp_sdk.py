@@ -117,7 +117,9 @@ async def test_raw_challenges_from_the_demo(stack: Stack) -> None:
         r = await http.post(stack.resource, json=body, headers=headers)
         assert r.status_code == 401
         prm_url = stack.resource.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
-        assert r.headers["www-authenticate"] == f'Bearer scope="tools:admin", resource_metadata="{prm_url}"'
+        bearer, dpop = r.headers.get_list("www-authenticate")
+        assert bearer == f'Bearer scope="tools:admin", resource_metadata="{prm_url}"'
+        assert dpop.startswith('DPoP algs="')
         prm = (await http.get(prm_url)).json()
         assert prm["resource"] == stack.resource
         assert prm["authorization_servers"] == [stack.fake_as.issuer]

@@ -12,6 +12,8 @@ EXPECTED = {
     "bearer_methods_supported": ["header"],
     "scopes_supported": ["notes:read", "tools:admin", "tools:read", "tools:write"],
     "resource_name": "test server",
+    "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256"],
+    "dpop_bound_access_tokens_required": False,
 }
 
 

@@ -67,6 +67,9 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": settings.client_id_metadata_documents,
         "access_token_signing_alg_values_supported": [settings.signing_alg],
+        # RFC 9449 §5.1: "dpop_signing_alg_values_supported: A JSON array containing a list of the JWS
+        # alg values [...] supported by the authorization server for DPoP proof JWTs" (asymmetric only).
+        "dpop_signing_alg_values_supported": list(settings.dpop_signing_alg_values),
     }
     if settings.dynamic_registration:
         doc["registration_endpoint"] = settings.endpoint("/register")

@@ -162,6 +162,11 @@ def validate_metadata(meta: dict[str, Any], *, allow_loopback: bool = False) -> 
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
     extra |= {k: meta[k] for k in EXTRA_STRINGS if isinstance(meta.get(k), str) and len(meta[k]) <= 2048}
+    dpop_bound = meta.get("dpop_bound_access_tokens")
+    if dpop_bound is not None and not isinstance(dpop_bound, bool):
+        raise _invalid("dpop_bound_access_tokens must be a boolean.")
+    if dpop_bound:
+        extra["dpop_bound_access_tokens"] = True  # RFC 9449 §5.2
     contacts = meta.get("contacts")
     if isinstance(contacts, list) and all(isinstance(c, str) for c in contacts):
         extra["contacts"] = contacts[:10]

@@ -24,6 +24,7 @@ async def token(request: Request) -> Response:
     state = request.app.state
     try:
         areq = await read_request(request, state.ctx)
+        areq.dpop = state.server.dpop.check(request.headers.getlist("dpop"))  # RFC 9449 §5 (authz.oauth.dpop)
         result = await run_core(state.server.create_token_response, areq, inline=state.server.can_run_inline(areq))
     except OAuth2Error as error:
         return to_response(error_result(error))
@@ -33,6 +34,8 @@ async def token(request: Request) -> Response:
     status, body, _ = result
     if status >= 400 and isinstance(body, dict):
         _audit_refusal(request, areq, body)
+    elif areq.dpop is not None:
+        result[2].extend(state.server.dpop.response_headers())
     return to_response(result)
 
 

@@ -5,6 +5,13 @@ authorization code is used more than once, the authorization server MUST deny th
 SHOULD revoke (when possible) all tokens previously issued based on that authorization code."
 Codes are consumed with one conditional UPDATE before anything else is checked, so exactly one of
 any number of concurrent redemptions can win; a replay revokes the grant the code started.
+
+DPoP (RFC 9449 §10): "dpop_jkt: JWK Thumbprint [...] of the proof-of-possession public key using
+the SHA-256 hash function"; "When a token request is received, the authorization server computes
+the JWK thumbprint [...] of the proof key in the DPoP proof and verifies that it matches the
+dpop_jkt parameter value in the authorization request. If they do not match, it MUST reject the
+request." A public client that redeems its code with a proof gets a refresh token bound to that
+key (§5: "Refresh tokens issued to [public] clients [...] MUST be bound to the DPoP public key").
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, OAuth2Error, UnauthorizedClientError
 
 from authz.oauth import pkce
+from authz.oauth.dpop import DPOP_JKT_RE, DpopProofError
 from authz.oauth.grants.base import IssuingGrant
 from authz.oauth.tokens import TokenRequest
 from authz.policy.engine import user_subject
@@ -39,6 +47,9 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
                 raise UnauthorizedClientError("The client is disabled.")
             payload = self.request.payload.data
             pkce.check_challenge(payload.get("code_challenge"), payload.get("code_challenge_method"))
+            dpop_jkt = payload.get("dpop_jkt")
+            if dpop_jkt is not None and not DPOP_JKT_RE.fullmatch(dpop_jkt):
+                raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint.")
             resource = self.select_resource(client)
             self.request.resource = resource
             # the user is not known yet: policy narrows the scope again when the code is issued
@@ -87,6 +98,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
             code_challenge=self.request.payload.data["code_challenge"],
             auth_time=now,
             expires_at=now + ctx.settings.code_ttl,
+            dpop_jkt=self.request.payload.data.get("dpop_jkt"),
         )
         ctx.store.save_code(row, grant)
         ctx.audit.record(
@@ -131,6 +143,11 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
             self.request.auth_failure = "pkce_mismatch"
             raise
         self.check_same_resource(row.resource)
+        if row.dpop_jkt is not None:
+            if self.request.dpop is None:
+                raise DpopProofError("The authorization code is bound to a DPoP key: present a proof.")
+            if self.request.dpop.jkt != row.dpop_jkt:
+                raise InvalidGrantError("The DPoP proof key does not match the dpop_jkt of the authorization request.")
         self.request.client = client
         self.request.authorization_code = row
 
@@ -147,6 +164,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
             scope=row.scope,
             lifetime=ctx.settings.access_token_ttl,
             grant_id=row.grant_id,
+            refresh_jkt=self.refresh_binding(),
         )
         refresh = None
         if self.request.client.check_grant_type("refresh_token"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from authz.context import Context
 from authz.identity.clients import OAuthClient
 from authz.identity.revocations import revoke_grant
 from authz.oauth import rfc8707
+from authz.oauth.dpop import DpopProofError
 from authz.oauth.errors import InvalidTargetError, TemporarilyUnavailableError
 from authz.oauth.requests import AuthzRequest
 from authz.oauth.tokens import TokenRequest
@@ -61,6 +63,31 @@ class IssuingGrant:
     request: AuthzRequest
     server: GrantServer
     TOKEN_RESPONSE_HEADER = TOKEN_HEADERS
+
+    def authenticate_token_endpoint_client(self) -> OAuthClient:
+        """Authlib's client authentication, then RFC 9449 §5.2 ``dpop_bound_access_tokens``: "If the
+        value is true, the authorization server MUST reject token requests from the client that do
+        not contain the DPoP header"."""
+        client: OAuthClient = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        if client.dpop_bound_access_tokens and self.request.dpop is None:
+            raise DpopProofError("This client must present a DPoP proof with every token request.")
+        return client
+
+    def bind(self, req: TokenRequest) -> TokenRequest:
+        """Bind the access token to the request's DPoP proof key (RFC 9449 §6: ``cnf.jkt``), if any."""
+        proof = self.request.dpop
+        return req if proof is None else dataclasses.replace(req, jkt=proof.jkt)
+
+    def refresh_binding(self) -> str | None:
+        """RFC 9449 §5: a public client's refresh token is bound to its proof key (confidential clients'
+        refresh tokens are "already sender-constrained" by client authentication)."""
+        proof, client = self.request.dpop, self.request.client
+        return proof.jkt if proof is not None and isinstance(client, OAuthClient) and client.is_public else None
+
+    @property
+    def token_type(self) -> str:
+        """RFC 9449 §5.1: "token_type ... DPoP" for a bound token, else Bearer (RFC 6750)."""
+        return "Bearer" if self.request.dpop is None else "DPoP"
 
     def select_resource(self, client: OAuthClient) -> str:
         """RFC 8707 §2: the one resource this token is for, registered and allowed for the client."""
@@ -204,10 +231,11 @@ class IssuingGrant:
     def token_response(self, req: TokenRequest, refresh: tuple[int, int] | None = None) -> dict[str, Any]:
         """Sign the access token (and mint a refresh token); audit the issuance."""
         ctx = self.server.ctx
+        req = self.bind(req)
         access, claims = ctx.issuer.access_token(req)
         body: dict[str, Any] = {
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": req.lifetime,
             "scope": req.scope,
         }

@@ -135,6 +135,7 @@ class JwtBearerGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: igno
             extra=client.principal_claims(),
         )
         ctx = self.server.ctx
+        req = self.bind(req)  # RFC 9449 §5: every grant type may ask for a DPoP-bound token
         access, issued = ctx.issuer.access_token(req)
         ctx.audit.record(
             "token.issued",
@@ -148,7 +149,7 @@ class JwtBearerGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: igno
             scope=req.scope,
             refresh=False,
         )
-        body = {"access_token": access, "token_type": "Bearer", "expires_in": req.lifetime, "scope": req.scope}
+        body = {"access_token": access, "token_type": self.token_type, "expires_in": req.lifetime, "scope": req.scope}
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 

@@ -6,6 +6,11 @@ rotation". We rotate for every client: each use spends the token and returns a n
 family; presenting a spent token revokes the whole family (every refresh token and every access
 token of the grant). RFC 6749 §6: the requested scope "MUST NOT include any scope not originally
 granted by the resource owner" — scope can only shrink.
+
+DPoP (RFC 9449 §5): a public client's refresh token bound to a proof key (``dpop_jkt``) is spent
+only with a proof by that key, and its successor stays bound; a public client that starts using
+DPoP gets a bound successor. Confidential clients' refresh tokens are not bound ("they are already
+sender-constrained with a different existing mechanism"); their access tokens follow the proof.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 
+from authz.oauth.dpop import DpopProofError
 from authz.oauth.grants.authorization_code import TOKEN_AUTH_METHODS
 from authz.oauth.grants.base import IssuingGrant
 from authz.oauth.tokens import TokenRequest
@@ -52,6 +58,11 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):  # type: ignore
         if row.expires_at <= now or grant is None or grant.revoked_at is not None or grant.expires_at <= now:
             raise InvalidGrantError("The refresh token has expired or was revoked.")
         self.check_same_resource(row.resource)
+        if row.dpop_jkt is not None:
+            if self.request.dpop is None:
+                raise DpopProofError("The refresh token is bound to a DPoP key: present a proof.")
+            if self.request.dpop.jkt != row.dpop_jkt:
+                raise InvalidGrantError("The refresh token is bound to another DPoP key.")
         original = row.scope.split()
         requested = (self.request.payload.scope or "").split()
         if any(s not in original for s in requested):
@@ -72,6 +83,8 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):  # type: ignore
             scope=self.request.granted_scope,
             lifetime=ctx.settings.access_token_ttl,
             grant_id=row.grant_id,
+            refresh_jkt=row.dpop_jkt
+            or (self.request.dpop.jkt if self.request.dpop and self.request.client.is_public else None),
         )
         body = self.token_response(req, (ctx.settings.refresh_token_ttl, grant.expires_at))
         return 200, body, self.TOKEN_RESPONSE_HEADER

@@ -21,8 +21,13 @@ Our profile (docs/token-exchange.md has the whole of it):
   or audience parameters, the invalid_target error code SHOULD be used").
 - Exchange only narrows: scopes requested ∩ the subject's scopes ∩ what the client may get at the
   resource; lifetime ≤ the subject's (and actor's) remaining life and the configured cap.
-- §2.2.1 response: ``access_token``, ``issued_token_type``, ``token_type`` Bearer, ``expires_in``,
-  ``scope``; no refresh token.
+- §2.2.1 response: ``access_token``, ``issued_token_type``, ``token_type`` (Bearer, or DPoP),
+  ``expires_in``, ``scope``; no refresh token.
+- DPoP (RFC 9449 §5 applies to "all access token requests regardless of grant type"): the issued
+  token is bound to the proof key of the request, i.e. the key of the actor that asks for it. A
+  DPoP-bound ``actor_token`` (``cnf.jkt``) is only accepted with a proof by that same key, and so is
+  a bound ``subject_token`` the client exchanges for itself: a stolen bound token cannot be
+  laundered into a new one through exchange.
 
 Errors: §2.2.2 asks for ``invalid_request`` when a subject or actor token is invalid; we answer
 ``invalid_grant`` (RFC 6749 §5.2: the grant "is invalid, expired, revoked ... or was issued to
@@ -169,6 +174,8 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: 
         actor = None
         if params["actor_token"]:
             actor = self._party(params["actor_token"], params["actor_token_type"], "actor_token")
+        own = subject.sub in (client.client_id, client.agent_id)
+        self._check_possession(actor if actor is not None else subject if own else None)
         act = self._act_chain(client, subject, actor)
         now = int(time.time())
         settings = self.server.ctx.settings
@@ -183,6 +190,16 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: 
         who = self._policy_subject(client, subject, act, workflow)
         self.request.granted_scope = self._scope(client, resource, subject, params["scope"], who)
         self.exchange = Exchange(subject, act, lifetime, workflow)
+
+    def _check_possession(self, party: Party | None) -> None:
+        """A bound actor token (or the client's own bound token) needs a proof by its key."""
+        cnf = party.claims.get("cnf") if party is not None and party.ours else None
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if jkt is None:
+            return
+        proof = self.request.dpop
+        if proof is None or proof.jkt != jkt:
+            raise InvalidGrantError("The token is DPoP-bound: present a proof by the key it is bound to.")
 
     def _params(self) -> dict[str, str | None]:
         datalist = self.request.payload.datalist
@@ -319,6 +336,7 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: 
             extra=extra,
         )
         ctx = self.server.ctx
+        req = self.bind(req)  # bound to the requesting actor's proof key (RFC 9449 §5)
         access, claims = ctx.issuer.access_token(req)
         ctx.audit.record(
             "token.exchanged",
@@ -336,7 +354,7 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: 
         body = {
             "access_token": access,
             "issued_token_type": ACCESS_TOKEN,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": req.lifetime,
             "scope": req.scope,
         }

@@ -104,6 +104,7 @@ class AuthorizationCode(Base):
     auth_time: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     consumed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)  # RFC 9449 §10
 
 
 class RefreshToken(Base):
@@ -119,6 +120,7 @@ class RefreshToken(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     spent_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)  # bound (public clients)
 
 
 class SigningKey(Base):

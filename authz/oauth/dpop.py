@@ -1,0 +1,128 @@
+"""DPoP at the token endpoint (RFC 9449 §5, §8, §11.1): check the proof, remember its jti, hand out nonces.
+
+RFC 9449 §5: "To request an access token that is bound to a public key using DPoP, the client
+MUST provide a valid DPoP proof JWT in a DPoP header when making an access token request to the
+authorization server's token endpoint. This is applicable for all access token requests regardless
+of grant type". "If the DPoP proof is invalid, the authorization server issues an error response
+per Section 5.2 of [RFC6749] with invalid_dpop_proof as the value of the error parameter."
+
+RFC 9449 §11.1: "the server MUST only accept the proof once within the window": every accepted
+proof's ``(jkt, jti)`` is remembered until its ``iat`` leaves the window, in Redis (``SET NX EX``)
+when the server has Redis, else in the ``used_jtis`` table every replica shares. The stateless
+checks (:mod:`dpop.proof`) run first, so a forged proof never costs a write.
+
+Nonces (§8) are optional (``dpop_nonce``): a proof without a valid one is answered 400
+``use_dpop_nonce`` with a ``DPoP-Nonce`` header; every token response then carries the current nonce.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+
+from authz.core.crypto import Keyring
+from authz.core.settings import Settings
+from authz.storage.protocols import ReplayStore
+from dpop import NonceIssuer, Proof, ProofError, ProofVerifier, normalize_htu, single_proof
+
+__all__ = ["DPOP_JKT_RE", "DpopProofError", "ReplayCache", "TokenEndpointDpop", "UseDpopNonceError", "replay_cache"]
+
+DPOP_JKT_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # a base64url SHA-256 thumbprint (RFC 9449 §10)
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+class DpopProofError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9449 §5: ``invalid_dpop_proof`` (400)."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), *NO_STORE]
+
+
+class UseDpopNonceError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9449 §8: ``use_dpop_nonce`` (400) with the nonce to use in ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
+    status_code = 400
+
+    def __init__(self, description: str, nonce: str) -> None:
+        super().__init__(description)
+        self.nonce = nonce
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), *NO_STORE, ("DPoP-Nonce", self.nonce)]
+
+
+class ReplayCache(Protocol):
+    def first_use(self, key: str, expires_at: int, now: int) -> bool:
+        """Remember ``key`` until ``expires_at``; False when it is already remembered (a replay)."""
+
+
+class SqlReplayCache:
+    """The ``used_jtis`` table (shared by every replica; one upsert per proof)."""
+
+    def __init__(self, store: ReplayStore) -> None:
+        self._store = store
+
+    def first_use(self, key: str, expires_at: int, now: int) -> bool:
+        return self._store.remember_jti(key, expires_at, now)
+
+
+class RedisReplayCache:
+    """``SET key 1 NX EX ttl``: one round trip, atomic across replicas."""
+
+    def __init__(self, client: Any, prefix: str = "authz:dpop:") -> None:
+        self._redis, self._prefix = client, prefix
+
+    def first_use(self, key: str, expires_at: int, now: int) -> bool:
+        return bool(self._redis.set(self._prefix + key, b"1", nx=True, ex=max(1, expires_at - now)))
+
+
+def replay_cache(settings: Settings, store: ReplayStore) -> ReplayCache:
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        return RedisReplayCache(client)
+    return SqlReplayCache(store)
+
+
+class TokenEndpointDpop:
+    """Checks the ``DPoP`` header of one token request; None when there is none."""
+
+    def __init__(self, settings: Settings, keyring: Keyring, replay: ReplayCache) -> None:
+        self.verifier = ProofVerifier(settings.dpop_signing_alg_values)
+        htu = normalize_htu(settings.endpoint("/token"))
+        assert htu is not None
+        self._uris = frozenset({htu})
+        self._replay = replay
+        self.nonces = (
+            NonceIssuer(keyring.derive(b"dpop-nonce"), ttl=settings.dpop_nonce_ttl) if settings.dpop_nonce else None
+        )
+
+    def check(self, values: Sequence[str], now: float | None = None) -> Proof | None:
+        current = time.time() if now is None else now
+        try:
+            value = single_proof(values)
+            if value is None:
+                return None
+            proof = self.verifier.verify(value, method="POST", uris=self._uris, now=current)
+        except ProofError as exc:
+            raise DpopProofError(exc.description) from None
+        if self.nonces is not None and not self.nonces.valid(proof.nonce):
+            # Before the replay cache: the retry with the nonce is a new proof (new jti) anyway.
+            raise UseDpopNonceError("The authorization server requires a DPoP nonce.", self.nonces.issue())
+        expires_at = proof.iat + self.verifier.window + 1
+        if not self._replay.first_use(proof.replay_key(), expires_at, int(current)):
+            raise DpopProofError("The DPoP proof was already used.")
+        return proof
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        """``DPoP-Nonce`` on token responses when nonces are on (§8.2: the next nonce to use)."""
+        return [] if self.nonces is None else [("DPoP-Nonce", self.nonces.issue())]
