@@ -44,11 +44,6 @@ class Keyring:
             raise ValueError("the key-encryption key must be 32 bytes (base64url)")
         self._digest_key = hmac.new(kek, b"authz digest v1", hashlib.sha256).digest()
         self._aead = AESGCM(hmac.new(kek, b"authz key-encryption v1", hashlib.sha256).digest())
-        self._derive_key = hmac.new(kek, b"authz derive v1", hashlib.sha256).digest()
-
-    def derive(self, purpose: bytes) -> bytes:
-        """A 32-byte key for one purpose (e.g. DPoP nonces), the same on every replica sharing the KEK."""
-        return hmac.new(self._derive_key, purpose, hashlib.sha256).digest()
 
     @classmethod
     def from_text(cls, text: str) -> Keyring:
