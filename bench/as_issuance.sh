@@ -5,6 +5,8 @@
 #   bench/as_issuance.sh                 # ours (1 worker) + the peer (1 process)
 #   WORKERS=2 PEER_WORKERS=2 bench/as_issuance.sh
 #   PEER=0 bench/as_issuance.sh          # ours only
+#   AUDIT_TREE_AB=1 bench/as_issuance.sh # the audit Merkle tree's cost: tree on vs off, alternating rounds
+#                                        # (bench/audit_cost.py; ROUNDS=5 DURATION=8)
 #   DURATION=10 WARMUP=2 CONNS=32 THREADS=2 RUNS=1 (passed to the peer's wrk harness)
 #
 # Scenarios (figures "<prefix>.<scenario>.<figure> <value>"): client_credentials with
@@ -20,6 +22,7 @@ WORKERS=${WORKERS:-1}
 PEER=${PEER:-1}
 RESOURCE=http://127.0.0.1:9500/mcp
 ISSUER=http://127.0.0.1:$PORT
+if [[ ${AUDIT_TREE_AB:-0} == 1 ]]; then exec "$PY" "$HERE/audit_cost.py"; fi
 DATA=$(mktemp -d /tmp/authz-bench.XXXXXX)
 export DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} CONNS=${CONNS:-32} THREADS=${THREADS:-2} RUNS=${RUNS:-1}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }

@@ -20,17 +20,22 @@ import rfc8785
 MAX_SAFE_INT = 2**53 - 1
 
 
+_PLAIN = (str, bool, type(None))
+
+
 def _simple(value: Any) -> bool:
-    if value is None or isinstance(value, bool | str):
+    """True when ``json.dumps`` already produces RFC 8785 for ``value`` (no floats, BMP keys)."""
+    kind = type(value)
+    if kind in _PLAIN:
         return True
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            raise ValueError("integers in an audit record must be within +-(2**53 - 1) (RFC 8785 §3.2.2.3)")
-        return True
-    if isinstance(value, list | tuple):
+    if kind is int:
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return True
+        raise ValueError("integers in an audit record must be within +-(2**53 - 1) (RFC 8785 §3.2.2.3)")
+    if kind is dict:
+        return all(type(k) is str and (k.isascii() or max(k) < "\ud800") and _simple(v) for k, v in value.items())
+    if kind is list or kind is tuple:
         return all(_simple(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and max(k, default=" ") < "\ud800" and _simple(v) for k, v in value.items())
     return False
 
 

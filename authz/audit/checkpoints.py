@@ -44,9 +44,16 @@ class CheckpointDir:
         target = history / str(size)
         if not target.exists():
             _atomic_write(target, note)
-        latest = self.latest_size()
-        if latest is None or size >= latest:
+        latest = self.latest()
+        if latest is None or size >= _size_of(latest):
             _atomic_write(self.path / "checkpoint", note)
+
+    def latest(self) -> str | None:
+        """The latest checkpoint note written here (the ``checkpoint`` file), if any."""
+        try:
+            return (self.path / "checkpoint").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
 
     def notes(self) -> list[str]:
         history = self.path / "checkpoints"
@@ -55,10 +62,10 @@ class CheckpointDir:
         files = sorted((p for p in history.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
         return [p.read_text(encoding="utf-8") for p in files]
 
-    def latest_size(self) -> int | None:
-        history = self.path / "checkpoints"
-        sizes = [int(p.name) for p in history.iterdir() if p.name.isdigit()] if history.is_dir() else []
-        return max(sizes, default=None)
+
+def _size_of(note: str) -> int:
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else -1
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -84,6 +91,7 @@ class Checkpointer:
         self.store, self.signer, self.directory = store, signer, directory
         self.every, self.interval = every, interval
         self._pending = 0
+        self._verified: dict[str, Checkpoint] = {}
         self._signed_at = time.monotonic()
         self._lock = threading.Lock()
 
@@ -125,15 +133,21 @@ class Checkpointer:
             return cp
 
     def _previous(self) -> Checkpoint | None:
+        """The largest checkpoint signed so far: the database's latest and the directory's latest
+        (one row, one file); a note already verified is not verified again."""
         best: Checkpoint | None = None
-        candidates = [c.note for c in self.store.checkpoints()[-1:]]
-        candidates += self.directory.notes()[-1:]
-        for note in candidates:
-            try:
-                cp = verify_checkpoint(note, [self.verifier], self.signer.name)
-            except NoteError:
-                log.error("a stored audit checkpoint does not verify with the log key; ignored for signing")
+        latest = self.store.latest_checkpoint()
+        for note in (latest.note if latest else None, self.directory.latest()):
+            if note is None:
                 continue
+            cp = self._verified.get(note)
+            if cp is None:
+                try:
+                    cp = verify_checkpoint(note, [self.verifier], self.signer.name)
+                except NoteError:
+                    log.error("a stored audit checkpoint does not verify with the log key; ignored for signing")
+                    continue
+                self._verified = {note: cp}
             if best is None or cp.size > best.size:
                 best = cp
         return best

@@ -11,12 +11,13 @@ RFC 8785 record)``), and the complete subtrees the batch finishes are inserted w
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, text
+from sqlalchemy import Engine, Table, delete, func, insert, select, text, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from authz.audit import merkle
@@ -30,6 +31,16 @@ AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises appends across PostgreSQ
 RECORD_FIELDS = ("seq", "at", "event", "outcome", "client_id", "subject", "resource", "reason", "detail")
 # detail values naming a person (or their address) are pseudonymised like the subject
 PERSONAL_KEYS = frozenset({"ip", "username", "email", "owner", "owner_id", "user", "user_id", "sponsor", "acting_for"})
+
+
+EVENTS = cast(Table, AuditEvent.__table__)
+NODES = cast(Table, AuditTreeNode.__table__)
+TILE = 4  # stored tree levels: 0 (leaves), 4, 8, ...; the levels between are recomputed (<= 8 reads)
+
+
+def link_hash(prev_hash: str, leaf: bytes) -> str:
+    """The chain link of a record in the tree: its leaf already covers its content."""
+    return hashlib.sha256(f"{prev_hash}:{leaf.hex()}".encode("ascii")).hexdigest()
 
 
 def record_body(row: Any) -> dict[str, Any]:
@@ -79,17 +90,25 @@ class AuditTreeStore:
                         k: names[v] if k in PERSONAL_KEYS and isinstance(v, str) else v
                         for k, v in row["detail"].items()
                     }
-                h = record_hash(prev, row)
-                row.update(prev_hash=prev, hash=h, leaf_index=size + i if self.tree else None)
                 if self.tree:
-                    leaves.append(merkle.leaf_hash(record_line(row)))
+                    leaf = merkle.leaf_hash(record_line(row))
+                    leaves.append(leaf)
+                    h = link_hash(prev, leaf)
+                    row.update(prev_hash=prev, hash=h, leaf_index=size + i)
+                else:
+                    h = record_hash(prev, row)
+                    row.update(prev_hash=prev, hash=h, leaf_index=None)
                 rows.append(row)
                 prev = h
-            s.execute(insert(AuditEvent), rows)
+            conn = s.connection()
+            conn.execute(EVENTS.insert(), rows)  # Core executemany: no ORM bulk machinery
             if self.tree:
-                edge = self._nodes(s, merkle.frontier(size))
+                edge = self._edge(s, size)
                 nodes = merkle.extend(size, leaves, lambda lv, ix: edge[(lv, ix)])
-                s.execute(insert(AuditTreeNode), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
+                conn.execute(
+                    NODES.insert(),
+                    [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes if lv % TILE == 0],
+                )
 
     def _pseudonyms(self, s: Session, values: set[str]) -> dict[str, str]:
         if not values:
@@ -157,7 +176,7 @@ class AuditTreeStore:
     def _nodes(s: Session, keys: Sequence[merkle.Node]) -> dict[merkle.Node, bytes]:
         if not keys:
             return {}
-        cond = or_(*(and_(AuditTreeNode.level == lv, AuditTreeNode.idx == ix) for lv, ix in keys))
+        cond = tuple_(AuditTreeNode.level, AuditTreeNode.idx).in_(list(keys))
         rows = s.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(cond)).all()
         found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
         missing = [k for k in keys if k not in found]
@@ -165,26 +184,46 @@ class AuditTreeStore:
             raise LookupError(f"audit tree nodes missing: {missing[:3]}")
         return found
 
+    def _fetch(self, s: Session, want: Sequence[merkle.Node]) -> dict[merkle.Node, bytes]:
+        """The nodes ``want`` in one read: each is stored (level a multiple of TILE) or hashed from the
+        stored nodes below it (at most 2**(TILE-1) of them)."""
+        spans = {(lv, ix): (lv - lv % TILE, ix << (lv % TILE), (ix + 1) << (lv % TILE)) for lv, ix in want}
+        found = self._nodes(s, sorted({(base, j) for base, lo, hi in spans.values() for j in range(lo, hi)}))
+        out: dict[merkle.Node, bytes] = {}
+        for key, (base, lo, hi) in spans.items():
+            row = [found[(base, j)] for j in range(lo, hi)]
+            while len(row) > 1:
+                row = [merkle.node_hash(row[k], row[k + 1]) for k in range(0, len(row), 2)]
+            out[key] = row[0]
+        return out
+
+    def _edge(self, s: Session, size: int) -> dict[merkle.Node, bytes]:
+        """The right edge of the tree (``merkle.frontier``), what appending and the root need."""
+        return self._fetch(s, merkle.frontier(size))
+
+    def _run(self, compute: Callable[[merkle.Getter], Any]) -> Any:
+        """Run a proof computation twice: once to learn which nodes it reads, once on them (one query)."""
+        asked: list[merkle.Node] = []
+
+        def record(level: int, idx: int) -> bytes:
+            asked.append((level, idx))
+            return b"\x00" * 32
+
+        compute(record)  # the nodes a proof reads depend only on the sizes, never on the hashes
+        with self.sessions() as s:
+            nodes = self._fetch(s, asked)
+        return compute(lambda lv, ix: nodes[(lv, ix)])
+
     def tree_size(self) -> int:
         with self.sessions() as s:
             return self._size(s)
 
-    def _getter(self, s: Session) -> merkle.Getter:
-        cache: dict[merkle.Node, bytes] = {}
-
-        def get(level: int, idx: int) -> bytes:
-            if (level, idx) not in cache:
-                cache.update(self._nodes(s, [(level, idx)]))
-            return cache[(level, idx)]
-
-        return get
-
     def node_getter(self) -> merkle.Getter:
-        """A getter reading one node per call (proof-sized lookups)."""
+        """A getter with its own short sessions (a few lookups outside a transaction)."""
 
         def get(level: int, idx: int) -> bytes:
             with self.sessions() as s:
-                return self._nodes(s, [(level, idx)])[(level, idx)]
+                return self._fetch(s, [(level, idx)])[(level, idx)]
 
         return get
 
@@ -199,18 +238,16 @@ class AuditTreeStore:
         return int(detail["tree_size"]), base64.b64decode(detail["root"])
 
     def root(self, size: int) -> bytes:
-        with self.sessions() as s:
-            return merkle.root(size, self._getter(s))
+        return bytes(self._run(lambda get: merkle.root(size, get)))
 
     def inclusion(self, index: int, size: int) -> list[bytes]:
-        with self.sessions() as s:
-            return merkle.inclusion_proof(index, size, self._getter(s))
+        return list(self._run(lambda get: merkle.inclusion_proof(index, size, get)))
 
     def consistency(self, old: int, new: int) -> list[bytes]:
-        with self.sessions() as s:
-            return merkle.consistency_proof(old, new, self._getter(s))
+        return list(self._run(lambda get: merkle.consistency_proof(old, new, get)))
 
     def all_nodes(self) -> dict[merkle.Node, bytes]:
+        """Every stored node (levels 0, TILE, 2 * TILE, ...)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash)).all()
         return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
@@ -235,6 +272,10 @@ class AuditTreeStore:
         with self.sessions.begin() as s:
             if s.get(AuditCheckpoint, size) is None:
                 s.add(AuditCheckpoint(size=size, root=root, note=note, at=int(time.time())))
+
+    def latest_checkpoint(self) -> AuditCheckpoint | None:
+        with self.sessions() as s:
+            return s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)).first()
 
     def checkpoints(self) -> list[AuditCheckpoint]:
         with self.sessions() as s:

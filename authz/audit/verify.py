@@ -20,7 +20,7 @@ from typing import Any
 
 from authz.audit import merkle
 from authz.audit.note import NoteError, Verifier, verify_checkpoint
-from authz.audit.store import AuditTreeStore, record_line
+from authz.audit.store import AuditTreeStore, link_hash, record_line
 from authz.storage.chain import GENESIS, record_hash
 
 
@@ -59,14 +59,18 @@ def verify_log(store: AuditTreeStore, verifiers: list[Verifier], origin: str, ou
                 first_prev = r["prev_hash"]
             elif r["prev_hash"] != prev:
                 report.problems.append(f"hash chain broken before seq {r['seq']} (a record was removed or reordered)")
-            if record_hash(r["prev_hash"], r) != r["hash"]:
-                report.problems.append(f"record seq {r['seq']} was altered (chain hash)")
-            prev = r["hash"]
             index = r.get("leaf_index")
-            if index is not None:
+            if index is None:  # written before the tree: the chain hash covers the content
+                if record_hash(r["prev_hash"], r) != r["hash"]:
+                    report.problems.append(f"record seq {r['seq']} was altered (chain hash)")
+            else:
                 seen.add(index)
-                if level0.get(index) != merkle.leaf_hash(record_line(r)):
+                leaf = merkle.leaf_hash(record_line(r))
+                if link_hash(r["prev_hash"], leaf) != r["hash"]:
+                    report.problems.append(f"record seq {r['seq']} was altered (chain hash)")
+                if level0.get(index) != leaf:
                     report.problems.append(f"record seq {r['seq']} does not match its tree leaf {index}")
+            prev = r["hash"]
             if r["event"] == "audit.purged":
                 purged_through = max(purged_through, int(r["detail"].get("through_index", -1)))
                 purged_last_hash = str(r["detail"].get("last_hash", GENESIS))

@@ -1,4 +1,6 @@
-"""The audit trail's hash chain: each record's hash covers its content and the previous hash.
+"""The audit trail's hash chain (records written before the Merkle tree): each record's hash covers
+its content and the previous hash. Records in the tree link ``prev_hash`` to their leaf instead
+(``authz.audit.store.link_hash``); ``authz audit verify`` checks both.
 
 Altering, deleting or reordering any stored record changes every later hash, so a verifier that
 recomputes the chain (``authz audit verify``) finds the first record that does not match.

@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlalchemy import update
 
-from authz.storage.chain import first_broken
+from authz.audit.verify import verify_log
 from authz.storage.models import AuditEvent
 from tests.authz.conftest import AS
 
@@ -70,11 +70,21 @@ async def test_editing_a_stored_event_breaks_the_chain(authz: AS) -> None:
     for _ in range(3):
         await authz.client_credentials(reg)
     rows = _rows(authz)
-    assert first_broken(rows) is None
-    victim = rows[1]["seq"]
+    assert _problems(authz) == []
+    victim = int(str(rows[1]["seq"]))
     with authz.ctx.store.sessions.begin() as s:  # type: ignore[attr-defined]
         s.execute(update(AuditEvent).where(AuditEvent.seq == victim).values(subject="someone-else"))
-    assert first_broken(_rows(authz)) == victim
+    assert _problems(authz) == [
+        f"record seq {victim} was altered (chain hash)",
+        f"record seq {victim} does not match its tree leaf {victim - 1}",
+    ]
+
+
+def _problems(authz: AS) -> list[str]:
+    ctx = authz.ctx
+    assert ctx.audit_store is not None and ctx.checkpointer is not None
+    ctx.audit.flush()
+    return verify_log(ctx.audit_store, [ctx.checkpointer.verifier], ctx.settings.log_origin, []).problems
 
 
 async def test_every_refused_token_request_is_a_record(authz: AS) -> None:

@@ -14,10 +14,9 @@ from authz.audit import merkle
 from authz.audit.checkpoints import CheckpointDir, Checkpointer, log_signer
 from authz.audit.log import AuditLog
 from authz.audit.note import Checkpoint, Signer, format_proof, parse_proof, verify_checkpoint
-from authz.audit.store import AuditTreeStore, record_line
+from authz.audit.store import AuditTreeStore, link_hash, record_line
 from authz.audit.verify import verify_log
 from authz.core.crypto import Keyring
-from authz.storage.chain import record_hash
 from authz.storage.models import AuditEvent
 from authz.storage.models.audit import AuditCheckpoint, AuditTreeNode, SubjectPseudonym
 from authz.storage.sql import SqlStore
@@ -96,7 +95,7 @@ def test_tampering_that_fixes_the_chain_is_still_found_by_the_leaf(log: Log) -> 
     prev = rows[0]["prev_hash"]
     with log.tree.engine.begin() as conn:
         for r in rows:
-            h = record_hash(prev, r)
+            h = link_hash(prev, merkle.leaf_hash(record_line(r)))
             conn.execute(sa.update(AuditEvent).where(AuditEvent.seq == r["seq"]).values(
                 reason=r["reason"], prev_hash=prev, hash=h))  # fmt: skip
             prev = h
