@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from authz import services
+from authz import preflight, services
 from authz.admin.bootstrap import ensure_admin_resource
 from authz.audit.checkpoints import CheckpointDir, Checkpointer, log_signer
 from authz.audit.log import AuditLog
@@ -62,7 +62,7 @@ async def reconcile_loop(service: BudgetService, stop: asyncio.Event) -> None:
 
 def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
     store = store or SqlStore(make_engine(settings.sqlalchemy_url))
-    keyring = Keyring.from_text(load_or_create_kek(settings.key_encryption_key, settings.data_dir))
+    keyring = Keyring.from_text(preflight.kek_text(settings) or load_or_create_kek("", settings.data_dir))
     keys = KeyManager(store, keyring, settings.signing_alg)
     audit_store = AuditTreeStore(store.engine, tree=settings.audit_tree)
     audit = AuditLog(audit_store)
@@ -115,6 +115,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         ctx.keys.ensure()
         signals.wakeup.bind(asyncio.get_running_loop())
         ensure_admin_resource(ctx.store, ctx.settings)
+        log.info("policies: %s", ctx.policy.describe())
         ctx.revocations.refresh()
         ctx.audit.start()
         stop = threading.Event()

@@ -40,6 +40,10 @@ class OAuthClient:
     # that currently authenticates it (more than one during a rotation overlap).
     agent_id: str | None = None
     team_id: str | None = None
+    # What scope policies see of the agent: its team's name, its owner's username and its tags.
+    team_name: str | None = None
+    owner_name: str | None = None
+    agent_tags: tuple[str, ...] = ()
     extra_secret_digests: tuple[str, ...] = field(default=(), repr=False)
     extra_auth_methods: frozenset[str] = frozenset()
     dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2 client metadata: every token request has a proof

@@ -15,13 +15,15 @@ from typing import Protocol
 from authz.core.crypto import Keyring
 from authz.identity.agents.view import agent_client
 from authz.identity.clients import OAuthClient
-from authz.storage.models import Agent, AgentCredential
+from authz.storage.models import Agent, AgentCredential, Team, User
 from authz.storage.protocols import ClientStore, ResourceStore
 
 
 class AgentSource(Protocol):
     def get_agent(self, agent_id: str) -> Agent | None: ...
     def list_credentials(self, agent_id: str) -> Sequence[AgentCredential]: ...
+    def get_team(self, team_id: str) -> Team | None: ...
+    def get_user(self, user_id: str) -> User | None: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,17 @@ class Directory:
         elif row.kind == "agent" and self._agents is not None:
             agent_id = row.agent_id or row.client_id
             agent, creds = self._agents.get_agent(agent_id), self._agents.list_credentials(agent_id)
-            value, until = agent_client(row, agent, creds, self._keyring.digest, time.time())
+            team = self._agents.get_team(agent.team_id) if agent is not None and agent.team_id else None
+            owner = self._agents.get_user(agent.owner) if agent is not None and agent.owner else None
+            value, until = agent_client(
+                row,
+                agent,
+                creds,
+                self._keyring.digest,
+                time.time(),
+                team_name=team.name if team is not None else None,
+                owner_name=owner.username if owner is not None else None,
+            )
         else:
             value = OAuthClient.from_row(row, self._keyring.digest)
         with self._lock:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -11,22 +13,41 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from authz.storage.models import User
 from authz.storage.protocols import UserStore
 
+GROUP_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _hasher = PasswordHasher()
 _DUMMY = _hasher.hash("timing equaliser")
 
 
-def create_user(store: UserStore, username: str, password: str | None) -> User:
-    """Add a user. ``password=None`` makes a user who cannot sign in with a password (dev mode only)."""
+def create_user(store: UserStore, username: str, password: str | None, groups: Sequence[str] = ()) -> User:
+    """Add a user. ``password=None`` makes a user who cannot sign in with a password (dev mode only).
+    ``groups`` are what scope policies see as the user's ``Authz::Group`` parents."""
     if not username or len(username) > 255:
         raise ValueError("a username is 1-255 characters")
+    bad = [g for g in groups if not GROUP_RE.fullmatch(g)]
+    if bad:
+        raise ValueError(f"group {bad[0]!r}: use 1-64 characters of a-z A-Z 0-9 . _ -")
     user = User(
         id=uuid.uuid4().hex,
         username=username,
         password_hash=_hasher.hash(password) if password else "!",
         created_at=int(time.time()),
+        groups=sorted(set(groups)),
     )
     store.add_user(user)
     return user
+
+
+def set_groups(store: UserStore, username: str, groups: Sequence[str]) -> User:
+    """Replace a user's groups. Raises ``LookupError`` (no such user) or ``ValueError`` (a bad group name)."""
+    bad = [g for g in groups if not GROUP_RE.fullmatch(g)]
+    if bad:
+        raise ValueError(f"group {bad[0]!r}: use 1-64 characters of a-z A-Z 0-9 . _ -")
+    user = store.get_user_by_name(username)
+    if user is None or not store.set_user_groups(user.id, groups):
+        raise LookupError(f"no user {username!r} (authz users list shows them)")
+    updated = store.get_user(user.id)
+    assert updated is not None
+    return updated
 
 
 def authenticate(store: UserStore, username: str, password: str) -> User | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,23 +43,66 @@ class Subject:
 
 
 def client_subject(client: OAuthClient, workflow: str | None = None) -> Subject:
-    """A client acting for itself: an agent (with its team) or a plain machine client."""
+    """A client acting for itself: an agent (its id; its team's **name**, its owner's **username** and its
+    tags, see ``policies/README.md`` "Names in policies") or a plain machine client (its client id)."""
     if client.agent_id:
-        return Subject(Principal(kind="agent", id=client.agent_id, team=client.team_id), workflow=workflow)
+        principal = Principal(
+            kind="agent",
+            id=client.agent_id,
+            team=client.team_name,
+            owner=client.owner_name,
+            tags=tuple(client.agent_tags),
+        )
+        return Subject(principal, workflow=workflow)
     return Subject(Principal(kind="client", id=client.client_id), workflow=workflow)
 
 
-def user_subject(user_id: str, groups: Sequence[str] = ()) -> Subject:
-    """A human who delegates to a client through the authorization code grant."""
+def user_subject(username: str, groups: Sequence[str] = ()) -> Subject:
+    """A human who delegates to a client through the authorization code grant: ``Authz::User::"<username>"``
+    in ``Authz::Group::"<group>"`` for each of the user's groups (a foreign user is ``issuer#sub``)."""
     return Subject(
-        Principal(kind="user", id=user_id, groups=tuple(groups)),
+        Principal(kind="user", id=username, groups=tuple(groups)),
         delegated=True,
-        user=user_id,
+        user=username,
         user_groups=tuple(groups),
     )
 
 
+class NamedUser(Protocol):
+    username: str
+    groups: list[str]
+
+
+def local_user_subject(user: NamedUser) -> Subject:
+    """A local user (``authz users add NAME --group G``) as policies see them."""
+    return user_subject(user.username, tuple(user.groups or ()))
+
+
 DB_SETTING = "db"
+
+
+def describe_principal(subject: Subject) -> str:
+    """Who policy saw, for a log line: kind, id, team, tags, and whether (and for whom) it is delegated."""
+    p = subject.principal
+    parts = [f"{p.kind} {p.id}"]
+    if p.team:
+        parts.append(f"team {p.team}")
+    if p.tags:
+        parts.append("tags " + ",".join(p.tags))
+    if subject.delegated and subject.user and p.kind != "user":
+        parts.append(f"acting for {subject.user}")
+    return ", ".join(parts)
+
+
+def refusal_reasons(decision: Decision) -> str:
+    """Per refused scope, the forbid policies that decided it or "no policy permits it" (default deny)."""
+    out = []
+    for scope, d in decision.by_scope.items():
+        if d.allowed:
+            continue
+        why = "forbidden by " + ", ".join(d.policies) if d.policies else "no policy permits it (default deny)"
+        out.append(f"{scope} {why}")
+    return "; ".join(out)
 
 
 class StoredPolicy(Protocol):
@@ -110,6 +153,8 @@ class PolicyEngine:
         self._bundle = bundle
         self.from_db = from_db  # AUTHZ_POLICIES=db: follows the database's active version
         self.version = version  # the stored version in use, None for the embedded set or a directory
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # context.time (tests set a fixture's)
+        self.source = "off" if bundle is None else "builtin"  # what the startup line names
 
     @classmethod
     def from_setting(cls, setting: str, store: object | None = None) -> PolicyEngine:
@@ -121,10 +166,29 @@ class PolicyEngine:
             return cls(policies.load_default())
         if setting == DB_SETTING:
             engine = cls(policies.load_default(), from_db=True)
+            engine.source = DB_SETTING
             if isinstance(store, PolicyVersionStore):
                 engine.reload(store)
             return engine
-        return cls(policies.load(Path(setting)))
+        engine = cls(policies.load(Path(setting)))
+        engine.source = str(Path(setting).resolve())
+        return engine
+
+    def describe(self) -> str:
+        """One line naming the active policy set, for the startup line and ``authz doctor``."""
+        bundle = self._bundle
+        if bundle is None:
+            return "off (AUTHZ_POLICIES=off: every requested scope a resource offers is granted)"
+        count = f"{len(bundle.policy_ids)} policies"
+        if self.source == "builtin":
+            return (
+                f"builtin ({count}; permits tools:read/write/admin on loopback MCP servers only: "
+                "write a policy for your server with `authz policy generate`)"
+            )
+        if self.source == DB_SETTING:
+            version = f"stored version {self.version}" if self.version is not None else "no stored version yet: builtin"
+            return f"db ({version}; {count})"
+        return f"directory {self.source} ({count})"
 
     def reload(self, store: PolicyVersionStore) -> bool:
         """Load the active stored version (``db`` mode only) and swap it in. The set is parsed before
@@ -172,7 +236,7 @@ class PolicyEngine:
             user_groups=tuple(subject.user_groups),
             act_depth=subject.act_depth,
             workflow=subject.workflow,
-            time=datetime.now(UTC),
+            time=self.clock(),
         )
         decision = bundle.decide(Request(subject.principal, client_id, resource, tuple(scopes), context))
         if decision.errors:

@@ -114,6 +114,14 @@ class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
         with self.sessions.begin() as s:
             s.add(user)
 
+    def set_user_groups(self, user_id: str, groups: Sequence[str]) -> bool:
+        with self.sessions.begin() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return False
+            user.groups = sorted(set(groups))
+            return True
+
     def list_users(self) -> Sequence[User]:
         with self.sessions() as s:
             return s.scalars(select(User).order_by(User.username)).all()

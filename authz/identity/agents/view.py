@@ -5,7 +5,8 @@ into one :class:`~authz.identity.clients.OAuthClient` (built by :class:`authz.id
 - ``extra_secret_digests``: the digests of live secrets (several during a rotation overlap);
 - ``jwks``: the union of live public keys; without any, ``jwks_uri`` is the newest live JWKS URL
   (one URL at a time: a second JWKS URL credential is used only once the newer one is gone);
-- ``extra_auth_methods``: the client-authentication methods the live credentials support.
+- ``extra_auth_methods``: the client-authentication methods the live credentials support;
+- ``team_name``, ``owner_name``, ``agent_tags``: what scope policies see of the agent.
 
 ``valid_until`` is the earliest end of a live credential's overlap window: the cached value must
 be rebuilt then even if no change event arrives.
@@ -35,6 +36,9 @@ def agent_client(
     credentials: Sequence[AgentCredential],
     digest: Callable[[str], str],
     now: float,
+    *,
+    team_name: str | None = None,
+    owner_name: str | None = None,
 ) -> tuple[OAuthClient, float | None]:
     base = OAuthClient.from_row(row, digest)
     live = [c for c in credentials if is_live(c, now)]
@@ -58,6 +62,9 @@ def agent_client(
         jwks_uri=None if keys else (uris[0] if uris else None),
         agent_id=row.agent_id or row.client_id,
         team_id=agent.team_id if agent is not None else None,
+        team_name=team_name,
+        owner_name=owner_name,
+        agent_tags=tuple(agent.tags or ()) if agent is not None else (),
     )
     ends = [c.expires_at for c in live if c.expires_at is not None]
     return client, (min(ends) if ends else None)

@@ -29,7 +29,7 @@ from authz.oauth.cimd import ensure_cimd_client
 from authz.oauth.consent.session import LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL, SessionCodec
 from authz.oauth.consent.views import consent_page, error_page, login_page
 from authz.oauth.requests import AuthzRequest
-from authz.policy.engine import user_subject
+from authz.policy.engine import local_user_subject
 from authz.storage.models import Consent, User
 
 log = logging.getLogger("authz.authorize")
@@ -141,7 +141,7 @@ async def _continue(request: Request, query: str) -> Response:
     client, resource = areq.client, str(areq.resource)
     # Ask consent only for what policy lets this user delegate (the code is narrowed again when issued).
     decision = ctx.policy.decide(
-        user_subject(user.id), client.client_id, resource, areq.granted_scope.split(), "authorization_code"
+        local_user_subject(user), client.client_id, resource, areq.granted_scope.split(), "authorization_code"
     )
     if decision is not None:
         permitted = [s for s in areq.granted_scope.split() if s in decision.permitted]

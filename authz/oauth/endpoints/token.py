@@ -53,7 +53,7 @@ def _audit_refusal(request: Request, areq: AuthzRequest, body: dict[str, object]
     request.app.state.ctx.audit.refusal(
         "token.refused",
         client_id=client_id,
-        resource=areq.form.get("resource"),
+        resource=areq.resource or areq.form.get("resource"),
         reason=areq.auth_failure or error,
         error=error,
         grant_type=areq.form.get("grant_type"),

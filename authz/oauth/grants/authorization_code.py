@@ -29,7 +29,7 @@ from authz.oauth import pkce
 from authz.oauth.dpop import DPOP_JKT_RE, DpopProofError
 from authz.oauth.grants.base import IssuingGrant
 from authz.oauth.tokens import TokenRequest
-from authz.policy.engine import user_subject
+from authz.policy.engine import local_user_subject
 from authz.storage.models import AuthorizationCode, Grant
 
 TOKEN_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -69,7 +69,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):  # ty
         assert self.request.resource is not None
         try:
             scopes = self.request.granted_scope.split()
-            granted = self.apply_policy(user_subject(grant_user.id), client, self.request.resource, scopes)
+            granted = self.apply_policy(local_user_subject(grant_user), client, self.request.resource, scopes)
         except OAuth2Error as error:
             error.redirect_uri = redirect_uri
             raise

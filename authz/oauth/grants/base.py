@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -19,7 +20,9 @@ from authz.oauth.errors import InvalidTargetError, TemporarilyUnavailableError
 from authz.oauth.requests import AuthzRequest
 from authz.oauth.tokens import TokenRequest
 from authz.oauth.trust import TrustedIssuers
-from authz.policy.engine import Subject, client_subject
+from authz.policy.engine import Subject, client_subject, describe_principal, refusal_reasons
+
+log = logging.getLogger("authz.policy")
 
 
 class BudgetExhaustedError(OAuth2Error):  # type: ignore[misc]
@@ -146,6 +149,14 @@ class IssuingGrant:
         granted = [s for s in scopes if s in decision.permitted]
         if scopes and not granted:
             self.request.auth_failure = "policy_denied"
+            log.info(
+                "policy refused client %s (%s) every scope it asked of %s: %s [policy set: %s]",
+                client.client_id,
+                describe_principal(subject),
+                resource,
+                refusal_reasons(decision),
+                self.server.ctx.policy.describe(),
+            )
             raise InvalidScopeError("Policy permits none of the requested scopes for this resource.")
         return granted
 
@@ -163,7 +174,7 @@ class IssuingGrant:
         ctx.audit.record(event, "failure", reason=reason, grant_id=grant_id, **who)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every grant's ``create_token_response`` first checks budgets (issue 6), including the grants
+        """Every grant's ``create_token_response`` first checks budgets, including the grants
         that sign without :meth:`token_response` (token exchange, jwt-bearer): nothing is signed for a
         principal whose hard budget is exhausted."""
         super().__init_subclass__(**kwargs)
@@ -189,7 +200,7 @@ class IssuingGrant:
         return claims.get("agent"), claims.get("team"), workflow if isinstance(workflow, str) else None
 
     def check_budget(self) -> None:
-        """Refuse the token when a hard budget of its agent, team or workflow is exhausted (issue 6).
+        """Refuse the token when a hard budget of its agent, team or workflow is exhausted.
 
         Called before anything is signed. The refusal is audited here (``token.refused``, reason
         ``budget_exhausted`` or ``budget_unavailable``, with the budget id); the token endpoint's own

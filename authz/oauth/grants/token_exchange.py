@@ -294,18 +294,25 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: 
             raise InvalidScopeError("The subject token holds no scopes.")
         return self.narrow_scope(client, resource, " ".join(sorted(subject.scopes)), who)
 
-    @staticmethod
     def _policy_subject(
-        client: OAuthClient, subject: Party, act: dict[str, Any] | None, workflow: str | None
+        self, client: OAuthClient, subject: Party, act: dict[str, Any] | None, workflow: str | None
     ) -> Subject:
         """Policy sees the acting client (an agent, with its team) and, when it acts for someone else, that
-        the token is delegated, for whom, and how deep the ``act`` chain is."""
+        the token is delegated, for whom (a local user by username, with their groups; another of our
+        clients by its id; a foreign subject as ``issuer#sub``), and how deep the ``act`` chain is."""
         acting = client_subject(client, workflow)
         own = subject.sub in (client.client_id, client.agent_id)
         if own:
             return acting
-        user = subject.sub if subject.ours else f"{subject.iss}#{subject.sub}"
-        return replace(acting, delegated=True, user=user, act_depth=act_depth(act))
+        groups: tuple[str, ...] = ()
+        if subject.ours:
+            user = subject.sub
+            local = self.server.ctx.store.get_user(subject.sub)
+            if local is not None:
+                user, groups = local.username, tuple(local.groups or ())
+        else:
+            user = f"{subject.iss}#{subject.sub}"
+        return replace(acting, delegated=True, user=user, user_groups=groups, act_depth=act_depth(act))
 
     @staticmethod
     def _workflow(subject: Party, requested: str | None) -> str | None:

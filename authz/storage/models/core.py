@@ -62,6 +62,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    groups: Mapped[list[str]] = mapped_column(default=list)  # what scope policies see as Authz::Group
 
 
 class Consent(Base):

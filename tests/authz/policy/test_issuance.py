@@ -69,7 +69,7 @@ async def test_a_team_rule_grants_only_what_it_permits(as_factory: ASFactory, po
     deps = Agents.from_context(ctx)
     team = create_team(deps, name="payments", actor="test")
     rule = policy_dir / "servers" / "prod.cedar"
-    rule.write_text(rule.read_text().replace("TEAM_ID", team.id))  # policies name teams by id
+    rule.write_text(rule.read_text().replace("TEAM_ID", team.name))  # policies name teams by name
     server.ctx.policy.swap(policies.load(policy_dir))
     agent_row = create_agent(deps, name="payer", team=team.id, actor="test")
     issued = issue_credential(deps, agent_row.id, kind="secret", actor="test")
