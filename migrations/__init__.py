@@ -42,6 +42,14 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def head() -> str:
+    """The newest revision (the one ``authz migrate`` upgrades to)."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    return str(heads[0])
+
+
 def current(url: str) -> str | None:
     """The revision the database is at, or None for an empty (unmigrated) database."""
     engine = make_engine(url)

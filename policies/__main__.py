@@ -15,6 +15,7 @@ from pathlib import Path
 from . import DEFAULT_DIR, Context, PolicyError, Principal, Request, diff, fmt, generate_server_actions, load
 from .loader import read_sources
 from .model import PrincipalKind
+from .starter import server_slug, write_starter
 from .tools import run_examples
 
 _KINDS: dict[str, PrincipalKind] = {"Agent": "agent", "User": "user", "Client": "client"}
@@ -70,12 +71,32 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return status
 
 
+class UsageError(Exception):
+    """A bad argument value: printed as one line, exit status 2."""
+
+
 def _principal(args: argparse.Namespace) -> Principal:
     type_, _, rest = args.principal.rpartition("::")
     kind = _KINDS.get(type_.rsplit("::", 1)[-1])
-    if kind is None:
-        raise SystemExit(f'--principal must be Agent::"id", User::"id" or Client::"id", got {args.principal}')
-    return Principal(kind, json.loads(rest), team=args.team, owner=args.owner, tags=args.tag, groups=args.group)
+    try:
+        ident = json.loads(rest) if rest.startswith('"') else None
+    except json.JSONDecodeError:
+        ident = None
+    if kind is None or not isinstance(ident, str) or not ident:
+        raise UsageError(
+            f'--principal must be Agent::"ID", User::"USERNAME" or Client::"CLIENT_ID" (quote the id), '
+            f"got {args.principal}; try: --principal 'Agent::\"agt_1\"'"
+        )
+    return Principal(kind, ident, team=args.team, owner=args.owner, tags=args.tag, groups=args.group)
+
+
+def _when(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--time must be ISO 8601, e.g. 2025-06-03T10:00:00Z, got {text}") from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -83,7 +104,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         bundle = load(args.dir, check_format=False)
     except PolicyError as exc:
         return _fail(args.dir, exc)
-    when = datetime.fromisoformat(args.time) if args.time else datetime.now(UTC)
+    when = _when(args.time)
     context = Context(
         grant_type=args.grant_type,
         delegated=args.delegated,
@@ -119,9 +140,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def cmd_starter(args: argparse.Namespace) -> int:
+    scopes = args.scopes.replace(",", " ").split()
+    if not scopes:
+        raise UsageError('--scopes names the scopes the server offers, e.g. --scopes "notes:read notes:write"')
+    slug = server_slug(args.server, args.name or "")
+    try:
+        written = write_starter(args.dir, args.server, scopes, slug)
+    except FileExistsError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    except PolicyError as exc:
+        return _fail(args.dir, exc)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"the set in {args.dir.resolve()} loads; {slug}.starter permits {' '.join(scopes)} to everyone: narrow it")
+    return 0
+
+
+def parser(prog: str = "python -m policies") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m policies",
+        prog=prog,
         description="Tools for Cedar scope policies. DIR defaults to the embedded policy set.",
         epilog="Exit codes: 0 ok, 1 problems or failed examples, 2 usage, 3 semantic diff not available.",
     )
@@ -144,12 +183,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--principal", required=True, help='e.g. Agent::"agt_1", User::"alice", Client::"cli_1"')
     sp.add_argument("--resource", required=True, help="MCP server URI")
     sp.add_argument("--scopes", required=True, help='space-separated, e.g. "tools:read tools:write"')
-    sp.add_argument("--team", help="agent's team")
-    sp.add_argument("--owner", help="agent's owner (user id)")
+    sp.add_argument("--team", help="agent's team, by name (as `authz teams list` shows it)")
+    sp.add_argument("--owner", help="agent's owner, by username")
     sp.add_argument("--tag", action="append", default=[], help="agent tag (repeatable)")
     sp.add_argument("--group", action="append", default=[], help="user principal's group (repeatable)")
     sp.add_argument("--delegated", action="store_true", help="the token acts for a user")
-    sp.add_argument("--user", help="the delegating user")
+    sp.add_argument("--user", help="the delegating user, by username")
     sp.add_argument("--user-group", action="append", default=[], help="delegating user's group (repeatable)")
     sp.add_argument("--workflow")
     sp.add_argument("--act-depth", type=int, default=0)
@@ -167,12 +206,28 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--scopes", required=True, help="space-separated scopes the server offers")
     sp.add_argument("--tools-list", help="a JSON file holding the server's tools/list result")
     sp.set_defaults(fn=cmd_generate)
+    sp = sub.add_parser(
+        "starter",
+        help="write a starter policy for an MCP server into DIR (seeded with the schema and base rules)",
+        description="Write servers/NAME.cedar (every scope of the server to every principal; narrow it) and "
+        "servers/NAME.entities.json into DIR, copying the schema, base.cedar and entities.json first when DIR "
+        "holds no policy set; then load the whole set to prove it valid. Run the AS with AUTHZ_POLICIES=DIR.",
+    )
+    sp.add_argument("--server", required=True, help="MCP server URI (as registered with `authz resources add`)")
+    sp.add_argument("--scopes", required=True, help="space-separated scopes the server offers")
+    sp.add_argument("--name", help="file and policy-id name (default: from the server's host)")
+    sp.add_argument("dir", type=Path, help="the policy directory to write (created if missing)")
+    sp.set_defaults(fn=cmd_starter)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return int(args.fn(args))
+def main(argv: Sequence[str] | None = None, prog: str = "python -m policies") -> int:
+    args = parser(prog).parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except UsageError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

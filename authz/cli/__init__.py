@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from authz.cli import admin, agents, audit, licenses, policy, serve, trust
-from authz.core.settings import UnsafeSettingsError
+from authz import preflight
+from authz.cli import admin, agents, audit, doctor, licenses, policy, serve, trust
+from authz.core.settings import Settings, UnsafeSettingsError
 from authz.metering import cli as metering_cli
 
 
@@ -27,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     metering_cli.register(sub)
     __import__("authz.cli.budgets", fromlist=["register"]).register(sub)
     licenses.register(sub)
+    doctor.register(sub)
     return p
 
 
@@ -43,7 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"authz: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a set-up problem (driver, database, key, extra) is one line, not a traceback
+        problem = preflight.explain(exc, _settings())
+        if problem is None:
+            raise
+        print(f"authz: {problem}", file=sys.stderr)
+        return 1
     return int(result or 0)
+
+
+def _settings() -> Settings | None:
+    try:
+        return Settings()
+    except Exception:
+        return None
 
 
 class CliError(Exception):

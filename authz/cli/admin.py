@@ -7,14 +7,16 @@ import getpass
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from authz.app import build_context
+from authz.cli.starter import next_steps
 from authz.context import Context
 from authz.core.crypto import generate_kek
 from authz.core.settings import Settings
 from authz.identity.registry import AUTH_METHODS, register_client, register_resource
-from authz.identity.users import create_user
+from authz.identity.users import create_user, set_groups
 
 
 def register(sub: Any) -> None:
@@ -69,7 +71,13 @@ def register(sub: Any) -> None:
     radd = r.add_parser("add", help="register an MCP server; prints its introspection credentials once")
     radd.add_argument("uri", help="canonical resource URI, e.g. https://mcp.example.com/mcp")
     radd.add_argument("--scopes", default="", help="comma- or space-separated scopes the server offers")
-    radd.add_argument("--name", default="", help="display name")
+    radd.add_argument("--name", default="", help="display name (also names the starter policy's file)")
+    radd.add_argument(
+        "--policy-dir",
+        type=Path,
+        help="also write a starter policy for this server into this policy directory (authz policy starter); "
+        "then run the AS with AUTHZ_POLICIES=DIR",
+    )
     radd.set_defaults(func=cmd_resources_add)
     r.add_parser("list", help="list resources").set_defaults(func=cmd_resources_list)
     rrm = r.add_parser("remove", help="remove a resource")
@@ -80,8 +88,21 @@ def register(sub: Any) -> None:
     uadd = u.add_parser("add", help="add a user (password read from the terminal or --password-stdin)")
     uadd.add_argument("username")
     uadd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    uadd.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help='a group the user belongs to (repeatable); scope policies see it as Authz::Group::"GROUP"',
+    )
     uadd.set_defaults(func=cmd_users_add)
     u.add_parser("list", help="list users").set_defaults(func=cmd_users_list)
+    ugroups = u.add_parser("set-groups", help="replace a user's groups (what scope policies see as Authz::Group)")
+    ugroups.add_argument("username")
+    ugroups.add_argument(
+        "--group", action="append", default=[], metavar="GROUP", help="a group (repeatable; none clears)"
+    )
+    ugroups.set_defaults(func=cmd_users_set_groups)
 
     k = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     k.add_parser("list", help="list signing keys and their status").set_defaults(func=cmd_keys_list)
@@ -176,6 +197,22 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
     print(f"scopes:        {' '.join(scopes) or '(none)'}")
     print(f"client_id:     {reg.client_id}      (introspection credentials of this MCP server)")
     print(f"client_secret: {reg.client_secret}   (shown once: store it now)")
+    if args.policy_dir is not None and scopes:
+        from policies import PolicyError
+        from policies.starter import server_slug, write_starter
+
+        try:
+            written = write_starter(args.policy_dir, args.uri, scopes, server_slug(args.uri, args.name))
+        except FileExistsError as exc:
+            print(f"authz: {exc}; the resource is registered", file=sys.stderr)
+            return 1
+        except PolicyError as exc:
+            print(f"authz: {args.policy_dir} does not load with the starter policy: {exc}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(f"wrote {path}")
+    for line in next_steps(ctx.settings, args.uri, scopes, args.policy_dir):
+        print(line)
     return 0
 
 
@@ -201,16 +238,34 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     if len(password) < 8:
         print("authz: passwords have at least 8 characters", file=sys.stderr)
         return 1
-    user = create_user(ctx.store, args.username, password)
-    ctx.audit.record("user.created", subject=user.id, username=user.username)
+    try:
+        user = create_user(ctx.store, args.username, password, args.group)
+    except ValueError as exc:
+        print(f"authz: {exc}", file=sys.stderr)
+        return 1
+    ctx.audit.record("user.created", subject=user.id, username=user.username, groups=user.groups or None)
     ctx.audit.flush()
-    print(f"user {user.username} ({user.id})")
+    groups = f" groups {','.join(user.groups)}" if user.groups else ""
+    print(f"user {user.username} ({user.id}){groups}")
+    return 0
+
+
+def cmd_users_set_groups(args: argparse.Namespace) -> int:
+    ctx = _ctx()
+    try:
+        user = set_groups(ctx.store, args.username, args.group)
+    except (LookupError, ValueError) as exc:
+        print(f"authz: {exc}", file=sys.stderr)
+        return 1
+    ctx.audit.record("user.groups_changed", subject=user.id, username=user.username, groups=user.groups)
+    ctx.audit.flush()
+    print(f"user {user.username}: groups {','.join(user.groups) or '(none)'}")
     return 0
 
 
 def cmd_users_list(_args: argparse.Namespace) -> int:
     for u in _ctx().store.list_users():
-        print(f"{u.username:30} {u.id} {'disabled' if u.disabled else ''}")
+        print(f"{u.username:30} {u.id} {','.join(u.groups or ()) or '-':20} {'disabled' if u.disabled else ''}")
     return 0
 
 

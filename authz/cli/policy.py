@@ -6,6 +6,7 @@ The same commands as ``python -m policies``; ``authz policy --help`` lists them.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -28,6 +29,9 @@ def forward(argv: list[str]) -> int:
     from policies.__main__ import main
 
     try:
-        return main(argv or ["--help"])
+        return main(argv or ["--help"], prog="authz policy")
     except SystemExit as exc:  # argparse's --help and usage errors
+        if isinstance(exc.code, str):  # a message: print it, as argparse would
+            print(exc.code, file=sys.stderr)
+            return 2
         return int(exc.code or 0)

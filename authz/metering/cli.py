@@ -101,6 +101,7 @@ def format_rows(rows: Sequence[dict[str, Any]], group_by: Sequence[str], fmt: st
 
 def cmd_usage(args: argparse.Namespace) -> int:
     from authz.core.settings import Settings
+    from authz.preflight import require_database
     from authz.storage.db import make_engine
 
     end = args.end or datetime.now(UTC)
@@ -108,7 +109,9 @@ def cmd_usage(args: argparse.Namespace) -> int:
     filters: dict[str, list[str]] = {}
     for name, value in args.filter:
         filters.setdefault(name, []).append(value)
-    engine = make_engine(Settings().sqlalchemy_url)
+    settings = Settings()
+    require_database(settings)  # an absent or unmigrated database is one line, and is not created
+    engine = make_engine(settings.sqlalchemy_url)
     try:
         rows = usage(engine, start, end, args.granularity, args.group_by, filters)
     except UsageQueryError as exc:

@@ -1,0 +1,86 @@
+"""The first steps off the demo, from the command line: registering a server says what happens next and
+writes its starter policy; users carry groups; a bad argument is one line, never a traceback."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+import policies
+from authz.cli import main
+from policies import Context, Principal, Request
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AUTHZ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    for name in ("AUTHZ_DATABASE_URL", "AUTHZ_CONFIG", "AUTHZ_POLICIES", "AUTHZ_ISSUER"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+NOTES = "https://notes.example.com/mcp"
+
+
+def test_resources_add_says_the_builtin_set_permits_nothing_there_and_what_to_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "resources", "add", NOTES, "--scopes", "notes:read notes:write")
+    assert code == 0
+    assert "permits none of notes:read notes:write" in out and "invalid_scope" in out
+    assert f'authz policy starter --server {NOTES} --scopes "notes:read notes:write"' in out
+
+
+def test_resources_add_writes_a_starter_policy_that_permits_the_scopes(
+    capsys: pytest.CaptureFixture[str], env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(capsys, "resources", "add", NOTES, "--scopes", "notes:read,notes:write", "--policy-dir", "pol")
+    assert code == 0, out
+    assert "wrote pol/servers/notes.cedar" in out and f"AUTHZ_POLICIES={env / 'pol'}" in out
+    bundle = policies.load(env / "pol")
+    assert "notes.starter" in bundle.policy_ids and "base.forbid-quarantined-agents" in bundle.policy_ids
+    ask = Request(Principal("agent", "agt_1"), "c", NOTES, ("notes:read", "notes:write"), Context("client_credentials"))
+    assert bundle.decide(ask).permitted == {"notes:read", "notes:write"}
+    quarantined = Principal("agent", "agt_2", tags=("quarantined",))
+    assert not bundle.decide(Request(quarantined, "c", NOTES, ("notes:read",), Context("client_credentials"))).permitted
+    # with that set active, registering says the scopes are permitted; a second starter is refused
+    monkeypatch.setenv("AUTHZ_POLICIES", str(env / "pol"))
+    code, out, _ = run(capsys, "resources", "add", NOTES, "--scopes", "notes:read")
+    assert code == 0 and "already permits notes:read" in out
+    code, _, err = run(capsys, "policy", "starter", "--server", NOTES, "--scopes", "notes:read", "pol")
+    assert code == 1 and "exists already" in err and "Traceback" not in err
+
+
+def test_users_carry_groups_for_policies(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    code, out, _ = run(capsys, "users", "add", "alice", "--password-stdin", "--group", "finance")
+    assert code == 0 and "groups finance" in out
+    code, out, _ = run(capsys, "users", "set-groups", "alice", "--group", "finance", "--group", "ops")
+    assert code == 0 and "groups finance,ops" in out
+    assert "finance,ops" in run(capsys, "users", "list")[1]
+    code, _, err = run(capsys, "users", "set-groups", "nobody", "--group", "x")
+    assert code == 1 and err.count("\n") == 1 and "no user 'nobody'" in err
+    code, _, err = run(capsys, "users", "set-groups", "alice", "--group", "bad group!")
+    assert code == 1 and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--principal", "Agent::agt_1"],  # unquoted id: was a JSONDecodeError traceback
+        ["--principal", 'Robot::"x"'],  # unknown kind: was int("...") of SystemExit's message
+        ["--principal", 'Agent::"agt_1"', "--time", "yesterday"],
+    ],
+)
+def test_policy_explain_with_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    code, out, err = run(capsys, "policy", "explain", *args, "--resource", NOTES, "--scopes", "notes:read")
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("authz policy: ")
