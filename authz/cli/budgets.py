@@ -62,12 +62,27 @@ def _run(fn: Any) -> Any:
 
         ctx = _ctx()
         try:
+            _resolve_subject(ctx, args)
             return int(fn(_service(ctx), args))
-        except (BudgetError, KeyError) as exc:
+        except (BudgetError, LookupError) as exc:
             print(f"authz: {exc}", file=sys.stderr)
             return 1
 
     return run
+
+
+def _resolve_subject(ctx: Context, args: argparse.Namespace) -> None:
+    """``--agent`` must name an existing agent and ``--team`` an existing team (by id or name; budgets
+    key on the team's id, as the token's ``team`` claim does). Raises LookupError saying what to run."""
+    agent = getattr(args, "agent", None)
+    if agent and ctx.store.get_agent(agent) is None:
+        raise LookupError(f"no agent {agent!r}: `authz agents list` shows the agents (budgets key on the agent id)")
+    team = getattr(args, "team", None)
+    if team:
+        found = ctx.store.get_team(team) or ctx.store.get_team_by_name(team)
+        if found is None:
+            raise LookupError(f"no team {team!r}: `authz teams list` shows the teams")
+        args.team = found.id
 
 
 def _subject(args: argparse.Namespace) -> tuple[str, str] | None:

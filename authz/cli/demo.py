@@ -8,22 +8,28 @@ fresh secret at every start so the printed ``curl`` lines work as shown.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
 from authz.admin.bootstrap import create_admin_client, ensure_admin_resource
 from authz.app import build_context
 from authz.context import Context
-from authz.core.settings import Settings
+from authz.core.settings import Settings, record_running_issuer
 from authz.identity.agents.credentials import issue_credential, list_credentials, revoke_credential
 from authz.identity.agents.lifecycle import Agents, create_agent
 from authz.identity.registry import register_resource
+from authz.preflight import SetupError, installed, needs_extra
 
 DEMO_SCOPES = ["tools:read", "tools:write", "tools:admin"]
 USAGE_CLIENT_NAME = "authz demo MCP server: budgets and metering"
@@ -53,26 +59,68 @@ def _prepare(ctx: Context, resource: str) -> tuple[str, str, str, str, str, str]
     return rs.client_id, rs.client_secret, agent.id, issued.secret, usage.client_id, usage.client_secret
 
 
-def _wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+def _wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with status {proc.returncode} before {url} answered")
+            raise SetupError(f"a demo server exited with status {proc.returncode} before {url} answered (see above)")
         try:
             if httpx2.get(url, timeout=1).status_code < 500:
                 return
         except httpx2.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+    raise SetupError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def run_demo(port: int, mcp_port: int) -> int:
+def check_ports(*ports: int) -> None:
+    """Each port free on 127.0.0.1 (and all different), before anything starts. Raises SetupError."""
+    if len(set(ports)) != len(ports):
+        raise SetupError(f"--port and --mcp-port must differ (both are {ports[0]})")
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise SetupError(
+                    f"port {port} on 127.0.0.1 is taken (an earlier `authz demo` still running?): stop it, "
+                    "or choose others with --port and --mcp-port"
+                ) from None
+
+
+class _Stop(Exception):
+    """SIGINT, SIGTERM or SIGHUP reached the demo: stop both servers and exit 0."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM if the demo dies without cleaning up (even SIGKILL)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _authz_command() -> str:
+    """The absolute path of the `authz` this demo runs from (scripts/demo users have no `authz` on PATH)."""
+    beside = Path(sys.executable).parent / "authz"
+    return str(beside) if beside.exists() else f"{sys.executable} -m authz"
+
+
+def run_demo(port: int, mcp_port: int, reset: bool = False) -> int:
     from authz.cli.database import migrate_db
 
+    if not installed("mcp"):
+        raise needs_extra("mcp", "authz demo (its MCP server runs on the MCP SDK)")
+    check_ports(port, mcp_port)
     issuer = f"http://127.0.0.1:{port}"
     resource = f"http://127.0.0.1:{mcp_port}/mcp"
-    data_dir = Path(os.environ.get("AUTHZ_DATA_DIR", ".authz")) / "demo"
+    data_dir = (Path(os.environ.get("AUTHZ_DATA_DIR", ".authz")) / "demo").resolve()
+    if reset and data_dir.exists():
+        shutil.rmtree(data_dir)
+        print(f"authz demo: removed {data_dir} (--reset)", file=sys.stderr)
     env = {
         **os.environ,
         "AUTHZ_ISSUER": issuer,
@@ -83,19 +131,23 @@ def run_demo(port: int, mcp_port: int) -> int:
     }
     env.pop("AUTHZ_DATABASE_URL", None)
     settings = Settings(issuer=issuer, data_dir=data_dir, dev_mode=True, dynamic_registration=True, database_url="")
-    print("authz demo: preparing the database ...", file=sys.stderr)
+    print(f"authz demo: preparing the database in {data_dir} ...", file=sys.stderr)
     migrate_db(settings)
     ctx = build_context(settings)
     ctx.keys.ensure()
     ensure_admin_resource(ctx.store, settings)
     rs_id, rs_secret, agent_id, agent_secret, usage_id, usage_secret = _prepare(ctx, resource)
     ctx.audit.flush()
+    record_running_issuer(data_dir, issuer)  # CLI commands on this data dir name this issuer
 
     procs: list[subprocess.Popen[bytes]] = []
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    spawn: dict[str, Any] = {"preexec_fn": _die_with_parent} if sys.platform == "linux" else {}
     try:
         as_proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "authz", "serve", "--port", str(port), "--no-migrate", "--log-level", "warning"],
             env=env,
+            **spawn,
         )
         procs.append(as_proc)
         _wait_for(issuer + "/.well-known/oauth-authorization-server", as_proc)
@@ -110,31 +162,43 @@ def run_demo(port: int, mcp_port: int) -> int:
         }
         demo_args = ["--port", str(mcp_port), "--issuer", issuer, "--mode", "hybrid", "--budget-hook", "--metering"]
         mcp_proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "resource_server.demo", *demo_args], env=rs_env
+            [sys.executable, "-m", "resource_server.demo", *demo_args], env=rs_env, **spawn
         )
         procs.append(mcp_proc)
         _wait_for(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", mcp_proc)
         print(_banner(issuer, resource, agent_id, agent_secret, data_dir), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
+        gone = next(p for p in procs if p.poll() is not None)
+        print(f"authz demo: a server exited with status {gone.returncode}; stopping the other", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (_Stop, KeyboardInterrupt):
         return 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        with contextlib.suppress(_Stop, KeyboardInterrupt):  # a second Ctrl-C does not skip the cleanup
+            _stop_children(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each child still running, SIGKILL any still alive after 10 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
 
 
 def _banner(issuer: str, resource: str, agent: str, secret: str, data_dir: Path) -> str:
+    authz = _authz_command()
     call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
     return f"""
-authz demo is running (Ctrl-C stops it)
+authz demo is running (Ctrl-C or SIGTERM stops both servers)
 
   Authorization server  {issuer}
                         development mode: signed in as "demo", consent is automatic
@@ -155,10 +219,12 @@ Try it:
 
   # 4. Budgets and usage: every call is metered; give the agent a hard budget of 5 calls a day and
   #    the sixth call gets 429 with Retry-After
-  #    (`authz` is .venv/bin/authz when the demo was started with scripts/demo)
-  AUTHZ_DATA_DIR={data_dir} authz budgets create --agent {agent} --metric calls --limit 5 --period day
-  AUTHZ_DATA_DIR={data_dir} authz usage --group-by tool --granularity day
+  AUTHZ_DATA_DIR={data_dir} {authz} budgets create --agent {agent} --metric calls --limit 5 --period day
+  AUTHZ_DATA_DIR={data_dir} {authz} usage --group-by tool --granularity day
 
   # 5. Any MCP client (e.g. MCP Inspector) pointed at {resource} discovers this server, registers
   #    (client ID metadata document or dynamic registration) and signs in with OAuth + PKCE.
+
+State (database, keys, agents, budgets) is kept in {data_dir} between runs;
+`{authz} demo --reset` starts afresh.
 """

@@ -7,8 +7,9 @@ import os
 import sys
 from typing import Any
 
+from authz import preflight
 from authz.cli.database import migrate_db
-from authz.core.settings import Settings, check_safe
+from authz.core.settings import Settings, check_safe, issuer_configured, record_running_issuer
 
 
 def register(sub: Any) -> None:
@@ -18,7 +19,12 @@ def register(sub: Any) -> None:
         description="Run the authorization server (applies pending schema migrations first unless --no-migrate).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9100, help="port to bind (default 9100)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=9100,
+        help="port to bind (default 9100); without AUTHZ_ISSUER the issuer is http://127.0.0.1:PORT",
+    )
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--dev", action="store_true", help="development mode: sign in the dev user, consent automatically")
     p.add_argument("--no-migrate", action="store_true", help="do not apply schema migrations on start")
@@ -41,10 +47,17 @@ def register(sub: Any) -> None:
     d = sub.add_parser(
         "demo",
         help="start the AS and a protected demo MCP server on loopback",
-        description="Development mode AS + demo MCP server; prints what to try.",
+        description="Development mode AS + demo MCP server on loopback; prints what to try. State is kept in "
+        "AUTHZ_DATA_DIR/demo (default .authz/demo) between runs (--reset starts afresh). Ctrl-C, SIGTERM or SIGHUP "
+        "stops both servers.",
     )
     d.add_argument("--port", type=int, default=9100, help="authorization server port (default 9100)")
     d.add_argument("--mcp-port", type=int, default=9200, help="demo MCP server port (default 9200)")
+    d.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the demo's state first (AUTHZ_DATA_DIR/demo, default .authz/demo: database, keys, agents)",
+    )
     d.set_defaults(func=cmd_demo)
 
 
@@ -55,17 +68,20 @@ def settings_from_env(**overrides: Any) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from authz.core.logredact import uvicorn_log_config
-
     if args.dev:
         os.environ["AUTHZ_DEV_MODE"] = "1"
+    if not issuer_configured():  # the development default follows the port it serves on
+        os.environ["AUTHZ_ISSUER"] = f"http://127.0.0.1:{args.port}"
+        record_running_issuer(Settings().data_dir, os.environ["AUTHZ_ISSUER"])
     settings = settings_from_env()
     check_safe(settings)
     if not args.no_migrate:
         migrate_db(settings)
+    preflight.require_database(settings)
+    preflight.verify_keys(settings)
     print(
         f"authz: issuer {settings.issuer} on http://{args.host}:{args.port}"
-        f"{' (development mode)' if settings.dev_mode else ''}",
+        f"{' (development mode)' if settings.dev_mode else ''}; policies: {preflight.policy_line(settings)}",
         file=sys.stderr,
     )
     uvicorn.run(
@@ -75,11 +91,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        log_config=uvicorn_log_config(),  # redacts credential query parameters in the access log
+        log_config=log_config(args.log_level),  # redacts credential query parameters; authz loggers shown
         access_log=args.access_log,
         proxy_headers=settings.trust_forwarded_proto,
     )
     return 0
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging with credentials redacted from the access log, plus the ``authz`` loggers
+    (policy refusals, the startup's policy line) on the same handler."""
+    from authz.core.logredact import uvicorn_log_config
+
+    config = uvicorn_log_config()
+    config["loggers"]["authz"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -93,8 +119,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             raise SystemExit("authz migrate downgrade needs a target revision (e.g. base)")
         migrations.downgrade(settings.sqlalchemy_url, args.revision)
     else:
+        preflight.kek_text(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         migrations.upgrade(settings.sqlalchemy_url, args.revision or "head")
+        print(f"database at revision {migrations.current(settings.sqlalchemy_url)}")
     return 0
 
 
@@ -108,4 +136,4 @@ def cmd_config_docs(_args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from authz.cli.demo import run_demo
 
-    return run_demo(args.port, args.mcp_port)
+    return run_demo(args.port, args.mcp_port, reset=args.reset)

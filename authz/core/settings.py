@@ -174,7 +174,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        return (init_settings, env_settings, _TomlSource(settings_cls), _RunningIssuerSource(settings_cls))
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -226,6 +226,39 @@ class _TomlSource(PydanticBaseSettingsSource):
             return {}
         with open(path, "rb") as fh:
             return tomllib.load(fh)
+
+
+RUNNING_ISSUER_FILE = "issuer"
+
+
+class _RunningIssuerSource(PydanticBaseSettingsSource):
+    """The issuer of the server last started on this data directory without a configured issuer
+    (``authz serve --port P``, ``authz demo``): the file ``<data_dir>/issuer`` they write. It comes
+    last, so ``AUTHZ_ISSUER`` or the TOML file always win; it lets a CLI command run against the demo's
+    data directory name the demo's real issuer (and admin API resource) whatever its port."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data_dir = os.environ.get("AUTHZ_DATA_DIR") or _TomlSource(self.settings_cls)().get("data_dir") or ".authz"
+        path = Path(data_dir) / RUNNING_ISSUER_FILE
+        try:
+            issuer = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return {}
+        return {"issuer": issuer} if issuer and is_loopback_url(issuer) else {}
+
+
+def issuer_configured() -> bool:
+    """Whether the operator set the issuer (environment or TOML file), rather than the default."""
+    return "AUTHZ_ISSUER" in os.environ or "issuer" in _TomlSource(Settings)()
+
+
+def record_running_issuer(data_dir: Path, issuer: str) -> None:
+    """Write ``<data_dir>/issuer`` (see :class:`_RunningIssuerSource`)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / RUNNING_ISSUER_FILE).write_text(issuer + "\n", encoding="utf-8")
 
 
 def is_loopback_url(url: str) -> bool:

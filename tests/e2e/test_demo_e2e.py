@@ -12,9 +12,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -102,3 +105,80 @@ def test_demo_banner_steps_and_ctrl_c(processes: Processes, tmp_path: Path, free
     for url in (f"{issuer[1]}/.well-known/oauth-authorization-server", prm_url[1]):
         with pytest.raises(httpx2.TransportError):
             httpx2.get(url, timeout=2)
+
+
+def _start_demo(
+    processes: Processes,  # noqa: F811
+    data: Path,
+    port: int,
+    mcp_port: int,
+    *extra: str,
+    ignore_sigint: bool = False,
+) -> Any:
+    """``authz demo``; with ``ignore_sigint`` it starts as a background job of a non-interactive shell
+    does (``authz demo &``): SIGINT ignored on entry."""
+    argv = ["-m", "authz", "demo", "--port", str(port), "--mcp-port", str(mcp_port), *extra]
+    if ignore_sigint:
+        argv = [
+            "-c",
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            f"os.execv(sys.executable, [sys.executable, *{argv!r}])",
+        ]
+    return processes.start("authz-demo", argv, base_env(AUTHZ_DATA_DIR=str(data)))
+
+
+@pytest.mark.parametrize(("sig", "background"), [(signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_the_demo_stops_both_servers_on_sigterm_and_on_sigint_in_the_background(
+    processes: Processes,  # noqa: F811
+    tmp_path: Path,
+    free_port: Callable[[], int],
+    sig: signal.Signals,
+    background: bool,
+) -> None:
+    demo = _start_demo(processes, tmp_path / "data", free_port(), free_port(), ignore_sigint=background)
+    wait_until(lambda: BANNER in demo.log(), "the demo banner", START_TIMEOUT, demo)
+    children = child_pids(demo.pid)
+    assert len(children) == 2, children
+    os.kill(demo.pid, sig)
+    try:
+        code = demo.popen.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"authz demo still running {STOP_TIMEOUT:.0f} s after {sig.name}")
+    assert code == 0, (code, demo.log())
+    wait_until(lambda: not any(pid_alive(p) for p in children), "the demo's servers to exit", STOP_TIMEOUT)
+
+
+def test_the_demo_names_a_taken_port_says_where_state_lives_and_resets(
+    processes: Processes,  # noqa: F811
+    tmp_path: Path,
+    free_port: Callable[[], int],
+) -> None:
+    port, mcp_port = free_port(), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", mcp_port))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "authz", "demo", "--port", str(port), "--mcp-port", str(mcp_port)],
+            env=base_env(AUTHZ_DATA_DIR=str(tmp_path / "data")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert f"port {mcp_port} on 127.0.0.1 is taken" in done.stderr
+    assert not (tmp_path / "data").exists()  # nothing started, nothing written
+
+    state = (tmp_path / "data" / "demo").resolve()
+    demo = _start_demo(processes, tmp_path / "data", port, mcp_port)
+    wait_until(lambda: BANNER in demo.log(), "the demo banner", START_TIMEOUT, demo)
+    banner = demo.log()
+    authz = Path(sys.executable).parent / "authz"
+    assert f"AUTHZ_DATA_DIR={state} {authz} budgets create" in banner
+    assert f"kept in {state} between runs" in banner and "--reset" in banner
+    assert (state / "issuer").read_text().strip() == f"http://127.0.0.1:{port}"  # CLI commands find this issuer
+    demo.stop()
+    (state / "marker").write_text("x")
+    demo = _start_demo(processes, tmp_path / "data", port, mcp_port, "--reset")
+    wait_until(lambda: BANNER in demo.log(), "the demo banner after --reset", START_TIMEOUT, demo)
+    assert not (state / "marker").exists() and "(--reset)" in demo.log()
