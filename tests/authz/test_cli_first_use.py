@@ -84,3 +84,27 @@ def test_users_carry_groups_for_policies(capsys: pytest.CaptureFixture[str], mon
 def test_policy_explain_with_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     code, out, err = run(capsys, "policy", "explain", *args, "--resource", NOTES, "--scopes", "notes:read")
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("authz policy: ")
+
+
+def test_budgets_create_refuses_an_unknown_agent_or_team(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--agent", "--team"):
+        code, out, err = run(capsys, "budgets", "create", flag, "nope", "--metric", "calls", "--limit", "5")
+        assert code == 1 and out == "" and err.count("\n") == 1 and "no " in err and "'nope'" in err, err
+        assert "list` shows" in err
+    code, out, _ = run(capsys, "budgets", "list")
+    assert code == 0 and "nope" not in out  # nothing was created
+
+
+def test_cli_commands_find_the_issuer_of_the_server_running_on_their_data_dir(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``authz serve --port P`` and ``authz demo`` record their issuer in ``<data_dir>/issuer``; a command
+    on the same data dir without AUTHZ_ISSUER names that issuer (its admin API resource, ...)."""
+    from authz.core.settings import Settings, record_running_issuer
+
+    assert Settings().issuer == "http://127.0.0.1:9100"
+    record_running_issuer(env / "data", "http://127.0.0.1:9377")
+    assert Settings().issuer == "http://127.0.0.1:9377"
+    assert Settings().admin_resource == "http://127.0.0.1:9377/api/v1"
+    monkeypatch.setenv("AUTHZ_ISSUER", "http://127.0.0.1:9500")
+    assert Settings().issuer == "http://127.0.0.1:9500"  # the configured issuer always wins
