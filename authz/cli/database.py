@@ -8,7 +8,6 @@ from authz.core.settings import Settings
 def migrate_db(settings: Settings) -> None:
     """Create the data directory if needed and upgrade the database to the newest Alembic revision."""
     import migrations
-
     from authz.preflight import kek_text
 
     kek_text(settings)  # a malformed key-encryption key is refused before anything is written
