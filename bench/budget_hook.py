@@ -1,4 +1,4 @@
-"""Demo MCP server throughput with the budget hook ON vs OFF, in one run (issue 6 target: >= 0.8).
+"""Demo MCP server throughput with the budget hook ON vs OFF, in one run (target: >= 0.8).
 
 Everything on 127.0.0.1, real processes, a temporary data dir:
 

@@ -1,4 +1,4 @@
-"""Cost of one policy decision for a typical 3-scope token request (issue 5: <= 10% of issuance).
+"""Cost of one policy decision for a typical 3-scope token request (target: <= 10% of issuance).
 
     python bench/policy_decide.py [--seconds 2]
 

@@ -1,4 +1,4 @@
-"""``BudgetHook``: enforce the AS's budgets on every token use (issue 6) without a network round
+"""``BudgetHook``: enforce the AS's budgets on every token use without a network round
 trip on the request's path in the common case: the hook **leases budget slices**.
 
 A lease is one ordinary reservation at the AS (``POST {issuer}/api/v1/budgets/reserve`` with

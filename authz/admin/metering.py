@@ -5,9 +5,9 @@ each event, durably stores the valid ones (SQL staging commit or the Redis Strea
 then returns, so a 200 means "stored"; ``usage`` reads the rollups. Mounted by adding
 ``*metering.OPERATIONS`` to :data:`authz.admin.routes.OPERATIONS`.
 
-Request bodies go through :mod:`authz.admin.api`, whose body limit (``MAX_BODY``, 64 KiB) applies:
-larger bodies get 413 like more than ``max_batch`` (1,000) events do. Reporters split batches by
-size as well as by count (``resource_server.usage.UsageReporter`` does).
+Request bodies go through :mod:`authz.admin.api`; this route raises its body limit to 2 MiB (the
+admin API's default is 64 KiB), enough for a full batch of ``max_batch`` (1,000) events. Larger
+bodies get 413, as more than 1,000 events do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Budgets (issue 6): hard and soft ceilings per agent, team and workflow, enforced on every token use.
+"""Budgets: hard and soft ceilings per agent, team and workflow, enforced on every token use.
 
 * :mod:`authz.budgets.model` -- the values (``Budget``, ``Reservation``, ``Exhausted``, ``Status``...);
 * :mod:`authz.budgets.periods` -- exact period windows (``period_window``);

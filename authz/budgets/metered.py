@@ -1,4 +1,4 @@
-"""Token and cost budgets charged by metering: ``tokens.consumed`` events settle them (issue 7).
+"""Token and cost budgets charged by metering: ``tokens.consumed`` events settle them.
 
 The metering flush calls :meth:`MeteredCharges.record` inside its own transaction with the spend of
 the events that transaction inserted (duplicates are never inserted, so never passed here), summed

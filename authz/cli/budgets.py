@@ -1,4 +1,4 @@
-"""``authz budgets``: create, list, show the status of, and delete budgets (issue 6).
+"""``authz budgets``: create, list, show the status of, and delete budgets.
 
 Works on the database directly, like ``authz agents``. A running server picks up a change within its
 definition cache ttl (5 s); the admin API (``/api/v1/.../budgets``) invalidates at once.

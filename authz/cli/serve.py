@@ -126,10 +126,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+METERING_HEADER = """
+## Metering
+
+Read from the environment only (`AUTHZ_METERING_<NAME>`), by every process that ingests or flushes
+usage events (see [metering.md](metering.md)).
+
+| Environment variable | Default | Description |
+|---|---|---|
+"""
+
+
 def cmd_config_docs(_args: argparse.Namespace) -> int:
     from authz.core.settings_doc import render
+    from authz.metering.config import MeteringConfig
 
     print(render(), end="")
+    print(METERING_HEADER + "\n".join(MeteringConfig.doc_rows()))
     return 0
 
 

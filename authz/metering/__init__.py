@@ -1,4 +1,4 @@
-"""Usage metering (issue 7): validated events, a durable buffer, exactly-once flush, rollups, cost.
+"""Usage metering: validated events, a durable buffer, exactly-once flush, rollups, cost.
 
 Public API: :class:`MeteringService` (``ingest``, ``flush``, ``usage``, ``start``, ``close``),
 :class:`MeteringConfig`, :func:`service_from_settings`. See ``docs/metering.md``.

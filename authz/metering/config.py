@@ -1,4 +1,4 @@
-"""Metering knobs. Read from ``AUTHZ_METERING_*`` environment variables until they join ``Settings``."""
+"""Metering knobs, read from ``AUTHZ_METERING_*`` environment variables (listed by ``authz config-docs``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ class MeteringConfig:
     redis_claim_idle_ms: int = 30_000  # pending entries idle this long belong to a dead flusher: claim them
     prune_every_s: int = 60  # how often the flusher prunes inbox rows past the dedupe window
 
+    @classmethod
+    def doc_rows(cls) -> list[str]:
+        """Markdown table rows for ``docs/configuration.md``: variable, default, description."""
+        defaults = cls()
+        return [
+            f"| `AUTHZ_METERING_{name.upper()}` | `{getattr(defaults, name)}` | {text} |" for name, text in DOCS.items()
+        ]
+
     @property
     def dedupe_s(self) -> int:
         return self.dedupe_window_s or self.late_window_s + self.max_future_s
@@ -40,3 +48,20 @@ class MeteringConfig:
             else:
                 values[f.name] = kind(raw)
         return cls(**values)  # type: ignore[arg-type]
+
+
+DOCS = {
+    "late_window_s": "Events older than this many seconds (by their own timestamp) are refused.",
+    "max_future_s": "Clock skew allowed for events timestamped in the future (seconds).",
+    "dedupe_window_s": "Seconds an event id is remembered for deduplication (0: late_window_s + max_future_s).",
+    "max_batch": "Most events in one `POST /api/v1/metering/events` (the body may be up to 2 MiB).",
+    "flush_interval_s": "Seconds between flushes of accepted events into rollups (wall-clock aligned).",
+    "flush_batch_size": "Flush at once when this many events wait in this process; also the flush chunk size.",
+    "sqlite_fsync": "SQLite staging commits with synchronous=FULL (survive power loss, not only crashes).",
+    "redis_stream": "The Redis Stream accepted events wait in (with AUTHZ_REDIS_URL).",
+    "redis_dedupe_prefix": "Key prefix of the Redis event-id dedupe keys.",
+    "redis_group": "The Redis consumer group of the flushers.",
+    "redis_claim_idle_ms": "After a crash, events a dead flusher had read are claimed by another after they sat "
+    "this many milliseconds unacknowledged (so usage from a crashed replica appears up to this much later).",
+    "prune_every_s": "How often (seconds) the flusher prunes inbox rows past the dedupe window.",
+}

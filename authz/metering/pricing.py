@@ -6,7 +6,7 @@ The price in force at the *event's* timestamp is used (genai-prices selects hist
 decimals (all but a handful of table entries) give costs that are exact in pico-USD; the text form
 is always exact. Unknown providers or models are never priced 0: the cost is NULL with a reason.
 
-Speed (issue 7): a genai-prices call per event capped the flusher at a few thousand token events
+Speed: a genai-prices call per event capped the flusher at a few thousand token events
 per second. So the book caches, per (provider, model), genai-prices' model lookup; per (provider,
 model, UTC day, time-of-day segment) the ``ModelPrice`` in force (prices change by UTC date or by
 time of day, nothing finer); and per price the exact affine rates of :mod:`authz.metering.rates`,

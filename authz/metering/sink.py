@@ -6,7 +6,7 @@ retried after a crash (the buffer still holds the batch) therefore inserts nothi
 nothing twice. One flusher at a time: the transaction starts by taking a PostgreSQL transaction
 advisory lock, or SQLite's write lock (SQLite has one writer anyway).
 
-Speed (issue 7): events are built straight from the buffered JSON arrays, priced through the
+Speed: events are built straight from the buffered JSON arrays, priced through the
 :class:`~authz.metering.pricing.PriceBook` caches, and written with :mod:`authz.metering.bulk` (one
 statement per table per chunk); each distinct price's provenance is written once
 (``metering_prices``), and each event names it by ``price_id``.

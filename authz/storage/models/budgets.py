@@ -1,4 +1,4 @@
-"""Budget tables (issue 6): definitions, the SQL ledger's counters and reservations, the webhook outbox.
+"""Budget tables: definitions, the SQL ledger's counters and reservations, the webhook outbox.
 
 Imported at the end of :mod:`authz.storage.models` so the shared metadata (and Alembic's
 comparison) sees them. Amounts are integers (tokens, calls or micro-units of a currency); the

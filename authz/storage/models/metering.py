@@ -1,4 +1,4 @@
-"""Metering tables (issue 7): the SQL staging inbox, the append-only event table and hourly rollups.
+"""Metering tables: the SQL staging inbox, the append-only event table and hourly rollups.
 
 * ``metering_inbox`` is the embedded durable buffer *and* the dedupe window: ingestion inserts one
   row per idempotency id (``ON CONFLICT DO NOTHING``); the flusher marks rows flushed; rows older

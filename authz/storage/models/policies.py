@@ -1,4 +1,4 @@
-"""Policy versions (issue 5): Cedar policy sets stored in the database, one of them active.
+"""Policy versions: Cedar policy sets stored in the database, one of them active.
 
 Every accepted ``PUT /api/v1/policies`` appends a row; the previous active row is deactivated in
 the same transaction, so at most one row is active. Rows are never changed otherwise: the table is

@@ -179,7 +179,7 @@ async def test_a_full_batch_of_1000_events_fits_in_one_request(meter: tuple[AS, 
 
 
 async def test_token_events_settle_token_and_cost_budgets_once(meter: tuple[AS, dict[str, str]]) -> None:
-    """Issue 7 with issue 6: ``tokens.consumed`` events charge the agent's token budget and the team's
+    """Metering with budgets: ``tokens.consumed`` events charge the agent's token budget and the team's
     USD cost budget (exactly the priced cost, rounded up to the micro-dollar), and a replayed batch
     charges nothing more; a spent hard token budget then refuses new tokens."""
     srv, headers = meter
