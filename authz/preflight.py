@@ -36,7 +36,7 @@ class Check:
 
     def line(self) -> str:
         mark = "ok  " if self.ok else ("--  " if self.optional else "FAIL")
-        return f"{mark} {self.name:12} {self.detail}"
+        return f"{mark} {self.name:14} {self.detail}"
 
 
 def installed(module: str) -> bool:

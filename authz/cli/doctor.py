@@ -27,7 +27,7 @@ def cmd_doctor(_args: argparse.Namespace) -> int:
         settings = Settings()
     except Exception as exc:
         problem = preflight.explain(exc)
-        print(f"FAIL settings     {problem or exc}")
+        print(f"FAIL {'settings':14} {problem or exc}")
         return 1
     failed = 0
     for check in preflight.checks(settings):

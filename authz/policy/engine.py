@@ -183,7 +183,7 @@ class PolicyEngine:
         if self.source == "builtin":
             return (
                 f"builtin ({count}; permits tools:read/write/admin on loopback MCP servers only: "
-                "write a policy for your server with `authz policy generate`)"
+                "write one for your server with `authz policy starter`)"
             )
         if self.source == DB_SETTING:
             version = f"stored version {self.version}" if self.version is not None else "no stored version yet: builtin"
