@@ -1,5 +1,5 @@
 """validate-key throughput of one ``authz serve`` process, side by side with client_credentials
-issuance in the same run (issue 14 target: validate-key >= 5,000/s on one process).
+issuance in the same run (target: validate-key >= 5,000/s on one process).
 
 Everything on 127.0.0.1, a real ``authz serve`` (1 worker, SQLite, production mode) in a temporary
 data dir:
