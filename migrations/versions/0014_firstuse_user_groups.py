@@ -1,7 +1,7 @@
 """Users belong to groups: the ``Authz::Group`` parents scope policies see for a signed-in user.
 
 Revision ID: 0010_firstuse
-Revises: 0012_ssf
+Revises: 0016_dpop
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_firstuse"
-down_revision: str | Sequence[str] | None = "0012_ssf"
+down_revision: str | Sequence[str] | None = "0016_dpop"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
