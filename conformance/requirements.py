@@ -335,7 +335,7 @@ REQUIREMENTS: dict[str, Requirement] = {
         "Credentials ... should not be stored or logged in clear text",
         "Audit events carry identifiers (client id, subject, jti), never secrets, codes or tokens.",
     ),
-    # -- RFC 9449 DPoP (issue 16; SEP-1932 pins plain RFC 9449: iat within 300 s, nonces optional) -------
+    # -- RFC 9449 DPoP (SEP-1932 pins plain RFC 9449: iat within 300 s, nonces optional) -------
     "rfc9449:as-metadata": Requirement(
         RFC.format(9449, "5.1"),
         "dpop_signing_alg_values_supported: A JSON array containing a list of the JWS alg values ... supported "
