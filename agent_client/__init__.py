@@ -9,12 +9,16 @@ SDK client::
     http = httpx2.AsyncClient(auth=BearerAuth(source))
     async with mcp.Client(streamable_http_client(url, http_client=http)) as client: ...
 
+With a ``DpopSession`` the tokens are DPoP-bound (RFC 9449) and ``DpopAuth`` presents them with
+a fresh proof per request (:mod:`agent_client.dpop`).
+
 This package imports neither ``authz`` nor ``resource_server``: it talks HTTP only.
 """
 
 from agent_client.auth import BearerAuth
 from agent_client.credentials import ClientCredential, ClientSecret, PrivateKeyJwt
 from agent_client.discovery import AuthServer, DiscoveryError, ProtectedResource, discover, discover_resource
+from agent_client.dpop import DpopAuth, DpopSession
 from agent_client.grants import ClientCredentials, Grant, TokenExchange
 from agent_client.token_source import Token, TokenError, TokenSource
 
@@ -25,6 +29,8 @@ __all__ = [
     "ClientCredentials",
     "ClientSecret",
     "DiscoveryError",
+    "DpopAuth",
+    "DpopSession",
     "Grant",
     "PrivateKeyJwt",
     "ProtectedResource",

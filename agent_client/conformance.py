@@ -5,6 +5,10 @@ The suite (``conformance client --command ...``) appends the scenario's MCP serv
 and ``signing_algorithm``) for the client-credentials scenarios. We discover the server's
 authorization server (RFC 9728 then RFC 8414), get a token with ``agent_client``, connect with the
 MCP SDK client over Streamable HTTP, initialize and list tools, and exit 0; anything else exits 1.
+
+The DPoP scenarios (``MCP_CONFORMANCE_SCENARIO`` ``auth/dpop``, ``auth/dpop-nonce``) give no
+credentials: the client registers, runs the authorization-code flow headlessly with a DPoP proof
+key (``agent_client.authcode``) and presents the bound token with ``DpopAuth`` (RFC 9449).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import anyio
 import httpx2
 
 from agent_client.auth import BearerAuth
+from agent_client.authcode import authorize_headless
 from agent_client.credentials import ClientCredential, ClientSecret, PrivateKeyJwt
+from agent_client.discovery import discover, discover_resource
+from agent_client.dpop import DpopAuth, DpopSession
 from agent_client.token_source import TokenSource
 
 
@@ -35,10 +42,28 @@ def credential_from_context(context: dict[str, object]) -> ClientCredential:
     raise ValueError("MCP_CONFORMANCE_CONTEXT has neither private_key_pem nor client_secret")
 
 
+async def run_dpop(server_url: str) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    session = DpopSession()
+    async with httpx2.AsyncClient(timeout=30) as plain:
+        prm = await discover_resource(plain, server_url)
+        server = await discover(plain, prm.authorization_servers[0])
+        source = await authorize_headless(plain, server, prm, dpop=session)
+        async with httpx2.AsyncClient(auth=DpopAuth(source), timeout=30) as http:
+            async with Client(streamable_http_client(server_url, http_client=http)) as client:
+                tools = await client.list_tools()
+                print(f"agent_client.conformance: {len(tools.tools)} tools at {server_url} (DPoP)", flush=True)
+
+
 async def run(server_url: str, context: dict[str, object]) -> None:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
+    if os.environ.get("MCP_CONFORMANCE_SCENARIO", "").startswith("auth/dpop"):
+        await run_dpop(server_url)
+        return
     async with await TokenSource.for_server(server_url, credential_from_context(context)) as source:
         async with httpx2.AsyncClient(auth=BearerAuth(source), timeout=30) as http:
             async with Client(streamable_http_client(server_url, http_client=http)) as client:

@@ -31,6 +31,16 @@ class ClientCredential(Protocol):
 
 
 @dataclass(frozen=True)
+class PublicClient:
+    """A public client (``token_endpoint_auth_method`` ``none``): it only names itself (RFC 6749 §3.2.1)."""
+
+    client_id: str
+
+    def apply(self, form: dict[str, str], headers: dict[str, str], audience: str) -> None:
+        form["client_id"] = self.client_id
+
+
+@dataclass(frozen=True)
 class ClientSecret:
     client_id: str
     client_secret: str = field(repr=False)

@@ -1,6 +1,7 @@
 """What the agent asks the token endpoint for: its own token, or an exchange of someone else's.
 
-RFC 6749 §4.4 ``client_credentials``; RFC 8693 §2.1 token exchange (``subject_token`` +
+RFC 6749 §4.4 ``client_credentials``; RFC 6749 §4.1.3 ``authorization_code`` (with the PKCE
+``code_verifier``, RFC 7636 §4.5); RFC 8693 §2.1 token exchange (``subject_token`` +
 ``subject_token_type``, optional ``actor_token`` + ``actor_token_type``) — the server answers with
 a token for the one ``resource`` (RFC 8707) the source is for.
 """
@@ -60,3 +61,20 @@ class TokenExchange:
         if self.workflow:
             form["workflow"] = self.workflow
         return form
+
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    """Redeem a code from an authorization response (RFC 6749 §4.1.3 + PKCE ``code_verifier``)."""
+
+    code: str = field(repr=False)
+    code_verifier: str = field(repr=False)
+    redirect_uri: str
+
+    async def form(self) -> dict[str, str]:
+        return {
+            "grant_type": "authorization_code",
+            "code": self.code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": self.code_verifier,
+        }

@@ -4,6 +4,10 @@ The token is requested with the source's credential and grant for exactly one ``
 (RFC 8707; MCP clients MUST send it) and reused until ``skew`` seconds before ``expires_in`` runs
 out. Concurrent callers share one refresh (single flight). ``invalidate`` drops a token the
 resource server refused (401), so the next call fetches a new one.
+
+With ``dpop=DpopSession(...)`` every token request carries a DPoP proof (RFC 9449 §5), a
+``use_dpop_nonce`` answer (§8) is retried once with the server's nonce, and the token comes back
+``token_type: DPoP`` (present it with :class:`agent_client.dpop.DpopAuth`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import httpx2
 
 from agent_client.credentials import ClientCredential
 from agent_client.discovery import AuthServer, discover, discover_resource
+from agent_client.dpop import DpopSession, is_nonce_challenge
 from agent_client.grants import ClientCredentials, Grant
 
 DEFAULT_SKEW = 30.0
@@ -38,6 +43,7 @@ class Token:
     scope: str | None
     expires_at: float | None  # monotonic clock; None: unknown (kept until refused)
     issued_token_type: str | None = None
+    token_type: str = "Bearer"  # or "DPoP" (RFC 9449 §5.1)
 
 
 class TokenSource:
@@ -52,7 +58,9 @@ class TokenSource:
         skew: float = DEFAULT_SKEW,
         http: httpx2.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dpop: DpopSession | None = None,
     ) -> None:
+        self.dpop = dpop
         self.server, self.resource, self.credential = server, resource, credential
         self.grant: Grant = grant or ClientCredentials()
         self.scope, self.skew, self._clock = scope, skew, clock
@@ -103,15 +111,19 @@ class TokenSource:
 
     async def token(self) -> str:
         """A valid access token: the cached one, or a new one (one request however many callers wait)."""
+        return (await self.current()).access_token
+
+    async def current(self) -> Token:
+        """The valid :class:`Token` (with its ``token_type``): the cached one, or a new one."""
         token = self._token
         if token is not None and self._fresh(token):
-            return token.access_token
+            return token
         async with self._lock:
             token = self._token
             if token is None or not self._fresh(token):
                 token = await self._request()
                 self._token = token
-            return token.access_token
+            return token
 
     def invalidate(self, access_token: str | None = None) -> None:
         """Forget the cached token (only if it is ``access_token``, when given)."""
@@ -125,12 +137,13 @@ class TokenSource:
             form["scope"] = self.scope
         headers = {"Accept": "application/json"}
         self.credential.apply(form, headers, self.server.issuer)
-        self.requests += 1
         started = self._clock()
-        try:
-            response = await self._http.post(self.server.token_endpoint, data=form, headers=headers)
-        except httpx2.HTTPError as exc:
-            raise TokenError("request_failed", type(exc).__name__) from exc
+        response = await self._post(form, headers)
+        if self.dpop is not None and self.dpop.remember(self.server.token_endpoint, response):
+            if is_nonce_challenge(response):  # RFC 9449 §8: sign again with the server's nonce
+                self.credential.apply(form, headers, self.server.issuer)  # a fresh assertion jti too
+                response = await self._post(form, headers)
+                self.dpop.remember(self.server.token_endpoint, response)
         try:
             body = response.json()
         except ValueError:
@@ -141,12 +154,26 @@ class TokenSource:
             raise TokenError(str(body.get("error", "server_error")), str(body.get("error_description", "")),
                              response.status_code)  # fmt: skip
         access, kind = body.get("access_token"), str(body.get("token_type", ""))
-        if not isinstance(access, str) or not access or kind.lower() != "bearer":
-            raise TokenError("invalid_response", "no Bearer access_token", response.status_code)
+        accepted = ("bearer", "dpop") if self.dpop is not None else ("bearer",)
+        if not isinstance(access, str) or not access or kind.lower() not in accepted:
+            raise TokenError("invalid_response", f"no {' or '.join(accepted)} access_token", response.status_code)
         expires_in = body.get("expires_in")
         expires_at = started + float(expires_in) if isinstance(expires_in, int | float) else None
         scope = body.get("scope")
-        return Token(access, scope if isinstance(scope, str) else None, expires_at, body.get("issued_token_type"))
+        token_type = "DPoP" if kind.lower() == "dpop" else "Bearer"
+        return Token(
+            access, scope if isinstance(scope, str) else None, expires_at, body.get("issued_token_type"), token_type
+        )
+
+    async def _post(self, form: dict[str, str], headers: dict[str, str]) -> httpx2.Response:
+        """One token request; with DPoP, with a fresh proof."""
+        if self.dpop is not None:
+            headers = {**headers, "DPoP": self.dpop.proof("POST", self.server.token_endpoint)}
+        self.requests += 1
+        try:
+            return await self._http.post(self.server.token_endpoint, data=form, headers=headers)
+        except httpx2.HTTPError as exc:
+            raise TokenError("request_failed", type(exc).__name__) from exc
 
     async def aclose(self) -> None:
         if self._own_http:

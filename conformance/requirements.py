@@ -486,4 +486,4 @@ REQUIREMENTS: dict[str, Requirement] = {
 
 # Ids without a tagged test yet. test_manifest.py fails if one of these gets tagged (remove it here) or
 # if an id is neither tagged nor listed here.
-PENDING: frozenset[str] = frozenset({"rfc9449:client-proofs"})
+PENDING: frozenset[str] = frozenset()

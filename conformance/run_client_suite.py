@@ -3,7 +3,7 @@
 usage: python -m conformance.run_client_suite [-o DIR] [--node PATH] [--timeout SECONDS] [--scenario S ...]
 
 For each scenario (default: ``auth/client-credentials-jwt`` and ``auth/client-credentials-basic``,
-the MCP client-credentials extension) it runs
+the MCP client-credentials extension, and ``auth/dpop`` and ``auth/dpop-nonce``, SEP-1932 DPoP) it runs
 ``conformance client --command "<python> -m agent_client.conformance" --scenario S`` with the
 pinned suite installed under ``conformance/.npm/`` (Node 22; see ``run_as_suite.py``). The suite
 starts a mock MCP server and authorization server, hands our program their URL and the client
@@ -30,7 +30,9 @@ if __package__ in (None, ""):  # run as a file: make `conformance` importable
 from conformance.procs import REPO_ROOT, clean_env, kill_group
 from conformance.run_as_suite import PACKAGE, VERSION, RunnerError, ensure_suite, find_node, print_checks
 
-SCENARIOS = ("auth/client-credentials-jwt", "auth/client-credentials-basic")
+# The MCP client-credentials extension, and SEP-1932 DPoP (RFC 9449): the only DPoP scenarios in 0.2.0-alpha.12
+# are these client ones; the server (#395) and authorization-server (#396) DPoP scenarios are unreleased PRs.
+SCENARIOS = ("auth/client-credentials-jwt", "auth/client-credentials-basic", "auth/dpop", "auth/dpop-nonce")
 BAD_STATUSES = ("FAILURE", "SKIPPED")
 
 
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="results directory (default: conformance/results/client-<timestamp>)")  # fmt: skip
     parser.add_argument("--node", help="Node >= 22 binary (default: $AUTHZ_NODE, then .node/ from scripts/node)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per scenario (default 120)")
-    parser.add_argument("--scenario", action="append", help="scenario to run (repeatable; default: both)")
+    parser.add_argument("--scenario", action="append", help="scenario to run (repeatable; default: all four)")
     args = parser.parse_args(argv)
     node = find_node(args.node)
     if node is None:
