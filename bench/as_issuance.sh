@@ -7,11 +7,14 @@
 #   PEER=0 bench/as_issuance.sh          # ours only
 #   AUDIT_TREE_AB=1 bench/as_issuance.sh # the audit Merkle tree's cost: tree on vs off, alternating rounds
 #                                        # (bench/audit_cost.py; ROUNDS=5 DURATION=8)
+#   ONLY=dpop PEER=0 bench/as_issuance.sh   # only the DPoP on/off rounds (DPOP_ROUNDS, default 3)
 #   DURATION=10 WARMUP=2 CONNS=32 THREADS=2 RUNS=1 (passed to the peer's wrk harness)
 #
 # Scenarios (figures "<prefix>.<scenario>.<figure> <value>"): client_credentials with
 # client_secret_basic (ES256 JWT, aud = resource), introspection of that JWT (authenticated
-# resource server), and client_credentials with private_key_jwt (pre-signed unique assertions).
+# resource server), client_credentials with private_key_jwt (pre-signed unique assertions), and
+# client_credentials with client_secret_basic with and without a DPoP proof (RFC 9449; pre-signed
+# unique ES256 proofs), in alternating rounds: "ours.dpop.ratio" = median DPoP rps / median bearer rps.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -51,6 +54,40 @@ SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "$ISSUER/.well-known/oauth-authorization-server" 2>/dev/null && break; sleep 0.1; done
 
+run_dpop_rounds() {
+  local basic n round
+  basic=$(printf '%s:%s' bench-client "$CC_SECRET" | base64 -w0)
+  n=$(( (DURATION + WARMUP) * 4000 ))
+  for round in $(seq 1 "${DPOP_ROUNDS:-3}"); do
+    BENCH_BASIC=$basic BENCH_RESOURCE=$RESOURCE BENCH_LABEL=ours.bearer.r$round BENCH_THREADS=$THREADS \
+      timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$HERE/dpop.lua" "$ISSUER/token" \
+      | grep '^ours\.\|^# '
+    "$PY" "$HERE/make_dpop_proofs.py" "$ISSUER/token" "$n" "$DATA/proofs.txt"
+    BENCH_PROOFS=$DATA/proofs.txt BENCH_BASIC=$basic BENCH_RESOURCE=$RESOURCE BENCH_LABEL=ours.dpop.r$round \
+      BENCH_THREADS=$THREADS timeout $((DURATION + 60)) \
+      wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$HERE/dpop.lua" "$ISSUER/token" | grep '^ours\.\|^# '
+  done | tee "$DATA/dpop.txt"
+  "$PY" - "$DATA/dpop.txt" <<'PYEOF'
+import statistics, sys
+rps = {"bearer": [], "dpop": []}
+for line in open(sys.argv[1]):
+    name, _, value = line.strip().partition(" ")
+    parts = name.split(".")
+    if len(parts) == 4 and parts[3] == "ok_rps":
+        rps[parts[1]].append(float(value))
+b, d = statistics.median(rps["bearer"]), statistics.median(rps["dpop"])
+paired = statistics.median(x / y for x, y in zip(rps["dpop"], rps["bearer"]))
+print(f"ours.bearer.ok_rps {b:.1f}\nours.dpop.ok_rps {d:.1f}\nours.dpop.ratio {d / b:.3f}\nours.dpop.ratio_paired {paired:.3f}")
+PYEOF
+}
+
+if [[ ${ONLY:-} == dpop ]]; then
+  run_dpop_rounds
+  kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true
+  trap - EXIT
+  exit 0
+fi
+
 # ours: client_secret_basic issuance + introspection, through the peer's own harness (same wrk script)
 BASE_URL=$ISSUER BENCH_PREFIX=ours TOKEN_URL=$ISSUER/token INTROSPECT_URL=$ISSUER/introspect \
   CLIENT_ID=bench-client CLIENT_SECRET=$CC_SECRET RS_CLIENT_ID=$RS_ID RS_CLIENT_SECRET=$RS_SECRET \
@@ -63,6 +100,9 @@ N=$(( (DURATION + WARMUP) * 4000 * RUNS ))
 BENCH_ASSERTIONS=$DATA/assertions.txt BENCH_RESOURCE=$RESOURCE BENCH_LABEL=ours.private_key_jwt BENCH_THREADS=$THREADS \
   timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$HERE/pkjwt.lua" "$ISSUER/token" \
   | grep '^ours\.\|^# '
+
+# ours: DPoP on vs off (alternating rounds, same server, same client)
+run_dpop_rounds
 
 kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true
 trap - EXIT

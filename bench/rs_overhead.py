@@ -6,6 +6,9 @@ Same run, same machine, traffic to 127.0.0.1 only:
 - ``rs.jwt.rps``            with the middleware, local JWT validation (RFC 9068)
 - ``rs.introspection.rps``  with the middleware, introspection mode, every request a cache hit
 - ``rs.introspection.cold_ms``  latency of a request whose token is not cached (one RFC 7662 call)
+- ``rs.dpop.rps``           the ``jwt`` server with a DPoP-bound token and a fresh proof per request
+                            (RFC 9449: ``Authorization: DPoP``, ``ath``, ``cnf.jkt``, ``jti`` replay cache);
+                            ``rs.dpop.vs_bearer`` = its rps / ``rs.jwt.rps`` (same server, same rounds; wrk only)
 
 Each server runs in its own process (uvicorn); the load comes from ``wrk`` (with a Lua script
 for the POST body) when installed, otherwise from an httpx2 loop in a separate process. All three
@@ -26,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -58,7 +62,9 @@ def serve(kind: str, port: int, issuer: str) -> None:
         fake = FakeAS(issuer, resource="")
 
         async def mint(request: Request) -> PlainTextResponse:
-            return PlainTextResponse(fake.mint(aud=request.query_params["aud"], scope="tools:read"))
+            jkt = request.query_params.get("jkt")
+            extra = {"cnf": {"jkt": jkt}} if jkt else {}
+            return PlainTextResponse(fake.mint(aud=request.query_params["aud"], scope="tools:read", **extra))
 
         fake.app.router.routes.append(Route("/mint", mint, methods=["POST"]))
         app: Any = fake.app
@@ -144,6 +150,25 @@ anyio.run(main)
 """
 
 
+def dpop_rps(url: str, token: str, key: Any, args: argparse.Namespace) -> float:
+    """The jwt server with a DPoP-bound token: a fresh proof (unique jti, ath) on every request."""
+    from dpop import DpopKey
+
+    assert isinstance(key, DpopKey)
+    count = max(20_000, args.duration * 6_000)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("".join(key.proof("POST", url, access_token=token) + "\n" for _ in range(count)))
+    headers = {**HEADERS, "authorization": f"DPoP {token}"}
+    try:
+        r = wrk_post(url, CALL, headers, threads=args.threads, connections=args.connections,
+                     duration=args.duration, header_file=("dpop", f.name))  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    if r.non2xx:
+        raise RuntimeError(f"non-2xx responses under load (DPoP):\n{r.output}")
+    return r.rps
+
+
 def loop_rps(url: str, token: str | None, args: argparse.Namespace) -> float:
     code = _LOOP % (repr(CALL), repr(HEADERS))
     cmd = [sys.executable, "-c", code, url, token or "-", str(args.duration), str(args.connections)]
@@ -205,12 +230,25 @@ def main() -> None:
             )
             assert check.status_code == 200, (kind, check.status_code, check.text)
             targets[kind] = (url, token)
+        dpop_key: Any = None
+        if load is wrk_rps:
+            from dpop import DpopKey
+
+            dpop_key = DpopKey.generate()
+            jwt_url = targets["jwt"][0]
+            bound = httpx2.post(f"{issuer}/mint", params={"aud": jwt_url, "jkt": dpop_key.jkt}).text
+            targets["dpop"] = (jwt_url, bound)
+            kinds = (*kinds, "dpop")
         runs: dict[str, list[float]] = {kind: [] for kind in kinds}
         for round_no in range(args.repeat):
             shift = round_no % len(kinds)  # rotate the order: no variant always runs first or last
             for kind in kinds[shift:] + kinds[:shift]:
                 url, token = targets[kind]
-                runs[kind].append(load(url, token, args))
+                if kind == "dpop":
+                    assert token is not None
+                    runs[kind].append(dpop_rps(url, token, dpop_key, args))
+                else:
+                    runs[kind].append(load(url, token, args))
             line = " ".join(f"{kind}={runs[kind][-1]:.0f}" for kind in kinds)
             ratios = " ".join(f"{kind}/plain={runs[kind][-1] / runs['plain'][-1]:.3f}" for kind in kinds[1:])
             print(f"# round {round_no + 1}: {line} rps; {ratios}")
@@ -225,6 +263,10 @@ def main() -> None:
         for kind in kinds[1:]:  # each round's ratio pairs runs seconds apart: less exposed to drift
             paired = statistics.median(a / b for a, b in zip(runs[kind], runs["plain"], strict=True))
             print(f"rs.{kind}.ratio_paired {paired:.3f}")
+        if "dpop" in runs:
+            print(f"rs.dpop.vs_bearer {results['dpop'] / results['jwt']:.3f}")
+            paired = statistics.median(a / b for a, b in zip(runs["dpop"], runs["jwt"], strict=True))
+            print(f"rs.dpop.vs_bearer_paired {paired:.3f}")
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -22,12 +22,39 @@ class WrkResult:
 
 
 def wrk_post(
-    url: str, body: Any, headers: Mapping[str, str], *, threads: int, connections: int, duration: int
+    url: str,
+    body: Any,
+    headers: Mapping[str, str],
+    *,
+    threads: int,
+    connections: int,
+    duration: int,
+    header_file: tuple[str, str] | None = None,
 ) -> WrkResult:
-    """POST ``body`` (JSON) with ``headers`` for ``duration`` seconds; the parsed wrk summary."""
+    """POST ``body`` (JSON) with ``headers`` for ``duration`` seconds; the parsed wrk summary.
+
+    ``header_file`` = (name, path): one value per request from the file's lines, each used once
+    (e.g. DPoP proofs, which must not repeat); the threads take alternate lines.
+    """
     text = body if isinstance(body, str) else json.dumps(body)  # a str is sent as is (a form body)
     lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(text)}"]
     lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    if header_file is not None:
+        name, path = header_file
+        lua += [
+            "local counter = 0",
+            "function setup(thread) counter = counter + 1; thread:set('id', counter) end",
+            "function init(args)",
+            "  lines, idx, n = {}, 0, 0",
+            f"  for line in io.lines({json.dumps(path)}) do",
+            f"    n = n + 1; if n % {threads} == (id - 1) then table.insert(lines, line) end",
+            "  end",
+            "end",
+            "function request()",
+            f"  idx = idx + 1; wrk.headers[{json.dumps(name)}] = lines[idx] or 'exhausted'",
+            "  return wrk.format()",
+            "end",
+        ]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write("\n".join(lua) + "\n")
     try:

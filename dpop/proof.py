@@ -284,7 +284,7 @@ class ProofVerifier:
             raise ProofError("The DPoP proof's htu must not have a query or fragment")
         if htm != method:  # check 8
             raise ProofError("The DPoP proof's htm does not match the request method")
-        if normalize_htu(htu) not in uris:  # check 9
+        if htu not in uris and normalize_htu(htu) not in uris:  # check 9 (most clients send the normal form)
             raise ProofError("The DPoP proof's htu does not match the request URI")
         current = self._clock() if now is None else now
         if abs(current - iat) > self.window:  # check 11
