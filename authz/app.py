@@ -15,6 +15,7 @@ from authz.admin.bootstrap import ensure_admin_resource
 from authz.audit.checkpoints import CheckpointDir, Checkpointer, log_signer
 from authz.audit.log import AuditLog
 from authz.audit.store import AuditTreeStore
+from authz.billing.service import BillingService
 from authz.budgets.service import BudgetService
 from authz.context import Context
 from authz.core.crypto import Keyring, load_or_create_kek
@@ -40,6 +41,7 @@ log = logging.getLogger("authz")
 # Seconds between passes of the budget reconciler (charges soft-budget spend recorded while the
 # ledger was unreachable, re-enqueues missed threshold webhooks). Tests shorten it.
 RECONCILE_INTERVAL = 30.0
+CLOSE_INTERVAL = 60.0  # seconds between passes that finalize billing periods past their grace
 
 
 async def reconcile_loop(service: BudgetService, stop: asyncio.Event) -> None:
@@ -58,6 +60,23 @@ async def reconcile_loop(service: BudgetService, stop: asyncio.Event) -> None:
         else:
             if applied:
                 log.info("budget reconciliation charged %d pending usage record(s)", applied)
+
+
+async def close_loop(billing: BillingService, stop: asyncio.Event) -> None:
+    """Finalize billing periods whose grace period is over, every ``CLOSE_INTERVAL`` seconds. Safe on
+    every replica at once: each (subscription, period) is finalized exactly once."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CLOSE_INTERVAL)
+        if stop.is_set():
+            return
+        try:
+            closed = await asyncio.to_thread(billing.close_due)
+        except Exception:
+            log.exception("closing billing periods failed; retrying in %.0f s", CLOSE_INTERVAL)
+        else:
+            if any(created for _invoice, created in closed):
+                log.info("finalized %d invoice(s)", sum(created for _invoice, created in closed))
 
 
 def build_context(settings: Settings, store: SqlStore | None = None) -> Context:
@@ -106,6 +125,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         ctx.licensing = services.licensing_service(ctx, engine)
     if ctx.metering.sink.on_counted is None:  # token events settle token and cost budgets
         services.charge_budgets_from_metering(ctx.metering, ctx.budgets)
+    if ctx.billing is None:
+        ctx.billing = services.billing_service(engine, ctx.keyring, ctx.metering)
     watcher = ChangeWatcher(ctx)
     signals = Transmitter(engine, ctx.keys, settings)
     ctx.revocations.listeners.append(signals.wakeup.notify)  # wake SSF long polls on every new fact
@@ -124,7 +145,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         ctx.metering.start()
         assert ctx.licensing is not None
         ctx.licensing.limiter.start()
-        worker = services.webhook_worker(settings, ctx.budgets, engine, ctx.licensing)
+        worker = services.webhook_worker(settings, ctx.budgets, engine, ctx.licensing, ctx.billing)
         stop_webhooks = asyncio.Event()
         webhooks = asyncio.create_task(worker.run(stop_webhooks))
         stop_reconcile = asyncio.Event()
@@ -132,6 +153,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         sweeper = asyncio.create_task(
             sweep_loop(ctx.licensing, stop_reconcile, settings.license_sweep_interval, settings.license_expiring_within)
         )
+        assert ctx.billing is not None
+        closer = asyncio.create_task(close_loop(ctx.billing, stop_reconcile))
         try:
             yield
         finally:
@@ -140,6 +163,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
             ctx.licensing.limiter.stop()
             stop_webhooks.set()
             await reconciler
+            await closer
             await webhooks
             worker.close()
             ctx.metering.close()

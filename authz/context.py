@@ -18,6 +18,7 @@ from authz.storage.protocols import Storage
 if TYPE_CHECKING:
     from authz.audit.checkpoints import Checkpointer
     from authz.audit.store import AuditTreeStore
+    from authz.billing.service import BillingService
     from authz.budgets.service import BudgetService
     from authz.licensing.service import Licensing
     from authz.metering import MeteringService
@@ -39,3 +40,4 @@ class Context:
     licensing: Licensing | None = None
     audit_store: AuditTreeStore | None = None  # the audit log's records, tree and checkpoints
     checkpointer: Checkpointer | None = None
+    billing: BillingService | None = None

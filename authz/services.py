@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
+from authz.billing.service import BillingService
 from authz.budgets.ledger import Ledger
 from authz.budgets.metered import MeteredCharges, MeteredSpend
 from authz.budgets.service import BudgetService
@@ -44,14 +45,21 @@ def budget_service(settings: Settings, engine: Engine, keyring: Keyring) -> Budg
 
 
 def webhook_worker(
-    settings: Settings, service: BudgetService, engine: Engine, licensing: Licensing | None = None
+    settings: Settings,
+    service: BudgetService,
+    engine: Engine,
+    licensing: Licensing | None = None,
+    billing: BillingService | None = None,
 ) -> WebhookWorker:
-    """One worker delivers every outbox event: budget thresholds and licensing events (``lwh_`` endpoints)."""
+    """One worker delivers every outbox event: budget thresholds, licensing events (``lwh_`` endpoints)
+    and billing events (``bwh_`` endpoints)."""
     budget_target = service.store.webhook_target
 
     def target(endpoint_id: str) -> tuple[str, str] | None:
         if licensing is not None and endpoint_id.startswith("lwh_"):
             return licensing.webhooks.target(endpoint_id)
+        if billing is not None and endpoint_id.startswith("bwh_"):
+            return billing.webhooks.target(endpoint_id)
         return budget_target(endpoint_id)
 
     return WebhookWorker(engine, service.store, allow_loopback=settings.cimd_allow_loopback, targets=target)
@@ -83,6 +91,14 @@ def licensing_service(ctx: Context, engine: Engine) -> Licensing:
         LicenseStore(engine), ctx.keyring, ctx.audit, limiter,
         agents=lambda: Agents.from_context(ctx), cache_ttl=settings.cache_staleness,
     )  # fmt: skip
+
+
+def billing_service(engine: Engine, keyring: Keyring, metering: MeteringService | None) -> BillingService:
+    """Billing; metering events get their customer from the agent (and unknown customers are refused)."""
+    billing = BillingService(engine, keyring)
+    if metering is not None:
+        metering.attribute = billing.attribute
+    return billing
 
 
 def metering_service(settings: Settings, engine: Engine) -> MeteringService:

@@ -37,6 +37,9 @@ READ, WRITE = "admin:read", "admin:write"
 
 def create_agent(call: Call) -> tuple[int, AgentOut]:
     body: AgentCreate = call.body
+    billing = call.ctx.billing
+    if body.customer is not None and (billing is None or body.customer not in billing.store.customer_ids()):
+        raise ApiProblem(422, f"No customer {body.customer!r}.", errors=[("customer", "no such customer")])
     agent = lifecycle.create_agent(
         call.agents,
         name=body.name,
@@ -44,8 +47,11 @@ def create_agent(call: Call) -> tuple[int, AgentOut]:
         owner=body.owner,
         description=body.description,
         tags=body.tags,
+        owner_license_id=body.owner_license_id,
         actor=call.actor,
     )
+    if body.customer is not None and billing is not None:
+        billing.assign(body.customer, "agent", agent.id)
     return 201, AgentOut.of(agent)
 
 

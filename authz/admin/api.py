@@ -10,7 +10,7 @@ lifecycle errors map to 404/409/422, anything unexpected to a 500 with the detai
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from starlette.routing import Route
 from authz.admin.auth import Principal, authenticate
 from authz.admin.bootstrap import admin_resource_uri
 from authz.admin.problems import ApiProblem
+from authz.billing.errors import BillingError
+from authz.billing.money import MoneyError
 from authz.context import Context
 from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.agents.errors import AgentError, Invalid
@@ -48,6 +50,7 @@ class Call:
     path: dict[str, str]
     query: QueryParams
     body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def agents(self) -> Agents:
@@ -56,6 +59,14 @@ class Call:
     @property
     def actor(self) -> str:
         return self.principal.client_id
+
+
+class RawResponse(BaseModel):
+    """A handler result sent as is (CSV, or JSON with extra headers such as an ETag)."""
+
+    content: str
+    media_type: str = "application/json"
+    headers: dict[str, str] = {}
 
 
 Handler = Callable[[Call], tuple[int, BaseModel]]
@@ -87,7 +98,7 @@ def route(op: Operation) -> Route:
         try:
             principal = authenticate(ctx, request.headers, admin_resource_uri(ctx.settings), op.scope)
             body = await _body(request, op) if op.body is not None else None
-            call = Call(ctx, principal, dict(request.path_params), request.query_params, body)
+            call = Call(ctx, principal, dict(request.path_params), request.query_params, body, request.headers)
             status, result = await anyio.to_thread.run_sync(op.handler, call)
         except ApiProblem as problem:
             return problem.response()
@@ -95,9 +106,16 @@ def route(op: Operation) -> Route:
             return ApiProblem(422, "The request has invalid fields.", errors=exc.errors).response()
         except AgentError as exc:
             return ApiProblem(exc.status, str(exc)).response()
+        except (BillingError, MoneyError) as exc:  # billing input and lifecycle errors name their field
+            status = exc.status if isinstance(exc, BillingError) else 422
+            errors = [(exc.field, exc.message)] if exc.field is not None else None
+            return ApiProblem(status, exc.message, errors=errors).response()
         except Exception:
             log.exception("admin API %s %s failed", op.method, op.path)
             return ApiProblem(500, "The server encountered an unexpected condition.").response()
+        if isinstance(result, RawResponse):
+            headers = {"Cache-Control": "no-store", **result.headers}
+            return Response(result.content, status, headers, media_type=result.media_type)
         return Response(result.model_dump_json(), status, {"Cache-Control": "no-store"}, media_type="application/json")
 
     endpoint.__name__ = op.operation_id

@@ -12,15 +12,17 @@ bodies get 413, as more than 1,000 events do.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, TypeAdapter, WithJsonSchema, model_serializer
 
 from authz.admin.api import Call, Operation, QueryParam
 from authz.admin.problems import ApiProblem
 from authz.metering import GRANULARITIES, GROUPS, BatchTooLarge, MeteringService, UsageQueryError
-from authz.metering.events import FIELDS
+from authz.metering.aliases import native
+from authz.metering.events import FIELDS, ID_RE
 
 _EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -76,6 +78,18 @@ class IngestOut(BaseModel):
         description="Ids already stored before (or repeated in this batch): not counted again."
     )
     rejected: list[Rejection] = Field(description="Invalid events (nothing stored for them); the others were stored.")
+    id: str | None = Field(
+        None,
+        description="A single event's id (the Idempotency-Key header or a new id when the "
+        "event had none); absent for batches.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_null_id(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("id") is None:
+            data.pop("id", None)
+        return data
 
 
 class UsageOut(BaseModel):
@@ -99,16 +113,27 @@ def service(call: Call) -> MeteringService:
 
 def report_events(call: Call) -> tuple[int, IngestOut]:
     body: dict[str, Any] = call.body
-    if "events" in body:
+    now_ms = int(time.time() * 1000)
+    key = call.headers.get("idempotency-key")
+    single = "events" not in body
+    if not single:
         if set(body) != {"events"} or not isinstance(body["events"], list):
             raise ApiProblem(
                 422,
                 "A batch is an object with only an `events` array.",
                 errors=[("events", "must be the only member, an array of events")],
             )
-        events: list[Any] = body["events"]
+        events: list[Any] = [native(e, now_ms)[0] for e in body["events"]]
+        assigned = None
     else:
-        events = [body]
+        if key is not None and not ID_RE.fullmatch(key):
+            raise ApiProblem(
+                422,
+                "Idempotency-Key must be 1-200 printable characters.",
+                errors=[("header.Idempotency-Key", "invalid")],
+            )
+        event, assigned = native(body, now_ms, key)
+        events = [event]
     svc = service(call)
     if len(events) > svc.config.max_batch:
         raise ApiProblem(413, f"At most {svc.config.max_batch} events per request, got {len(events)}.")
@@ -116,7 +141,15 @@ def report_events(call: Call) -> tuple[int, IngestOut]:
         result = svc.ingest(events)
     except BatchTooLarge as exc:
         raise ApiProblem(413, str(exc)) from exc
-    return 200, IngestOut.model_validate(result.as_dict())
+    if single and result.rejected and any(e.field == "customer" for e in result.rejected):
+        raise ApiProblem(
+            422,
+            "The event names an unknown customer; nothing was stored.",
+            errors=[(e.field, e.message) for e in result.rejected],
+        )
+    out = IngestOut.model_validate(result.as_dict())
+    out.id = assigned  # only when the event came without an id
+    return 200, out
 
 
 def _when(call: Call, name: str, default: datetime) -> datetime:

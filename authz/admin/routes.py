@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from authz.admin import agents, budget_use, budgets, licenses, metering, policies, teams
+from authz.admin import agents, billing, budget_use, budgets, invoices, licenses, metering, policies, teams
 from authz.admin import licensing_http as licensing
 from authz.admin.api import Operation, route
 from authz.admin.openapi import openapi_route
@@ -17,6 +17,8 @@ OPERATIONS: list[Operation] = [
     *metering.OPERATIONS,
     *policies.OPERATIONS,
     *licenses.OPERATIONS,
+    *billing.OPERATIONS,
+    *invoices.OPERATIONS,
 ]
 
 # key-authenticated and open licensing endpoints: before the operations, so /licenses/me is not a license id

@@ -28,6 +28,10 @@ class AgentCreate(_In):
     owner: str | None = Field(None, description="User id or username of the human accountable for the agent.")
     description: str = ""
     tags: list[str] = Field(default_factory=list, description="Up to 32 tags of 1-64 characters.")
+    owner_license_id: str | None = Field(
+        None, max_length=64, description="The license paying for the agent (compatibility alias; stored as given)."
+    )
+    customer: str | None = Field(None, description="Bill the agent's events to this customer (see /customers).")
 
 
 class AgentUpdate(_In):
@@ -85,6 +89,7 @@ class AgentOut(BaseModel):
     created_at: int
     updated_at: int
     status_changed_at: int
+    owner_license_id: str | None = None
 
     @classmethod
     def of(cls, a: Agent) -> AgentOut:
@@ -99,6 +104,7 @@ class AgentOut(BaseModel):
             created_at=a.created_at,
             updated_at=a.updated_at,
             status_changed_at=a.status_changed_at,
+            owner_license_id=a.owner_license_id,
         )
 
 

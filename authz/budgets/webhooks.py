@@ -113,6 +113,51 @@ class Outbox:
             return int(conn.execute(stmt).rowcount or 0)
 
 
+def enqueue_event(
+    conn: Connection,
+    *,
+    source: str,
+    key: str,
+    event_type: str,
+    endpoint_ids: list[str],
+    data: dict[str, Any],
+    at_ms: int,
+) -> int:
+    """Enqueue one event of another capability (e.g. billing's ``invoice.finalized``) per endpoint, in
+    the caller's transaction. ``(source, key, endpoint)`` is its idempotency key (stored in the
+    ``budget_id`` / ``period_key`` columns with threshold 0): enqueuing it again adds nothing. The
+    worker finds the endpoint's URL and secret through its ``targets`` resolver."""
+    if not endpoint_ids:
+        return 0
+    timestamp = datetime.fromtimestamp(at_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    payload = json.dumps(
+        {"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":"), sort_keys=True
+    )
+    rows = [
+        {
+            "event_id": "msg_" + secrets.token_hex(16),
+            "budget_id": source,
+            "endpoint_id": ep,
+            "threshold": 0,
+            "period_key": key,
+            "payload": payload,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at_ms": at_ms,
+            "claimed_until_ms": 0,
+            "created_at_ms": at_ms,
+        }
+        for ep in endpoint_ids
+    ]
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = (
+        insert(OUTBOX)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["budget_id", "period_key", "threshold", "endpoint_id"])
+    )
+    return int(conn.execute(stmt).rowcount or 0)
+
+
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -265,7 +265,13 @@ def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int)
     if mcp and not MCP_RE.match(mcp):
         raise _Invalid("mcp_server", "must be an absolute URI (the resource's RFC 8707 identifier)")
     usage = raw.get("usage")
-    if etype == TOKENS:
+    raw_quantity = raw.get("quantity")
+    if etype == TOKENS and usage is None and raw_quantity is not None:
+        tokens = [0, 0, 0, 0]  # a total without an input/output split: priced only if both rates agree
+        default_quantity = _count(raw_quantity, "quantity")
+        if not model:
+            raise _Invalid("model", "required for tokens.consumed")
+    elif etype == TOKENS:
         tokens = _usage(usage)
         if not model:
             raise _Invalid("model", "required for tokens.consumed")
@@ -275,8 +281,17 @@ def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int)
     else:
         tokens = [0, 0, 0, 0]
         default_quantity = 1
-    quantity = raw.get("quantity")
-    quantity = default_quantity if quantity is None else _count(quantity, "quantity")
+    if raw_quantity is None:
+        quantity = default_quantity
+    elif etype not in (TOKENS, CALL) and type(raw_quantity) is int and raw_quantity < 0:
+        meta = raw.get("metadata")
+        if not isinstance(meta, Mapping) or not isinstance(meta.get("reverses"), str):
+            raise _Invalid(
+                "quantity", "a negative outcome is a reversal: metadata.reverses names the outcome it undoes"
+            )
+        quantity = -_count(-raw_quantity, "quantity")
+    else:
+        quantity = _count(raw_quantity, "quantity")
     if etype == TOKENS and quantity != default_quantity:
         raise _Invalid("quantity", "for tokens.consumed it is input_tokens + output_tokens (omit it)")
     unit = raw.get("unit")
@@ -325,16 +340,28 @@ def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int)
     ]
 
 
+# Who an event is billed to: (agent, customer as sent) -> (customer, or an error about that field).
+Attribute = Callable[[str, str], tuple[str, str | None]]
+AGENT_AT, CUSTOMER_AT = PAYLOAD.index("agent"), PAYLOAD.index("customer")
+
+
 def validate_payloads(
-    raw_events: list[Any], now_ms: int, late_window_ms: int, max_future_ms: int
+    raw_events: list[Any], now_ms: int, late_window_ms: int, max_future_ms: int, attribute: Attribute | None = None
 ) -> tuple[list[list[Any]], list[FieldError]]:
     """Validate each event on its own: the valid ones as payload lists (:data:`PAYLOAD` order, see
-    :func:`encode_payload`), and one precise error per invalid one."""
+    :func:`encode_payload`), and one precise error per invalid one. ``attribute`` (billing) fills an
+    absent ``customer`` from the agent and refuses an unknown one."""
     payloads: list[list[Any]] = []
     errors: list[FieldError] = []
     for index, raw in enumerate(raw_events):
         try:
-            payloads.append(_validate(raw, now_ms, late_window_ms, max_future_ms))
+            payload = _validate(raw, now_ms, late_window_ms, max_future_ms)
+            if attribute is not None:
+                customer, problem = attribute(payload[AGENT_AT], payload[CUSTOMER_AT])
+                if problem is not None:
+                    raise _Invalid("customer", problem)
+                payload[CUSTOMER_AT] = customer
+            payloads.append(payload)
         except _Invalid as exc:
             eid = raw.get("id") if isinstance(raw, Mapping) else None
             errors.append(FieldError(index, exc.field, exc.message, eid if isinstance(eid, str) else None))

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from authz.metering.buffer import Buffer, SqlBuffer
 from authz.metering.config import MeteringConfig
-from authz.metering.events import FieldError, encode_payload, validate_payloads
+from authz.metering.events import Attribute, FieldError, encode_payload, validate_payloads
 from authz.metering.pricing import PriceBook
 from authz.metering.sink import Sink
 from authz.metering.usage import usage
@@ -73,6 +73,8 @@ class MeteringService:
             self.buffer = SqlBuffer(self.sink, self.config)
         self._flusher: Flusher | None = None
         self._flush_lock = threading.Lock()
+        # Billing: an event's customer from its agent, and unknown customers refused (authz.billing).
+        self.attribute: Attribute | None = None
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -83,7 +85,7 @@ class MeteringService:
             raise BatchTooLarge(f"at most {self.config.max_batch} events per batch, got {len(raw_events)}")
         now_ms = self._now_ms()
         payloads, errors = validate_payloads(
-            list(raw_events), now_ms, self.config.late_window_s * 1000, self.config.max_future_s * 1000
+            list(raw_events), now_ms, self.config.late_window_s * 1000, self.config.max_future_s * 1000, self.attribute
         )
         result = IngestResult(rejected=errors)
         records: dict[str, str] = {}

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, Table, text
 
 from authz.metering import bulk
 from authz.metering.events import PAYLOAD, TOKENS
-from authz.metering.pricing import PriceBook, usd_text
+from authz.metering.pricing import PriceBook, Priced, usd_text
 from authz.storage.models.metering import (
     MeteringEvent,
     MeteringPrice,
@@ -111,9 +111,21 @@ def spends(rows: Iterable[Sequence[Any]]) -> list[Spend]:
         acc = out.get(who)
         if acc is None:
             acc = out[who] = [0, 0]
-        acc[0] += r[TOKENS_FROM] + r[TOKENS_FROM + 1]
+        acc[0] += r[QUANTITY]  # input + output tokens (or the unsplit total)
         acc[1] += r[cost_at] or 0
     return [(*who, tokens, cost) for who, (tokens, cost) in out.items()]
+
+
+def unsplit(price: Callable[..., Priced], p: list[Any]) -> Priced:
+    """A token total without an input/output split (the ``quantity`` alias): priced only when the
+    model charges input and output tokens alike; otherwise unpriced, with the reason."""
+    as_input = price(p[PROVIDER], p[MODEL], p[AT], p[QUANTITY], 0)
+    if as_input.cost_usd is None:
+        return as_input
+    as_output = price(p[PROVIDER], p[MODEL], p[AT], 0, p[QUANTITY])
+    if as_output.cost_usd != as_input.cost_usd:
+        return Priced(None, None, "no input/output split and the model prices them differently", None)
+    return as_input
 
 
 def dims_key(dims: tuple[str, ...]) -> str:
@@ -168,7 +180,10 @@ class Sink:
             cost_usd = cost_pusd = reason = price_id = None
             if p[TYPE] == TOKENS:
                 t = TOKENS_FROM
-                priced = price(p[PROVIDER], p[MODEL], p[AT], p[t], p[t + 1], p[t + 2], p[t + 3])
+                if p[t] == p[t + 1] == 0 and p[QUANTITY] > 0:
+                    priced = unsplit(price, p)
+                else:
+                    priced = price(p[PROVIDER], p[MODEL], p[AT], p[t], p[t + 1], p[t + 2], p[t + 3])
                 if priced.cost_usd is not None:
                     cost_usd, cost_pusd, price_id = usd_text(priced.cost_usd), priced.cost_pusd, priced.price_id
                     if price_id is not None and priced.provenance is not None and price_id not in prices:

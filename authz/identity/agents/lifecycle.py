@@ -130,6 +130,7 @@ def create_agent(
     owner: str | None = None,
     description: str = "",
     tags: Sequence[str] = (),
+    owner_license_id: str | None = None,
     actor: str,
 ) -> Agent:
     p = Problems()
@@ -151,6 +152,7 @@ def create_agent(
         created_at=now,
         updated_at=now,
         status_changed_at=now,
+        owner_license_id=owner_license_id,
     )
     deps.store.create_agent(agent, agent_client_row(agent, now))
     deps.changed(agent.id)

@@ -122,6 +122,8 @@ class MeteringRollup(_Dims, _Sums, Base):
     dims_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[int] = mapped_column(BigInteger)  # UTC day start, Unix seconds
     month: Mapped[int] = mapped_column(BigInteger)  # UTC month start, Unix seconds
+    # Invoice previews (authz.billing) read one customer's rows of a period.
+    __table_args__ = (Index("ix_metering_rollups_customer", "customer", "bucket"),)
 
 
 class MeteringRollupDaily(_Dims, _Sums, Base):
@@ -131,6 +133,7 @@ class MeteringRollupDaily(_Dims, _Sums, Base):
     day: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # UTC day start, Unix seconds
     dims_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     month: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_metering_rollups_daily_customer", "customer", "day"),)
 
 
 class MeteringRollupMonthly(_Dims, _Sums, Base):
@@ -139,6 +142,7 @@ class MeteringRollupMonthly(_Dims, _Sums, Base):
     __tablename__ = "metering_rollups_monthly"
     month: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # UTC month start, Unix seconds
     dims_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    __table_args__ = (Index("ix_metering_rollups_monthly_customer", "customer", "month"),)
 
 
 class MeteringPrice(Base):

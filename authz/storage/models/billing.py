@@ -1,0 +1,136 @@
+"""Billing tables (issue 13): customers, plans and their immutable versions, subscriptions, credits,
+finalized invoices, the credits they burned, and billing webhook endpoints.
+
+Money is never a float: amounts are exact decimal text (``Decimal(str)`` round-trips) or integer
+minor units of the row's currency. Times are integer Unix seconds (UTC), like the core tables.
+A plan version's ``spec`` (currency, interval, anchor, grace, components) is written once and never
+updated: subscriptions and invoices name the version they used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from authz.storage.models.base import Base
+
+
+class BillingCustomer(Base):
+    """A business that is billed. ``id`` is the integrator's own (external) id: events name it."""
+
+    __tablename__ = "billing_customers"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    credits_low_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # credits.low below this
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingMember(Base):
+    """Which customer an agent or a team belongs to (events without ``customer`` are attributed by it)."""
+
+    __tablename__ = "billing_members"
+    subject_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # agent | team
+    subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingPlan(Base):
+    __tablename__ = "billing_plans"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # caller's code, e.g. "hybrid"
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingPlanVersion(Base):
+    """One immutable version of a plan: its whole pricing ``spec`` as validated JSON."""
+
+    __tablename__ = "billing_plan_versions"
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)  # "{plan}@{version}"
+    plan_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the canonical spec: price provenance on invoices
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("plan_id", "version", name="uq_billing_plan_versions_plan_id"),)
+
+
+class BillingSubscription(Base):
+    """A customer on a plan version from ``starts_at`` (a period boundary) until ``ends_at`` (or open)."""
+
+    __tablename__ = "billing_subscriptions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    plan_version_id: Mapped[str] = mapped_column(String(80))
+    starts_at: Mapped[int] = mapped_column(BigInteger)
+    ends_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingCredit(Base):
+    """A prepaid or promotional grant, burned by finalized invoices in a documented order."""
+
+    __tablename__ = "billing_credits"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    category: Mapped[str] = mapped_column(String(16))  # prepaid | promotional
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    effective_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingInvoice(Base):
+    """A finalized invoice: written once (unique per subscription and period), never updated."""
+
+    __tablename__ = "billing_invoices"
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(255))
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    plan_version_id: Mapped[str] = mapped_column(String(80))
+    period_start: Mapped[int] = mapped_column(BigInteger)
+    period_end: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger)
+    credits_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the priced preview it froze, with provenance
+    etag: Mapped[str] = mapped_column(String(80))
+    finalized_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "period_start", name="uq_billing_invoices_subscription_id"),
+        Index("ix_billing_invoices_customer_id_period_start", "customer_id", "period_start"),
+    )
+
+
+class BillingCreditUse(Base):
+    """How much of a credit grant one finalized invoice burned (balances = amount - these)."""
+
+    __tablename__ = "billing_credit_uses"
+    credit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingWebhook(Base):
+    """An endpoint for ``invoice.finalized`` and ``credits.low`` (Standard Webhooks; secret encrypted)."""
+
+    __tablename__ = "billing_webhooks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
