@@ -15,7 +15,8 @@ code recorded during the request:
   ``input_tokens`` INCLUDES the cache tokens (the AS prices with genai-prices' convention).
   Plain ``record_usage(input_tokens=..., output_tokens=...)`` works too when the reporter has a
   ``default_model`` (and ``default_provider``); without one those quantities are dropped (logged once).
-* :func:`record_outcome` (``name``, ``quantity``) -> ``outcome.<name>``.
+* :func:`record_outcome` (``name``, ``quantity``; optionally ``outcome_id``, ``value``, ``attributes``)
+  -> ``outcome.<name>`` (the ``outcome_id`` is its idempotency key; value and attributes in ``metadata``).
 
 Nothing here blocks or fails the MCP request: ``after()`` only appends to an in-memory queue
 (bounded by ``max_queue``; the oldest events are dropped and counted when it overflows). A
@@ -89,9 +90,26 @@ def record_tokens(
     record_usage(**{_SEP.join((_TOKENS_PREFIX + provider, model, k)): float(v) for k, v in counts.items() if v})
 
 
-def record_outcome(name: str, quantity: float = 1) -> None:
-    """Inside a tool: a business outcome happened (``outcome.<name>`` event, e.g. ``ticket_resolved``)."""
-    record_usage(**{_OUTCOME_PREFIX + name: float(quantity)})
+def record_outcome(
+    name: str,
+    quantity: float = 1,
+    *,
+    outcome_id: str | None = None,
+    value: str | float | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """Inside a tool: a business outcome happened (``outcome.<name>`` event, e.g. ``meeting_booked``).
+
+    ``outcome_id`` is your stable id for the outcome: it becomes the event's idempotency key, so the
+    AS counts it once however often it is reported (and a reversal, ``quantity=-1`` with
+    ``attributes={"reverses": id}``, can name it). ``value`` (a decimal, in the customer's currency)
+    and ``attributes`` (a small JSON object, e.g. ``{"qualified": True}``) travel in the event's
+    ``metadata`` for billing triggers and value receipts."""
+    if outcome_id is None and value is None and attributes is None:
+        record_usage(**{_OUTCOME_PREFIX + name: float(quantity)})
+        return
+    detail = {"outcome_id": outcome_id, "value": None if value is None else str(value), "attributes": attributes or {}}
+    record_usage(**{_OUTCOME_PREFIX + name + _SEP + json.dumps(detail, sort_keys=True): float(quantity)})
 
 
 def tokens_by_model(usage: Mapping[str, float]) -> dict[tuple[str, str], dict[str, int]]:
@@ -219,7 +237,7 @@ class UsageReporter:
             if key in TOKEN_KEYS:
                 plain[key] = round(amount)
             elif key.startswith(_OUTCOME_PREFIX):
-                events.append({**base, "id": self._next_id(token.jti), "type": key, "quantity": round(amount)})
+                events.append(self._outcome(base, key, amount, token.jti))
         if plain:
             if self.default_model:
                 bucket = tokens.setdefault((self.default_provider or "", self.default_model), {})
@@ -235,6 +253,20 @@ class UsageReporter:
             ev["usage"] = {k: counts.get(k, 0) for k in TOKEN_KEYS}
             events.append(ev)
         return events
+
+    def _outcome(self, base: dict[str, Any], key: str, amount: float, jti: str | None) -> dict[str, Any]:
+        name, _, detail = key.partition(_SEP)
+        event = {**base, "id": self._next_id(jti), "type": name, "quantity": round(amount)}
+        if detail:
+            extra = json.loads(detail)
+            if extra.get("outcome_id"):
+                event["id"] = extra["outcome_id"]
+            meta = dict(extra.get("attributes") or {})
+            if extra.get("value") is not None:
+                meta["value"] = extra["value"]
+            if meta:
+                event["metadata"] = meta
+        return event
 
     def _next_id(self, jti: str | None) -> str:
         self._seq += 1

@@ -93,6 +93,22 @@ def invoice_preview(call: Call) -> tuple[int, BaseModel]:
     return 200, RawResponse(content=canonical(doc), headers={"ETag": tag})
 
 
+class ReceiptOut(BaseModel):
+    receipt: str = Field(
+        description="Compact JWS (typ value-receipt+jwt) signed with this server's key; verify offline with `jwks_uri`."
+    )
+    claims: dict[str, Any]
+    jwks_uri: str
+
+
+def value_receipt(call: Call) -> tuple[int, ReceiptOut]:
+    ctx = call.ctx
+    token, claims = billing(call).value_receipt(
+        call.path["customer_id"], _at(call), ctx.keys.view.signer, ctx.settings.issuer
+    )
+    return 200, ReceiptOut(receipt=token, claims=claims, jwks_uri=ctx.settings.endpoint("/jwks"))
+
+
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "number", "customer_id", "period", "currency", "subtotal", "credits_minor", "total", "status")
     return {k: doc.get(k) for k in keys} | {"plan_version_id": doc["plan_version_id"]}
@@ -147,6 +163,9 @@ OPERATIONS = [
     Operation("GET", "/customers/{customer_id}/invoice-preview", invoice_preview, READ,
               "Invoice preview of a period from the rollups (no side effects; ETag)", InvoiceDoc, query=AT_QUERY,
               errors=(404,)),
+    Operation("GET", "/customers/{customer_id}/value-receipt", value_receipt, READ,
+              "A signed value receipt: outcomes delivered in a period and their value (verifiable offline)",
+              ReceiptOut, query=AT_QUERY, errors=(404,)),
     Operation("GET", "/invoices", list_invoices, READ, "List finalized invoices", InvoiceList, query=LIST_QUERY,
               errors=()),
     Operation("GET", "/invoices/{invoice_id}", get_invoice, READ, "Read a finalized invoice (JSON or CSV)",

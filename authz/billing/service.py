@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, select
 
-from authz.billing import close
+from authz.billing import close, receipts
 from authz.billing.credits import balances
 from authz.billing.errors import NotFound
 from authz.billing.periods import Period, period_at
@@ -25,6 +25,7 @@ from authz.billing.store import BillingStore, Version
 from authz.billing.usage import customer_usage
 from authz.billing.webhooks import BillingWebhooks
 from authz.core.crypto import Keyring
+from authz.oauth.jws import Signer
 from authz.storage.models.billing import BillingCredit, BillingCustomer, BillingInvoice, BillingSubscription
 
 ATTRIBUTION_TTL = 2.0  # seconds an agent -> customer map is reused before it is read again
@@ -169,6 +170,28 @@ class BillingService:
                     out.append((invoice_json(row), created))
                 at = period.end
         return out
+
+    def value_receipt(
+        self, customer_id: str, at: int | None, signer: Signer, issuer: str
+    ) -> tuple[str, dict[str, Any]]:
+        """A signed summary of the outcomes delivered to the customer in the period holding ``at``."""
+        customer = self.store.customer(customer_id)
+        when = int(self.clock()) if at is None else at
+        sub = self.store.subscription_at(customer_id, when)
+        period = self.period(customer, sub, self.store.version(sub.plan_version_id), when)
+        with self.engine.connect() as conn:
+            row = close.existing(conn, sub.id, period.start)
+        items = receipts.outcomes(self.engine, customer_id, period)
+        return receipts.seal(
+            signer,
+            issuer,
+            customer_id,
+            customer.currency,
+            period,
+            items,
+            None if row is None else row.id,
+            int(self.clock()),
+        )
 
     # -- invoices ----------------------------------------------------------------------------------
     def invoices(self, customer_id: str | None = None) -> list[dict[str, Any]]:

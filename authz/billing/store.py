@@ -59,6 +59,7 @@ class BillingStore:
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
+        self._versions: dict[str, Version] = {}  # plan versions never change: parsed once
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -202,6 +203,9 @@ class BillingStore:
 
     def version(self, version_id: str) -> Version:
         """A version by id (``plan@3``), or the newest version of a plan id."""
+        cached = self._versions.get(version_id)
+        if cached is not None:
+            return cached
         with self.session() as s:
             row = s.get(BillingPlanVersion, version_id)
             if row is None:
@@ -213,7 +217,10 @@ class BillingStore:
                 ).first()
         if row is None:
             raise NotFound(f"no plan or plan version {version_id!r}", "plan")
-        return to_version(row)
+        version = to_version(row)
+        if row.id == version_id:
+            self._versions[version_id] = version
+        return version
 
     # -- subscriptions ----------------------------------------------------------------------------
     def subscriptions(self, customer_id: str) -> list[BillingSubscription]:

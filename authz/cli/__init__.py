@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     __import__("authz.cli.budgets", fromlist=["register"]).register(sub)
     licenses.register(sub)
     doctor.register(sub)
+    __import__("authz.cli.billing", fromlist=["register"]).register(sub)
     return p
 
 

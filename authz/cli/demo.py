@@ -24,6 +24,7 @@ import httpx2
 
 from authz.admin.bootstrap import create_admin_client, ensure_admin_resource
 from authz.app import build_context
+from authz.billing import demo as billing_demo
 from authz.context import Context
 from authz.core.settings import Settings, record_running_issuer
 from authz.identity.agents.credentials import issue_credential, list_credentials, revoke_credential
@@ -137,6 +138,7 @@ def run_demo(port: int, mcp_port: int, reset: bool = False) -> int:
     ctx.keys.ensure()
     ensure_admin_resource(ctx.store, settings)
     rs_id, rs_secret, agent_id, agent_secret, usage_id, usage_secret = _prepare(ctx, resource)
+    billing_demo.seed(ctx.store.engine, ctx.keyring, agent_id)  # type: ignore[attr-defined]
     ctx.audit.flush()
     record_running_issuer(data_dir, issuer)  # CLI commands on this data dir name this issuer
 
@@ -166,7 +168,7 @@ def run_demo(port: int, mcp_port: int, reset: bool = False) -> int:
         )
         procs.append(mcp_proc)
         _wait_for(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", mcp_proc)
-        print(_banner(issuer, resource, agent_id, agent_secret, data_dir), flush=True)
+        print(_banner(issuer, resource, agent_id, agent_secret, data_dir) + billing_demo.hint(data_dir), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         gone = next(p for p in procs if p.poll() is not None)

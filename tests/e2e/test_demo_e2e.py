@@ -94,6 +94,20 @@ def test_demo_banner_steps_and_ctrl_c(processes: Processes, tmp_path: Path, free
         assert who["client_id"] == secret[1] and who["agent"] == secret[1] and who["scopes"] == ["tools:read"], who
         assert f"authz budgets create --agent {secret[1]}" in banner
 
+    # 6. Money: the printed command shows the demo customer's invoice preview on the hybrid plan.
+    billing = re.search(r"AUTHZ_DATA_DIR=(\S+) authz billing preview (\S+)", banner)
+    assert billing, banner
+    shown = subprocess.run(
+        [sys.executable, "-m", "authz", "billing", "preview", billing[2]],
+        env=base_env(AUTHZ_DATA_DIR=billing[1]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Platform" in shown.stdout and "199.00" in shown.stdout and "TOTAL" in shown.stdout, shown.stdout
+
     # Ctrl-C (SIGINT to the demo process): both servers stop and the demo exits.
     os.kill(demo.pid, signal.SIGINT)
     try:

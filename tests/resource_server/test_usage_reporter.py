@@ -177,6 +177,27 @@ async def test_token_and_outcome_events(authz: AS) -> None:
     assert rows["outcome.resolved"]["quantity"] == 2
 
 
+async def test_outcomes_with_an_id_value_and_attributes(authz: AS) -> None:
+    """Billing's outcome call: the outcome_id is the event id (reported twice, counted once); value and
+    attributes land in the event's metadata; a reversal is a compensating event."""
+    reporter = reporter_for(authz, flush_interval=60)
+    for _ in range(2):
+        request = RequestContext(token=use().token)
+        with bind_request_context(request):
+            record_outcome("meeting_booked", outcome_id="mtg-7", value="250.00", attributes={"qualified": True})
+        await reporter.after(use(agent="agt_9"), UseOutcome(status=200, duration=0.01, usage=request.usage))
+    request = RequestContext(token=use().token)
+    with bind_request_context(request):
+        record_outcome("meeting_booked", -1, outcome_id="mtg-7:reversal", attributes={"reverses": "mtg-7"})
+    events = reporter.events_for(use(agent="agt_9"), UseOutcome(status=200, duration=0.01, usage=request.usage))
+    assert events[1] == {**events[1], "id": "mtg-7:reversal", "quantity": -1, "metadata": {"reverses": "mtg-7"}}
+    reporter._enqueue(events)
+    await reporter.aclose()
+    assert reporter.accepted == 5 and reporter.duplicates == 1  # 3 calls, the booking and its reversal; mtg-7 again
+    rows = {r["type"]: r for r in counted(authz, group_by=["type"])}
+    assert rows["outcome.meeting_booked"]["quantity"] == 0 and rows["outcome.meeting_booked"]["count"] == 2
+
+
 async def test_plain_token_counts_use_the_default_model(authz: AS) -> None:
     reporter = reporter_for(authz, flush_interval=60, default_provider="openai", default_model="gpt-4o")
     await reporter.after(use(), outcome(input_tokens=10, output_tokens=5))

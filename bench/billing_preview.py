@@ -1,0 +1,200 @@
+"""Billing benchmarks: an invoice preview over a month of 10M events, and closing 1,000 invoices.
+
+    python bench/billing_preview.py [--events 10000000] [--agents 1000] [--customers 1000]
+                                    [--backends sqlite,postgres] [--runs 40]
+
+Usage is generated straight into the metering rollups exactly as the flusher keeps them (hourly rows
+per agent and event type, then the daily and monthly sums), since the preview reads only rollups:
+``--events`` events over the previous calendar month for one customer with ``--agents`` agents.
+Prints, per backend:
+
+* ``billing.<db>.preview_ms p50/p95`` of ``BillingService.preview`` on the hybrid plan (per-agent
+  token allowance: one group per agent), calendar period (monthly rollups) and anniversary period
+  starting mid-month (hourly edges + daily rollups);
+* ``billing.<db>.close_per_s``: ``close_due()`` finalizing ``--customers`` customers' invoices
+  (one agent each, hybrid plan), with the count checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from metering_ingest import fresh_db  # bench/ is on sys.path when run as a script
+from sqlalchemy import text
+
+from authz.billing.examples import SHAPES
+from authz.billing.service import BillingService
+from authz.core.crypto import Keyring, b64url
+from authz.metering.sink import DAILY, DAILY_COLUMNS, DIMS, MONTHLY, MONTHLY_COLUMNS, ROLLUPS, SUMS, calendar, dims_key
+
+KEK = b64url(bytes(32))  # a fixed key: the bench stores no secret worth protecting
+
+
+def previous_month() -> tuple[int, int]:
+    now = datetime.now(UTC)
+    this = datetime(now.year, now.month, 1, tzinfo=UTC)
+    prev = datetime(this.year - (this.month == 1), (this.month - 2) % 12 + 1, 1, tzinfo=UTC)
+    return int(prev.timestamp()), int(this.timestamp())
+
+
+def seed(engine: Any, customers: list[tuple[str, list[str]]], start: int, end: int, per_hour: int) -> int:
+    """Hourly rollup rows for every agent and hour: tokens.consumed (``per_hour - 2`` events, 1,000
+    tokens each), one call.completed and one outcome.meeting_booked; then daily and monthly sums."""
+    n = 0
+    columns = ("bucket", "dims_key", "day", "month", *DIMS, *SUMS)
+    with engine.begin() as conn:
+        rows: list[tuple[Any, ...]] = []
+        for customer, agents in customers:
+            for i, agent in enumerate(agents):
+                wf = f"wf_{i % 5}"
+                kinds = (
+                    ("tokens.consumed", "anthropic", "claude-sonnet-4-5", "tokens", per_hour - 2, 800, 200),
+                    ("call.completed", "", "", "calls", 1, 0, 0),
+                    ("outcome.meeting_booked", "", "", "count", 1, 0, 0),
+                )
+                for etype, provider, model, unit, count, inp, out in kinds:
+                    dims = (
+                        etype,
+                        agent,
+                        "",
+                        wf,
+                        customer,
+                        "https://mcp.example.com/mcp",
+                        "book",
+                        provider,
+                        model,
+                        unit,
+                    )
+                    key = dims_key(dims)
+                    qty = count * (inp + out) if etype == "tokens.consumed" else count
+                    cost = count * 5_400_000_000 if etype == "tokens.consumed" else 0
+                    priced = count if etype == "tokens.consumed" else 0
+                    for bucket in range(start, end, 3600):
+                        day, month = calendar(bucket)
+                        rows.append(
+                            (
+                                bucket,
+                                key,
+                                day,
+                                month,
+                                *dims,
+                                count,
+                                qty,
+                                count * inp,
+                                count * out,
+                                0,
+                                0,
+                                0,
+                                cost,
+                                priced,
+                                0,
+                            )
+                        )
+                        n += count
+                    if len(rows) >= 50_000:
+                        conn.execute(ROLLUPS.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+                        rows = []
+        if rows:
+            conn.execute(ROLLUPS.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+        for table, cols in ((DAILY, DAILY_COLUMNS), (MONTHLY, MONTHLY_COLUMNS)):  # what the flusher keeps
+            keep = ", ".join(c for c in cols if c not in SUMS)
+            sums = ", ".join(f"sum({c})" for c in SUMS)
+            conn.execute(
+                text(
+                    f"INSERT INTO {table.name} ({keep}, {', '.join(SUMS)}) "
+                    f"SELECT {keep}, {sums} FROM metering_rollups GROUP BY {keep}"
+                )
+            )
+        if engine.dialect.name == "postgresql":
+            for name in ("metering_rollups", "metering_rollups_daily", "metering_rollups_monthly"):
+                conn.execute(text(f"ANALYZE {name}"))
+    return n
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
+    _url, engine = fresh_db(kind)
+    start, end = previous_month()
+    hours = (end - start) // 3600
+    per_hour = max(3, round(events / (agents * hours)))
+    t0 = time.perf_counter()
+    n = seed(engine, [("bench", [f"agt_{i:04d}" for i in range(agents)])], start, end, per_hour)
+    print(f"billing.{kind}.generated_events {n} ({agents} agents, {hours} h, {time.perf_counter() - t0:.0f} s)")
+    svc = BillingService(engine, Keyring.from_text(KEK))
+    svc.store.create_plan("hybrid", "Hybrid", SHAPES["hybrid"])
+    svc.store.create_plan("hybrid-anniversary", "Hybrid", SHAPES["hybrid"] | {"anchor": "anniversary"})
+    svc.create_customer(id="bench", name="Bench", currency="USD")
+    svc.create_customer(id="bench-anniv", name="Bench", currency="USD")
+    svc.store.subscribe("bench", "hybrid", start)
+    mid = start + 14 * 86_400 + 3 * 3600
+    for label, customer, at in (("calendar", "bench", start + 86_400), ("anniversary", "bench", mid)):
+        if label == "anniversary":  # same usage, a period from mid-month (hourly edges + days)
+            with engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE billing_subscriptions SET ends_at = :e WHERE customer_id = 'bench'"), {"e": mid}
+                )
+            svc.store.subscribe("bench", "hybrid-anniversary", mid)
+        doc = svc.preview(customer, at)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            again = svc.preview(customer, at)
+            times.append((time.perf_counter() - t) * 1000)
+            assert again["etag"] == doc["etag"]
+        groups = len(doc["lines"][2]["groups"])
+        print(
+            f"billing.{kind}.preview_ms.{label} p50 {statistics.median(times):.1f} p95 {percentile(times, 0.95):.1f} "
+            f"(total {doc['total']} USD, {groups} agent groups, {runs} runs)",
+            flush=True,
+        )
+    engine.dispose()
+
+
+def bench_close(kind: str, customers: int) -> None:
+    _url, engine = fresh_db(kind)
+    start, end = previous_month()
+    seed(engine, [(f"cust_{i:04d}", [f"agt_c{i:04d}"]) for i in range(customers)], start, start + 24 * 3600, 5)
+    svc = BillingService(engine, Keyring.from_text(KEK), clock=lambda: end + 13 * 3600)
+    svc.store.create_plan("hybrid", "Hybrid", SHAPES["hybrid"])
+    for i in range(customers):
+        svc.create_customer(id=f"cust_{i:04d}", name=f"Customer {i}", currency="USD")
+        svc.store.subscribe(f"cust_{i:04d}", "hybrid", start)
+    t0 = time.perf_counter()
+    closed = svc.close_due()
+    took = time.perf_counter() - t0
+    created = sum(1 for _doc, c in closed if c)
+    assert created == customers, (created, customers)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM billing_invoices")).scalar() == customers
+    again = svc.close_due()
+    assert again == [], "a second pass must find nothing to close"
+    print(f"billing.{kind}.close_per_s {created / took:.0f} ({created} invoices in {took:.1f} s)", flush=True)
+    engine.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--agents", type=int, default=1000)
+    ap.add_argument("--customers", type=int, default=1000)
+    ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--parts", default="preview,close")
+    args = ap.parse_args()
+    for kind in args.backends.split(","):
+        if "preview" in args.parts:
+            bench_preview(kind, args.events, args.agents, args.runs)
+        if "close" in args.parts:
+            bench_close(kind, args.customers)
+
+
+if __name__ == "__main__":
+    main()
