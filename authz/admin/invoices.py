@@ -52,25 +52,25 @@ class Closed(BaseModel):
     invoice: dict[str, Any]
 
 
-class WebhookIn(BaseModel):
+class BillingWebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str
     secret: str | None = Field(None, description="whsec_...; generated when absent (shown once).")
     description: str = ""
 
 
-class WebhookOut(BaseModel):
+class BillingWebhookOut(BaseModel):
     id: str
     url: str
     created_at: int
     secret: str | None = None
 
 
-class WebhookList(BaseModel):
-    items: list[WebhookOut]
+class BillingWebhookList(BaseModel):
+    items: list[BillingWebhookOut]
 
 
-class Deleted(BaseModel):
+class BillingWebhookDeleted(BaseModel):
     id: str
     deleted: bool
 
@@ -138,21 +138,21 @@ def close_period(call: Call) -> tuple[int, Closed]:
     return (201 if created else 200), Closed(created=created, invoice=doc)
 
 
-def add_webhook(call: Call) -> tuple[int, WebhookOut]:
-    body: WebhookIn = call.body
+def add_billing_webhook(call: Call) -> tuple[int, BillingWebhookOut]:
+    body: BillingWebhookIn = call.body
     ep = billing(call).webhooks.add(body.url, body.secret, body.description)
-    return 201, WebhookOut(id=ep.id, url=ep.url, created_at=ep.created_at, secret=ep.secret)
+    return 201, BillingWebhookOut(id=ep.id, url=ep.url, created_at=ep.created_at, secret=ep.secret)
 
 
-def list_webhooks(call: Call) -> tuple[int, WebhookList]:
+def list_billing_webhooks(call: Call) -> tuple[int, BillingWebhookList]:
     eps = billing(call).webhooks.list()
-    return 200, WebhookList(items=[WebhookOut(id=e.id, url=e.url, created_at=e.created_at) for e in eps])
+    return 200, BillingWebhookList(items=[BillingWebhookOut(id=e.id, url=e.url, created_at=e.created_at) for e in eps])
 
 
-def remove_webhook(call: Call) -> tuple[int, Deleted]:
+def remove_billing_webhook(call: Call) -> tuple[int, BillingWebhookDeleted]:
     if not billing(call).webhooks.remove(call.path["webhook_id"]):
         raise ApiProblem(404, "No such webhook endpoint.")
-    return 200, Deleted(id=call.path["webhook_id"], deleted=True)
+    return 200, BillingWebhookDeleted(id=call.path["webhook_id"], deleted=True)
 
 
 AT_QUERY = (QueryParam("at", {"type": "string", "format": "date-time"}, "An instant in the period (default: now)."),)
@@ -172,10 +172,10 @@ OPERATIONS = [
               InvoiceDoc, query=FORMAT_QUERY),
     Operation("POST", "/invoices/close", close_period, WRITE, "Finalize a period's invoice (once; idempotent)",
               Closed, 201, CloseIn, errors=(404, 409)),
-    Operation("POST", "/billing/webhooks", add_webhook, WRITE, "Add an invoice.finalized / credits.low endpoint",
-              WebhookOut, 201, WebhookIn, errors=()),
-    Operation("GET", "/billing/webhooks", list_webhooks, READ, "List billing webhook endpoints", WebhookList,
+    Operation("POST", "/billing/webhooks", add_billing_webhook, WRITE, "Add an invoice.finalized / credits.low endpoint",
+              BillingWebhookOut, 201, BillingWebhookIn, errors=()),
+    Operation("GET", "/billing/webhooks", list_billing_webhooks, READ, "List billing webhook endpoints", BillingWebhookList,
               errors=()),
-    Operation("DELETE", "/billing/webhooks/{webhook_id}", remove_webhook, WRITE, "Remove a billing webhook endpoint",
-              Deleted),
+    Operation("DELETE", "/billing/webhooks/{webhook_id}", remove_billing_webhook, WRITE, "Remove a billing webhook endpoint",
+              BillingWebhookDeleted),
 ]  # fmt: skip

@@ -58,6 +58,7 @@ def register(sub: Any) -> None:
     g.add_argument("amount", help="decimal amount in the customer's currency")
     g.add_argument("--promotional", action="store_true")
     g.add_argument("--priority", type=int, default=50, help="0-100, lower burns first")
+    g.add_argument("--effective-at", help="RFC 3339; default now (a grant pays periods ending while in force)")
     g.add_argument("--expires-at", help="RFC 3339")
     g.set_defaults(func=_run(cmd_credit))
     v = b.add_parser("preview", help="the invoice preview of a customer's current (or given) period")
@@ -70,6 +71,10 @@ def register(sub: Any) -> None:
     x.add_argument("--at", required=True, help="an instant in the period (RFC 3339)")
     x.add_argument("--force", action="store_true", help="close before the grace period is over")
     x.set_defaults(func=_run(cmd_close))
+    r = b.add_parser("receipt", help="a signed value receipt: outcomes delivered in a period and their value")
+    r.add_argument("customer")
+    r.add_argument("--at", help="an instant in the period (RFC 3339); default now")
+    r.set_defaults(func=_run(cmd_receipt), keys=True)
     i = b.add_parser("invoices", help="list finalized invoices")
     i.add_argument("--customer")
     i.set_defaults(func=_run(cmd_invoices))
@@ -86,6 +91,9 @@ def _run(fn: Any) -> Any:
 
         ctx = _ctx()
         svc = BillingService(ctx.store.engine, ctx.keyring)  # type: ignore[attr-defined]
+        if getattr(args, "keys", False):  # receipts are signed with the server's key (created on first use)
+            ctx.keys.ensure()
+            args.signer, args.issuer = ctx.keys.view.signer, ctx.settings.issuer
         try:
             return int(fn(svc, args))
         except (BillingError, MoneyError) as exc:
@@ -163,11 +171,13 @@ def cmd_subscribe(svc: BillingService, args: argparse.Namespace) -> int:
 
 def cmd_credit(svc: BillingService, args: argparse.Namespace) -> int:
     expires = parse_instant(args.expires_at) if args.expires_at else None
+    effective = parse_instant(args.effective_at) if args.effective_at else None
     row = svc.store.grant(
         args.customer,
         args.amount,
         category="promotional" if args.promotional else "prepaid",
         priority=args.priority,
+        effective_at=effective,
         expires_at=expires,
     )
     print(f"credit {row.id}: {args.amount} {row.currency} ({row.category}, priority {row.priority})")
@@ -207,6 +217,15 @@ def cmd_preview(svc: BillingService, args: argparse.Namespace) -> int:
 def cmd_close(svc: BillingService, args: argparse.Namespace) -> int:
     doc, created = svc.close(args.customer, parse_instant(args.at), force=args.force)
     print(f"{'finalized' if created else 'already finalized'}: {doc['number']} ({doc['id']}) total {doc['total']}")
+    return 0
+
+
+def cmd_receipt(svc: BillingService, args: argparse.Namespace) -> int:
+    token, claims = svc.value_receipt(
+        args.customer, parse_instant(args.at) if args.at else None, args.signer, args.issuer
+    )
+    print(json.dumps(claims, indent=2))
+    print(token)
     return 0
 
 
