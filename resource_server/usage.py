@@ -50,6 +50,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from resource_server.admin_token import AdminApiToken
 from resource_server.context import record_usage
 from resource_server.hooks import Refusal, UseContext, UseOutcome
+from resource_server.outcomes import OUTCOME_PREFIX as _OUTCOME_PREFIX
+from resource_server.outcomes import outcome_event, record_outcome
 
 __all__ = [
     "TOKEN_KEYS",
@@ -67,7 +69,6 @@ SCOPE = "metering:write"
 EVENTS_PATH = "/metering/events"
 _SEP = "\x1f"  # joins provider/model/quantity in record_usage keys (never in a real name)
 _TOKENS_PREFIX = "tokens.consumed" + _SEP
-_OUTCOME_PREFIX = "outcome."
 _ID_PART = re.compile(r"[\x21-\x7e]{1,80}")
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -88,28 +89,6 @@ def record_tokens(
     """
     counts = dict(zip(TOKEN_KEYS, (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens), strict=True))
     record_usage(**{_SEP.join((_TOKENS_PREFIX + provider, model, k)): float(v) for k, v in counts.items() if v})
-
-
-def record_outcome(
-    name: str,
-    quantity: float = 1,
-    *,
-    outcome_id: str | None = None,
-    value: str | float | None = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> None:
-    """Inside a tool: a business outcome happened (``outcome.<name>`` event, e.g. ``meeting_booked``).
-
-    ``outcome_id`` is your stable id for the outcome: it becomes the event's idempotency key, so the
-    AS counts it once however often it is reported (and a reversal, ``quantity=-1`` with
-    ``attributes={"reverses": id}``, can name it). ``value`` (a decimal, in the customer's currency)
-    and ``attributes`` (a small JSON object, e.g. ``{"qualified": True}``) travel in the event's
-    ``metadata`` for billing triggers and value receipts."""
-    if outcome_id is None and value is None and attributes is None:
-        record_usage(**{_OUTCOME_PREFIX + name: float(quantity)})
-        return
-    detail = {"outcome_id": outcome_id, "value": None if value is None else str(value), "attributes": attributes or {}}
-    record_usage(**{_OUTCOME_PREFIX + name + _SEP + json.dumps(detail, sort_keys=True): float(quantity)})
 
 
 def tokens_by_model(usage: Mapping[str, float]) -> dict[tuple[str, str], dict[str, int]]:
@@ -237,7 +216,7 @@ class UsageReporter:
             if key in TOKEN_KEYS:
                 plain[key] = round(amount)
             elif key.startswith(_OUTCOME_PREFIX):
-                events.append(self._outcome(base, key, amount, token.jti))
+                events.append(outcome_event(base, key, amount, self._next_id(token.jti)))
         if plain:
             if self.default_model:
                 bucket = tokens.setdefault((self.default_provider or "", self.default_model), {})
@@ -253,20 +232,6 @@ class UsageReporter:
             ev["usage"] = {k: counts.get(k, 0) for k in TOKEN_KEYS}
             events.append(ev)
         return events
-
-    def _outcome(self, base: dict[str, Any], key: str, amount: float, jti: str | None) -> dict[str, Any]:
-        name, _, detail = key.partition(_SEP)
-        event = {**base, "id": self._next_id(jti), "type": name, "quantity": round(amount)}
-        if detail:
-            extra = json.loads(detail)
-            if extra.get("outcome_id"):
-                event["id"] = extra["outcome_id"]
-            meta = dict(extra.get("attributes") or {})
-            if extra.get("value") is not None:
-                meta["value"] = extra["value"]
-            if meta:
-                event["metadata"] = meta
-        return event
 
     def _next_id(self, jti: str | None) -> str:
         self._seq += 1
