@@ -3,7 +3,7 @@ credits, finalized invoices and the credits they burned, billing webhook endpoin
 by customer for invoice previews.
 
 Revision ID: 0013_billing
-Revises: 0016_dpop
+Revises: 0010_firstuse
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_billing"
-down_revision: str | Sequence[str] | None = "0016_dpop"
+down_revision: str | Sequence[str] | None = "0010_firstuse"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
