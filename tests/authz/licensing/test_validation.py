@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,9 @@ from agent_client.licenses import LicenseError, verify_response
 from authz.licensing.keys import MalformedKey, generate_key, normalize
 from authz.licensing.liveness import Heartbeats
 from authz.licensing.validation import CODES, LicenseView, MachineView, Scope, validate
-from tests.authz.licensing.conftest import Lic
+from tests.authz.admin.conftest import admin_token
+from tests.authz.conftest import ASFactory
+from tests.authz.licensing.conftest import Clock, Lic
 
 pytestmark = pytest.mark.anyio
 NOW = 1_900_000_000
@@ -35,7 +38,7 @@ def test_codes_come_in_the_documented_order() -> None:
     """Start from a license failing every check; fix one cause at a time: the codes appear in order."""
     view, scope = _failing_everything()
     seen = [validate(None, scope, NOW).code]
-    fixes = [
+    fixes: list[Callable[[LicenseView, Scope], tuple[LicenseView, Scope]]] = [
         lambda v, s: (replace(v, status="suspended"), s),
         lambda v, s: (replace(v, status="active"), s),
         lambda v, s: (replace(v, expires_at=NOW + 100), s),
@@ -162,12 +165,11 @@ async def test_bad_input_is_a_clear_422_and_changes_nothing(lic: Lic) -> None:
     assert counts() == before
 
 
-async def test_rate_limits_per_key_and_misses_per_ip(as_factory: object) -> None:
-    from tests.authz.admin.conftest import admin_token
-    from tests.authz.licensing.conftest import Clock
-
-    srv = await as_factory(license_rate_per_key=3, license_rate_misses_per_ip=2)  # type: ignore[operator]
+async def test_rate_limits_per_key_and_misses_per_ip(as_factory: ASFactory) -> None:
+    srv = await as_factory(license_rate_per_key=3, license_rate_misses_per_ip=2)
     lic = Lic(srv, {"Authorization": f"Bearer {await admin_token(srv)}"}, Clock(1_900_000_000.0))
+    assert srv.ctx.licensing is not None
+    srv.ctx.licensing.limiter.clock = lic.clock  # one rate window for the whole test
     _, key = await lic.setup()
     for _ in range(3):
         assert (await lic.post("/licenses/actions/validate-key", {"key": key})).status_code == 200
@@ -178,7 +180,7 @@ async def test_rate_limits_per_key_and_misses_per_ip(as_factory: object) -> None
     r = await lic.post("/licenses/actions/validate-key", {"key": generate_key()})
     assert r.status_code == 429  # key guessing from this address stops here
     srv.ctx.audit.flush()
-    with srv.ctx.store.engine.connect() as c:  # type: ignore[attr-defined]
+    with lic.svc.store.engine.connect() as c:
         events = [row[0] for row in c.execute(sa.text("SELECT event FROM audit_events"))]
     assert events.count("license.rate_limited") == 2  # once per bucket and window, not per request
 
