@@ -69,6 +69,8 @@ class LicenseClient:
             return self._grace(slot, "the license server cannot be reached")
         if r.status_code >= 500:
             return self._grace(slot, f"the license server answered {r.status_code}")
+        if r.status_code == 429:
+            return Validation(False, "RATE_LIMITED", _problem_detail(r))
         if r.status_code != 200:
             return Validation(False, "REFUSED", _problem_detail(r))
         try:
