@@ -40,6 +40,13 @@ def create_agent(call: Call) -> tuple[int, AgentOut]:
     billing = call.ctx.billing
     if body.customer is not None and (billing is None or body.customer not in billing.store.customer_ids()):
         raise ApiProblem(422, f"No customer {body.customer!r}.", errors=[("customer", "no such customer")])
+    if body.owner_license_id is not None and call.ctx.licensing is not None:
+        # an id of no license here is stored as given (billing's compatibility alias); a license of ours
+        # pays only for agents while it is in force (suspending it suspends them)
+        lic = call.ctx.licensing.store.license(body.owner_license_id)
+        if lic is not None and lic.status != "active":
+            raise ApiProblem(422, "The request has invalid fields.",
+                             errors=[("owner_license_id", f"the license is {lic.status}")])  # fmt: skip
     agent = lifecycle.create_agent(
         call.agents,
         name=body.name,

@@ -156,3 +156,15 @@ async def test_suspending_a_license_suspends_its_agents_and_kills_their_tokens(l
     assert refused.json()["error"] in ("invalid_client", "unauthorized_client")
     assert (await lic.validate(key))["meta"]["code"] == "SUSPENDED"
     assert (await lic.activate(key, "fp-x")).json()["code"] == "SUSPENDED"
+
+
+async def test_an_agent_is_created_only_under_a_license_in_force(lic: Lic) -> None:
+    out, _ = await lic.setup()
+    ok = await lic.admin_post("/agents", {"name": "paid", "owner_license_id": out["id"]})
+    assert ok.status_code == 201 and ok.json()["owner_license_id"] == out["id"]
+    foreign = await lic.admin_post("/agents", {"name": "ghost", "owner_license_id": "lic_elsewhere"})
+    assert foreign.status_code == 201  # not one of ours: stored as given (billing's compatibility alias)
+    assert (await lic.admin_post(f"/licenses/{out['id']}/suspend")).status_code == 200
+    assert lic.srv.ctx.store.get_agent(ok.json()["id"]).status == "suspended"  # type: ignore[union-attr]
+    late = await lic.admin_post("/agents", {"name": "late", "owner_license_id": out["id"]})
+    assert late.status_code == 422 and "suspended" in late.json()["errors"][0]["detail"]
