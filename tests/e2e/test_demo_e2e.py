@@ -141,6 +141,7 @@ def _start_demo(
     return processes.start("authz-demo", argv, base_env(AUTHZ_DATA_DIR=str(data)))
 
 
+@pytest.mark.timeout(300)  # one demo start on a loaded machine
 @pytest.mark.parametrize(("sig", "background"), [(signal.SIGTERM, False), (signal.SIGINT, True)])
 def test_the_demo_stops_both_servers_on_sigterm_and_on_sigint_in_the_background(
     processes: Processes,  # noqa: F811
@@ -162,7 +163,8 @@ def test_the_demo_stops_both_servers_on_sigterm_and_on_sigint_in_the_background(
     wait_until(lambda: not any(pid_alive(p) for p in children), "the demo's servers to exit", STOP_TIMEOUT)
 
 
-def test_the_demo_names_a_taken_port_says_where_state_lives_and_resets(
+@pytest.mark.timeout(300)  # one demo start on a loaded machine
+def test_the_demo_names_a_taken_port_and_says_where_state_lives(
     processes: Processes,  # noqa: F811
     tmp_path: Path,
     free_port: Callable[[], int],
@@ -191,8 +193,17 @@ def test_the_demo_names_a_taken_port_says_where_state_lives_and_resets(
     assert f"AUTHZ_DATA_DIR={state} {authz} budgets create" in banner
     assert f"kept in {state} between runs" in banner and "--reset" in banner
     assert (state / "issuer").read_text().strip() == f"http://127.0.0.1:{port}"  # CLI commands find this issuer
-    demo.stop()
-    (state / "marker").write_text("x")
-    demo = _start_demo(processes, tmp_path / "data", port, mcp_port, "--reset")
+
+
+@pytest.mark.timeout(300)  # one demo start on a loaded machine
+def test_the_demo_reset_starts_afresh(
+    processes: Processes,  # noqa: F811
+    tmp_path: Path,
+    free_port: Callable[[], int],
+) -> None:
+    state = (tmp_path / "data" / "demo").resolve()
+    state.mkdir(parents=True)
+    (state / "marker").write_text("left from an earlier run")
+    demo = _start_demo(processes, tmp_path / "data", free_port(), free_port(), "--reset")
     wait_until(lambda: BANNER in demo.log(), "the demo banner after --reset", START_TIMEOUT, demo)
-    assert not (state / "marker").exists() and "(--reset)" in demo.log()
+    assert not (state / "marker").exists() and f"removed {state} (--reset)" in demo.log()
