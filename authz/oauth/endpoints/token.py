@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authz.oauth.requests import AuthzRequest
-from authz.oauth.server import error_result, read_request, run_core, server_error, to_response
+from authz.oauth.server import Result, error_result, read_request, run_core, server_error, to_response
 
 log = logging.getLogger("authz.token")
 
@@ -24,8 +24,9 @@ async def token(request: Request) -> Response:
     state = request.app.state
     try:
         areq = await read_request(request, state.ctx)
-        areq.dpop = state.server.dpop.check(request.headers.getlist("dpop"))  # RFC 9449 §5 (authz.oauth.dpop)
-        result = await run_core(state.server.create_token_response, areq, inline=state.server.can_run_inline(areq))
+        result = _check_dpop(request, areq) or await run_core(
+            state.server.create_token_response, areq, inline=state.server.can_run_inline(areq)
+        )
     except OAuth2Error as error:
         return to_response(error_result(error))
     except Exception:
@@ -37,6 +38,16 @@ async def token(request: Request) -> Response:
     elif areq.dpop is not None:
         result[2].extend(state.server.dpop.response_headers())
     return to_response(result)
+
+
+def _check_dpop(request: Request, areq: AuthzRequest) -> Result | None:
+    """RFC 9449 §5 (:mod:`authz.oauth.dpop`): the request's proof, before any grant logic; a refusal
+    (``invalid_dpop_proof``, ``use_dpop_nonce``) is answered, and audited, like any other."""
+    try:
+        areq.dpop = request.app.state.server.dpop.check(request.headers.getlist("dpop"))
+    except OAuth2Error as error:
+        return error_result(error)
+    return None
 
 
 def _audit_refusal(request: Request, areq: AuthzRequest, body: dict[str, object]) -> None:

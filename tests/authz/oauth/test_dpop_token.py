@@ -162,6 +162,18 @@ async def test_a_replayed_proof_is_refused(authz: AS) -> None:
     assert error_of(await cc(authz, reg, headers)) == "invalid_dpop_proof"
 
 
+async def test_a_refused_proof_is_audited_without_the_proof(authz: AS) -> None:
+    reg = authz.machine_client()
+    headers = proof(DpopKey.generate())
+    assert (await cc(authz, reg, headers)).status_code == 200
+    assert error_of(await cc(authz, reg, headers)) == "invalid_dpop_proof"
+    authz.ctx.audit.flush()
+    events = [e for e in authz.ctx.store.list_audit(0, 1000) if e.event == "token.refused"]
+    assert events and events[-1].reason == "invalid_dpop_proof" and events[-1].client_id == reg.client_id
+    dump = json.dumps([e.detail for e in authz.ctx.store.list_audit(0, 1000)])
+    assert headers["DPoP"] not in dump and headers["DPoP"].split(".")[2] not in dump
+
+
 @pytest.mark.requirement("rfc9449:jti-replay")
 async def test_a_failed_proof_check_does_not_burn_the_jti(authz: AS) -> None:
     """The stateless checks run before the replay cache: only accepted proofs are remembered."""
