@@ -18,7 +18,8 @@ This package imports neither ``authz`` nor ``resource_server``: it talks HTTP on
 from agent_client.auth import BearerAuth
 from agent_client.credentials import ClientCredential, ClientSecret, PrivateKeyJwt
 from agent_client.discovery import AuthServer, DiscoveryError, ProtectedResource, discover, discover_resource
-from agent_client.dpop import DpopAuth, DpopSession
+from agent_client.dpop import DpopSession
+from agent_client.dpop_auth import DpopAuth
 from agent_client.grants import ClientCredentials, Grant, TokenExchange
 from agent_client.token_source import Token, TokenError, TokenSource
 

@@ -24,7 +24,8 @@ from agent_client.auth import BearerAuth
 from agent_client.authcode import authorize_headless
 from agent_client.credentials import ClientCredential, ClientSecret, PrivateKeyJwt
 from agent_client.discovery import discover, discover_resource
-from agent_client.dpop import DpopAuth, DpopSession
+from agent_client.dpop import DpopSession
+from agent_client.dpop_auth import DpopAuth
 from agent_client.token_source import TokenSource
 
 

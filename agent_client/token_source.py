@@ -7,7 +7,7 @@ resource server refused (401), so the next call fetches a new one.
 
 With ``dpop=DpopSession(...)`` every token request carries a DPoP proof (RFC 9449 §5), a
 ``use_dpop_nonce`` answer (§8) is retried once with the server's nonce, and the token comes back
-``token_type: DPoP`` (present it with :class:`agent_client.dpop.DpopAuth`).
+``token_type: DPoP`` (present it with :class:`agent_client.dpop_auth.DpopAuth`).
 """
 
 from __future__ import annotations
