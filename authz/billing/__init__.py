@@ -1,4 +1,4 @@
-"""Monetization (issue 13): customers, plans with immutable versions, the pricing components, invoice
+"""Monetization: customers, plans with immutable versions, the pricing components, invoice
 previews from the metering rollups, finalized invoices, credits, webhooks and value receipts.
 
 Public API: :class:`BillingService` (``authz.billing.service``); pure pricing in

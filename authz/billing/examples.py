@@ -1,4 +1,4 @@
-"""The four pricing shapes of issue 13 as plan specs (data, not code): docs, tests, demo and bench use them.
+"""The four pricing shapes as plan specs (data, not code): docs, tests, demo and bench use them.
 
 For 3 agents using 3M, 8M and 12M tokens and 40 ``outcome.meeting_booked`` in one month:
 A 147.00, B 152.00 (allowance per agent) or 151.00 (pooled), C 48.00, D 231.80 (USD).

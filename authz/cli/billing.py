@@ -1,4 +1,4 @@
-"""``authz billing``: customers, plans, subscriptions, credits, invoice previews and invoices (issue 13).
+"""``authz billing``: customers, plans, subscriptions, credits, invoice previews and invoices.
 
 Works on the database directly, like ``authz budgets``; every command has ``--help``. Mistakes
 print one line saying what is wrong (and the field) and exit 1.

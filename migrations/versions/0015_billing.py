@@ -1,4 +1,4 @@
-"""Billing (issue 13): customers and their agents/teams, plans with immutable versions, subscriptions,
+"""Billing: customers and their agents/teams, plans with immutable versions, subscriptions,
 credits, finalized invoices and the credits they burned, billing webhook endpoints; rollup indexes
 by customer for invoice previews.
 

@@ -1,4 +1,4 @@
-"""Billing tables (issue 13): customers, plans and their immutable versions, subscriptions, credits,
+"""Billing tables: customers, plans and their immutable versions, subscriptions, credits,
 finalized invoices, the credits they burned, and billing webhook endpoints.
 
 Money is never a float: amounts are exact decimal text (``Decimal(str)`` round-trips) or integer
