@@ -59,4 +59,14 @@ GOVERNANCE: dict[str, Requirement] = {
         "High-risk AI systems shall technically allow for the automatic recording of events (logs)",
         "Tampering, deletion, truncation or a full rewrite is found against checkpoints held outside the database.",
     ),
+    "gdpr:art17-erasure": Requirement(
+        "https://eur-lex.europa.eu/eli/reg/2016/679/oj#art_17",
+        "the right to obtain ... the erasure of personal data ... 3. ... not ... (b) legal obligation (e) legal claims",
+        "Erasure revokes grants, deletes account and profile, destroys the key; audit stays pseudonymous.",
+    ),
+    "gdpr:art20-export": Requirement(
+        "https://eur-lex.europa.eu/eli/reg/2016/679/oj#art_20",
+        "the right to receive the personal data ... in a structured, commonly used and machine-readable format",
+        "One JSON document (with a $schema): account, profile, consents, delegations, agents, activity records.",
+    ),
 }

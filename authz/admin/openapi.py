@@ -25,6 +25,7 @@ SCOPE_TEXT = {
     "metering:write": "Report usage events (resource servers).",
     "metering:read": "Read usage.",
     "budgets:use": "Reserve and settle budget for token uses (resource servers).",
+    "subjects:admin": "Export or erase a person's data (GDPR Art. 15/17/20); granted by no other scope.",
 }
 ERROR_TEXT = {
     400: "The request body is not valid JSON, or nests arrays and objects too deeply. Nothing was changed.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from authz.admin import agents, billing, budget_use, budgets, invoices, licenses, metering, policies, teams
+from authz.admin import agents, billing, budget_use, budgets, invoices, licenses, metering, policies, subjects, teams
 from authz.admin import licensing_http as licensing
 from authz.admin.api import Operation, route
 from authz.admin.openapi import openapi_route
@@ -19,6 +19,7 @@ OPERATIONS: list[Operation] = [
     *licenses.OPERATIONS,
     *billing.OPERATIONS,
     *invoices.OPERATIONS,
+    *subjects.OPERATIONS,
 ]
 
 # key-authenticated and open licensing endpoints: before the operations, so /licenses/me is not a license id

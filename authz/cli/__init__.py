@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from authz import preflight
-from authz.cli import admin, agents, audit, doctor, licenses, policy, serve, trust
+from authz.cli import admin, agents, audit, doctor, licenses, policy, serve, subjects, trust
 from authz.core.settings import Settings, UnsafeSettingsError
 from authz.metering import cli as metering_cli
 
@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     admin.register(sub)
     agents.register(sub)
     audit.register(sub)
+    subjects.register(sub)
     trust.register(sub)
     policy.register(sub)
     metering_cli.register(sub)
