@@ -31,6 +31,10 @@ class SubjectExport(BaseModel):
     activity: dict[str, Any]
 
 
+class SubjectEraseRequest(BaseModel):
+    reason: str | None = Field(None, max_length=255, description="Recorded in the audit trail (e.g. the request id).")
+
+
 class SubjectErasure(BaseModel):
     """What was erased (counts) and what was kept, with the reason (GDPR Art. 17(3))."""
 
@@ -45,12 +49,15 @@ def export_subject_op(call: Call) -> tuple[int, SubjectExport]:
 
 
 def erase_subject_op(call: Call) -> tuple[int, SubjectErasure]:
-    return 200, SubjectErasure.model_validate(erase_subject(call.ctx, call.path["subject_id"], call.actor))
+    reason = call.body.reason if isinstance(call.body, SubjectEraseRequest) else None
+    result = erase_subject(call.ctx, call.path["subject_id"], call.actor, reason=reason)
+    return 200, SubjectErasure.model_validate(result)
 
 
 OPERATIONS = [
     Operation("GET", "/subjects/{subject_id}/export", export_subject_op, SCOPE,
               "Export everything held about a person (GDPR Art. 15/20)", SubjectExport),
     Operation("POST", "/subjects/{subject_id}/erase", erase_subject_op, SCOPE,
-              "Erase a person: revoke, delete, destroy their key (GDPR Art. 17)", SubjectErasure, body=None),
+              "Erase a person: revoke, delete, destroy their key (GDPR Art. 17)", SubjectErasure,
+              body=SubjectEraseRequest, body_required=False, errors=(404, 422)),
 ]  # fmt: skip

@@ -93,7 +93,7 @@ def export_subject(ctx: Context, subject: str, actor: str) -> dict[str, Any]:
     return doc
 
 
-def erase_subject(ctx: Context, subject: str, actor: str) -> dict[str, Any]:
+def erase_subject(ctx: Context, subject: str, actor: str, reason: str | None = None) -> dict[str, Any]:
     """Erase the person; returns what was erased and what was kept, and why."""
     user = _user(ctx, subject)
     profile = vault(ctx).get(subject) or {}
@@ -124,7 +124,9 @@ def erase_subject(ctx: Context, subject: str, actor: str) -> dict[str, Any]:
         }  # fmt: skip
     counts["profile_key"] = int(vault(ctx).destroy(subject))
     erased = {k: v for k, v in counts.items() if k != "account"}
-    ctx.audit.record("subject.erased", actor=actor, pseudonym=pseudonym, grants_revoked=len(live), erased=erased)
+    ctx.audit.record(
+        "subject.erased", reason=reason, actor=actor, pseudonym=pseudonym, grants_revoked=len(live), erased=erased
+    )
     ctx.audit.flush()
     values = [subject, user.username, *(str(v) for k, v in profile.items() if k in ("email", "username"))]
     counts["pseudonym_links"] += audit.forget(values)
