@@ -3,9 +3,10 @@
     python bench/billing_preview.py [--events 10000000] [--agents 1000] [--customers 1000]
                                     [--backends sqlite,postgres] [--runs 40]
 
-Usage is generated straight into the metering rollups exactly as the flusher keeps them (hourly rows
-per agent and event type, then the daily and monthly sums), since the preview reads only rollups:
-``--events`` events over the previous calendar month for one customer with ``--agents`` agents.
+Usage is generated straight into the metering rollups as the flusher keeps them (daily and monthly
+sums per agent and event type; hourly rows for the days a preview reads by the hour), since the
+preview reads only rollups: ``--events`` events over the previous calendar month for one customer
+with ``--agents`` agents.
 Prints, per backend:
 
 * ``billing.<db>.preview_ms p50/p95`` of ``BillingService.preview`` on the hybrid plan (per-agent
@@ -29,7 +30,7 @@ from sqlalchemy import text
 from authz.billing.examples import SHAPES
 from authz.billing.service import BillingService
 from authz.core.crypto import Keyring, b64url
-from authz.metering.sink import DAILY, DAILY_COLUMNS, DIMS, MONTHLY, MONTHLY_COLUMNS, ROLLUPS, SUMS, calendar, dims_key
+from authz.metering.sink import DAILY, DIMS, MONTHLY, ROLLUPS, SUMS, calendar, dims_key
 
 KEK = b64url(bytes(32))  # a fixed key: the bench stores no secret worth protecting
 
@@ -41,16 +42,20 @@ def previous_month() -> tuple[int, int]:
     return int(prev.timestamp()), int(this.timestamp())
 
 
-def seed(engine: Any, customers: list[tuple[str, list[str]]], start: int, end: int, per_hour: int) -> int:
-    """Hourly rollup rows for every agent and hour: tokens.consumed (``per_hour - 2`` events, 1,000
-    tokens each), one call.completed and one outcome.meeting_booked; then daily and monthly sums."""
+def seed(
+    engine: Any, customers: list[tuple[str, list[str]]], start: int, end: int, per_hour: int, hourly_days: set[int]
+) -> int:
+    """The rollups of every agent and hour: tokens.consumed (``per_hour - 2`` events, 1,000 tokens each),
+    one call.completed and one outcome.meeting_booked. Daily and monthly rows are written directly
+    (the sums the flusher keeps); hourly rows only for ``hourly_days`` (UTC day starts): the only
+    hours a preview reads (a period's partial first and last days)."""
     n = 0
-    columns = ("bucket", "dims_key", "day", "month", *DIMS, *SUMS)
+    hourly: list[dict[str, Any]] = []
+    daily: dict[tuple[Any, ...], list[int]] = {}
+    monthly: dict[tuple[Any, ...], list[int]] = {}
     with engine.begin() as conn:
-        rows: list[tuple[Any, ...]] = []
         for customer, agents in customers:
             for i, agent in enumerate(agents):
-                wf = f"wf_{i % 5}"
                 kinds = (
                     ("tokens.consumed", "anthropic", "claude-sonnet-4-5", "tokens", per_hour - 2, 800, 200),
                     ("call.completed", "", "", "calls", 1, 0, 0),
@@ -61,7 +66,7 @@ def seed(engine: Any, customers: list[tuple[str, list[str]]], start: int, end: i
                         etype,
                         agent,
                         "",
-                        wf,
+                        f"wf_{i % 5}",
                         customer,
                         "https://mcp.example.com/mcp",
                         "book",
@@ -70,45 +75,63 @@ def seed(engine: Any, customers: list[tuple[str, list[str]]], start: int, end: i
                         unit,
                     )
                     key = dims_key(dims)
-                    qty = count * (inp + out) if etype == "tokens.consumed" else count
-                    cost = count * 5_400_000_000 if etype == "tokens.consumed" else 0
-                    priced = count if etype == "tokens.consumed" else 0
+                    tokens = etype == "tokens.consumed"
+                    sums = [
+                        count,
+                        count * (inp + out) if tokens else count,
+                        count * inp,
+                        count * out,
+                        0,
+                        0,
+                        0,
+                        count * 5_400_000_000 if tokens else 0,
+                        count if tokens else 0,
+                        0,
+                    ]
                     for bucket in range(start, end, 3600):
                         day, month = calendar(bucket)
-                        rows.append(
-                            (
-                                bucket,
-                                key,
-                                day,
-                                month,
-                                *dims,
-                                count,
-                                qty,
-                                count * inp,
-                                count * out,
-                                0,
-                                0,
-                                0,
-                                cost,
-                                priced,
-                                0,
-                            )
-                        )
                         n += count
-                    if len(rows) >= 50_000:
-                        conn.execute(ROLLUPS.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
-                        rows = []
-        if rows:
-            conn.execute(ROLLUPS.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
-        for table, cols in ((DAILY, DAILY_COLUMNS), (MONTHLY, MONTHLY_COLUMNS)):  # what the flusher keeps
-            keep = ", ".join(c for c in cols if c not in SUMS)
-            sums = ", ".join(f"sum({c})" for c in SUMS)
-            conn.execute(
-                text(
-                    f"INSERT INTO {table.name} ({keep}, {', '.join(SUMS)}) "
-                    f"SELECT {keep}, {sums} FROM metering_rollups GROUP BY {keep}"
-                )
-            )
+                        for acc in (
+                            daily.setdefault((day, key, month, dims), [0] * len(SUMS)),
+                            monthly.setdefault((month, key, dims), [0] * len(SUMS)),
+                        ):
+                            acc[:] = [a + b for a, b in zip(acc, sums, strict=True)]
+                        if day in hourly_days:
+                            hourly.append(
+                                {
+                                    "bucket": bucket,
+                                    "dims_key": key,
+                                    "day": day,
+                                    "month": month,
+                                    **dict(zip(DIMS, dims, strict=True)),
+                                    **dict(zip(SUMS, sums, strict=True)),
+                                }
+                            )
+        for table, rows in (
+            (ROLLUPS, hourly),
+            (
+                DAILY,
+                [
+                    {
+                        "day": d,
+                        "dims_key": k,
+                        "month": m,
+                        **dict(zip(DIMS, dims, strict=True)),
+                        **dict(zip(SUMS, v, strict=True)),
+                    }
+                    for (d, k, m, dims), v in daily.items()
+                ],
+            ),
+            (
+                MONTHLY,
+                [
+                    {"month": m, "dims_key": k, **dict(zip(DIMS, dims, strict=True)), **dict(zip(SUMS, v, strict=True))}
+                    for (m, k, dims), v in monthly.items()
+                ],
+            ),
+        ):
+            for at in range(0, len(rows), 20_000):
+                conn.execute(table.insert(), rows[at : at + 20_000])
         if engine.dialect.name == "postgresql":
             for name in ("metering_rollups", "metering_rollups_daily", "metering_rollups_monthly"):
                 conn.execute(text(f"ANALYZE {name}"))
@@ -126,7 +149,10 @@ def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
     hours = (end - start) // 3600
     per_hour = max(3, round(events / (agents * hours)))
     t0 = time.perf_counter()
-    n = seed(engine, [("bench", [f"agt_{i:04d}" for i in range(agents)])], start, end, per_hour)
+    mid = start + 14 * 86_400 + 3 * 3600  # an anniversary period from here: hours of its first day, then days
+    n = seed(
+        engine, [("bench", [f"agt_{i:04d}" for i in range(agents)])], start, end, per_hour, {mid // 86_400 * 86_400}
+    )
     print(f"billing.{kind}.generated_events {n} ({agents} agents, {hours} h, {time.perf_counter() - t0:.0f} s)")
     svc = BillingService(engine, Keyring.from_text(KEK))
     svc.store.create_plan("hybrid", "Hybrid", SHAPES["hybrid"])
@@ -134,7 +160,6 @@ def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
     svc.create_customer(id="bench", name="Bench", currency="USD")
     svc.create_customer(id="bench-anniv", name="Bench", currency="USD")
     svc.store.subscribe("bench", "hybrid", start)
-    mid = start + 14 * 86_400 + 3 * 3600
     for label, customer, at in (("calendar", "bench", start + 86_400), ("anniversary", "bench", mid)):
         if label == "anniversary":  # same usage, a period from mid-month (hourly edges + days)
             with engine.begin() as conn:
@@ -161,7 +186,7 @@ def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
 def bench_close(kind: str, customers: int) -> None:
     _url, engine = fresh_db(kind)
     start, end = previous_month()
-    seed(engine, [(f"cust_{i:04d}", [f"agt_c{i:04d}"]) for i in range(customers)], start, start + 24 * 3600, 5)
+    seed(engine, [(f"cust_{i:04d}", [f"agt_c{i:04d}"]) for i in range(customers)], start, start + 24 * 3600, 5, set())
     svc = BillingService(engine, Keyring.from_text(KEK), clock=lambda: end + 13 * 3600)
     svc.store.create_plan("hybrid", "Hybrid", SHAPES["hybrid"])
     for i in range(customers):

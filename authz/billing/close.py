@@ -12,11 +12,13 @@ slipped past the lock fail, and it then returns the first one's invoice.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, select, text
+from sqlalchemy import Connection, Engine, Table, text
 from sqlalchemy.exc import IntegrityError
 
 from authz.billing import webhooks
@@ -29,6 +31,19 @@ from authz.storage.models.billing import BillingCreditUse, BillingCustomer, Bill
 INVOICES = cast(Table, BillingInvoice.__table__)
 USES = cast(Table, BillingCreditUse.__table__)
 Price = Callable[[list[CreditBalance]], dict[str, Any]]
+# Statements built once (building SQLAlchemy expressions per invoice cost more than running them).
+EXISTING = text("SELECT seq, id, document FROM billing_invoices WHERE subscription_id = :s AND period_start = :p")
+INSERT = INVOICES.insert().returning(INVOICES.c.seq)
+INSERT_USES = USES.insert()
+
+
+@dataclass(frozen=True, slots=True)
+class Finalized:
+    """A finalized invoice as :func:`authz.billing.service.invoice_json` reads it."""
+
+    seq: int
+    id: str
+    document: dict[str, Any]
 
 
 def lock_key(customer_id: str) -> int:
@@ -53,16 +68,17 @@ def customer_tx(engine: Engine, customer_id: str) -> Iterator[Connection]:
             raise
 
 
-def existing(conn: Connection, subscription_id: str, period_start: int) -> Any:
-    query = select(INVOICES).where(
-        INVOICES.c.subscription_id == subscription_id, INVOICES.c.period_start == period_start
-    )
-    return conn.execute(query).first()
+def existing(conn: Connection, subscription_id: str, period_start: int) -> Finalized | None:
+    row = conn.execute(EXISTING, {"s": subscription_id, "p": period_start}).first()
+    if row is None:
+        return None
+    document = row.document if isinstance(row.document, dict) else json.loads(row.document)
+    return Finalized(int(row.seq), row.id, document)
 
 
 def finalize(
     engine: Engine, customer: BillingCustomer, subscription_id: str, period: Period, price: Price, now: int
-) -> tuple[Any, bool]:
+) -> tuple[Finalized, bool]:
     """The invoice of (subscription, period), created now or found; and whether this call created it."""
     try:
         with customer_tx(engine, customer.id) as conn:
@@ -73,29 +89,30 @@ def finalize(
             doc = price(credits)
             invoice_id = new_id("in")
             doc = {**doc, "object": "invoice", "id": invoice_id, "status": "finalized", "finalized_at": now}
-            conn.execute(
-                INVOICES.insert().values(
-                    id=invoice_id,
-                    customer_id=customer.id,
-                    subscription_id=subscription_id,
-                    plan_version_id=doc["plan_version_id"],
-                    period_start=period.start,
-                    period_end=period.end,
-                    currency=doc["currency"],
-                    subtotal_minor=doc["subtotal_minor"],
-                    credits_minor=doc["credits_minor"],
-                    total_minor=doc["total_minor"],
-                    document=doc,
-                    etag=doc["etag"],
-                    finalized_at=now,
-                )
-            )
+            seq = conn.execute(
+                INSERT,
+                {
+                    "id": invoice_id,
+                    "customer_id": customer.id,
+                    "subscription_id": subscription_id,
+                    "plan_version_id": doc["plan_version_id"],
+                    "period_start": period.start,
+                    "period_end": period.end,
+                    "currency": doc["currency"],
+                    "subtotal_minor": doc["subtotal_minor"],
+                    "credits_minor": doc["credits_minor"],
+                    "total_minor": doc["total_minor"],
+                    "document": doc,
+                    "etag": doc["etag"],
+                    "finalized_at": now,
+                },
+            ).scalar_one()
             uses = [
                 {"credit_id": c["credit_id"], "invoice_id": invoice_id, "amount_minor": c["amount_minor"], "at": now}
                 for c in doc["credits_applied"]
             ]
             if uses:
-                conn.execute(USES.insert(), uses)
+                conn.execute(INSERT_USES, uses)
             summary = {k: doc[k] for k in ("id", "customer_id", "currency", "subtotal", "total", "period")}
             webhooks.emit(conn, invoice_id, "invoice.finalized", summary, now * 1000)
             before = sum(c.remaining_minor for c in credits)
@@ -110,8 +127,7 @@ def finalize(
                     "invoice_id": invoice_id,
                 }
                 webhooks.emit(conn, invoice_id, "credits.low", data, now * 1000)
-            created = existing(conn, subscription_id, period.start)
-            return created, True
+            return Finalized(int(seq), invoice_id, doc), True
     except IntegrityError:  # another replica finalized it between our check and our insert
         with engine.connect() as conn:
             row = existing(conn, subscription_id, period.start)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, select, text
 
 from authz.billing import close, receipts
 from authz.billing.credits import balances
@@ -30,6 +30,7 @@ from authz.storage.models.billing import BillingCredit, BillingCustomer, Billing
 
 ATTRIBUTION_TTL = 2.0  # seconds an agent -> customer map is reused before it is read again
 INVOICES = cast(Table, BillingInvoice.__table__)
+DONE = "SELECT subscription_id, period_start FROM billing_invoices"
 
 
 class BillingService:
@@ -150,6 +151,8 @@ class BillingService:
         now = int(self.clock())
         out = []
         customers = {c.id: c for c in self.store.customers()}
+        with self.engine.connect() as conn:
+            done = {(s, int(p)) for s, p in conn.execute(text(DONE))}
         for sub in self.store.all_subscriptions():
             customer = customers.get(sub.customer_id)
             if customer is None:
@@ -157,16 +160,13 @@ class BillingService:
             version = self.store.version(sub.plan_version_id)
             grace = version.spec.grace_hours * 3600
             at = sub.starts_at
-            while at < (sub.ends_at or now) and at + 0 <= now:
+            while at < (sub.ends_at or now):
                 period = self.period(customer, sub, version, at)
                 if period.end + grace > now:
                     break
-                with self.engine.connect() as conn:
-                    done = close.existing(conn, sub.id, period.start) is not None
-                if not done:
-                    row, created = close.finalize(
-                        self.engine, customer, sub.id, period, self._price(customer, sub, version, period), now
-                    )
+                if (sub.id, period.start) not in done:
+                    price = self._price(customer, sub, version, period)
+                    row, created = close.finalize(self.engine, customer, sub.id, period, price, now)
                     out.append((invoice_json(row), created))
                 at = period.end
         return out

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, TextClause, func, select, text
+from sqlalchemy import Connection, Engine, TextClause, select, text
 
 from authz.billing.periods import Period
 from authz.billing.preview import FILTER_DIMS, SUMS, Usage, UsageRow
-from authz.metering.sink import DAILY, EVENTS, ROLLUPS
+from authz.metering.sink import DAILY, ROLLUPS
 from authz.metering.usage import plan
 
 HOUR = 3600
+AS_OF = text("SELECT max(occurred_at_ms) FROM metering_events")  # the newest flushed event (indexed)
 
 
 def _pieces(period: Period) -> list[Any]:
@@ -83,7 +84,7 @@ def customer_usage(
                 else:
                     acc[:] = [a + b for a, b in zip(acc, values, strict=True)]
         agent_days = _agent_days(conn, pieces, customer) if with_agent_days else {}
-        as_of = conn.execute(select(func.max(EVENTS.c.occurred_at_ms))).scalar()
+        as_of = conn.execute(AS_OF).scalar()
     rows = tuple(
         UsageRow(agent=k[0], type=k[1], dims=dict(zip(dims, k[2:], strict=True)), sums=dict(zip(SUMS, v, strict=True)))
         for k, v in sorted(merged.items())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
 from authz.billing.errors import BillingError
@@ -25,6 +25,7 @@ from authz.core.crypto import Keyring
 from authz.storage.models.billing import BillingWebhook
 
 EVENTS = ("invoice.finalized", "credits.low")
+ENDPOINTS = text("SELECT id FROM billing_webhooks ORDER BY id")
 MAX_ENDPOINTS = 10
 
 
@@ -98,7 +99,7 @@ class BillingWebhooks:
 
 def emit(conn: Connection, source: str, event_type: str, data: dict[str, Any], at_ms: int) -> int:
     """Enqueue ``event_type`` for every billing endpoint, inside the caller's transaction."""
-    endpoints = list(conn.execute(select(BillingWebhook.id).order_by(BillingWebhook.id)).scalars())
+    endpoints = list(conn.execute(ENDPOINTS).scalars())
     return enqueue_event(
         conn, source=source, key=event_type, event_type=event_type, endpoint_ids=endpoints, data=data, at_ms=at_ms
     )
