@@ -19,6 +19,7 @@ Prints, per backend:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from datetime import UTC, datetime
@@ -168,16 +169,18 @@ def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
                 )
             svc.store.subscribe("bench", "hybrid-anniversary", mid)
         doc = svc.preview(customer, at)
-        times = []
+        times, cpu = [], []
         for _ in range(runs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             again = svc.preview(customer, at)
             times.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
             assert again["etag"] == doc["etag"]
         groups = len(doc["lines"][2]["groups"])
         print(
             f"billing.{kind}.preview_ms.{label} p50 {statistics.median(times):.1f} p95 {percentile(times, 0.95):.1f} "
-            f"(total {doc['total']} USD, {groups} agent groups, {runs} runs)",
+            f"(this process's CPU p50 {statistics.median(cpu):.1f} p95 {percentile(cpu, 0.95):.1f}; total "
+            f"{doc['total']} USD, {groups} agent groups, {runs} runs; load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
     engine.dispose()

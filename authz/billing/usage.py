@@ -33,7 +33,7 @@ def _pieces(period: Period) -> list[Any]:
 def _sum_sql(table: str, key: str, dims: tuple[str, ...]) -> TextClause:
     """One piece's query as plain SQL text, built once (names from our own models, values bound)."""
     keys = ", ".join(("agent", "type", *dims))
-    sums = ", ".join(f"sum({s})" for s in SUMS)
+    sums = ", ".join(f"CAST(sum({s}) AS BIGINT)" for s in SUMS)  # PostgreSQL sums BIGINT as NUMERIC otherwise
     return text(
         f"SELECT {keys}, {sums} FROM {table} "  # noqa: S608 - identifiers are ours, values are bound
         f"WHERE customer = :customer AND {key} >= :lo AND {key} < :hi GROUP BY {keys}"
@@ -71,22 +71,27 @@ def customer_usage(
 ) -> Usage:
     """The summed rollups of ``customer`` in ``period`` by (agent, type, ``dims``)."""
     pieces = _pieces(period)
-    merged: dict[tuple[Any, ...], list[int]] = {}
     n = 2 + len(dims)
     with engine.connect() as conn:
-        for piece in pieces:
-            for row in _sum_piece(conn, piece, customer, dims):
-                k = tuple(row[:n])
-                acc = merged.get(k)
-                values = [int(v or 0) for v in row[n:]]
-                if acc is None:
-                    merged[k] = values
-                else:
-                    acc[:] = [a + b for a, b in zip(acc, values, strict=True)]
+        parts = [_sum_piece(conn, piece, customer, dims) for piece in pieces]
         agent_days = _agent_days(conn, pieces, customer) if with_agent_days else {}
         as_of = conn.execute(AS_OF).scalar()
+    summed: list[tuple[tuple[Any, ...], Sequence[Any]]]
+    if len(parts) == 1:  # one piece (a calendar month, or a span inside one day): rows are already unique
+        summed = [(tuple(row[:n]), row[n:]) for row in parts[0]]
+    else:
+        merged: dict[tuple[Any, ...], list[int]] = {}
+        for part in parts:
+            for row in part:
+                k = tuple(row[:n])
+                acc = merged.get(k)
+                if acc is None:
+                    merged[k] = list(row[n:])
+                else:
+                    acc[:] = [a + b for a, b in zip(acc, row[n:], strict=True)]
+        summed = list(merged.items())
     rows = tuple(
         UsageRow(agent=k[0], type=k[1], dims=dict(zip(dims, k[2:], strict=True)), sums=dict(zip(SUMS, v, strict=True)))
-        for k, v in sorted(merged.items())
+        for k, v in sorted(summed)
     )
     return Usage(rows=rows, agent_days=agent_days, as_of_ms=None if as_of is None else int(as_of))
