@@ -15,7 +15,7 @@ from conformance.requirements import PENDING, REQUIREMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("tests", "conformance")
-ID_RE = re.compile(r"^(mcp|oauth21|euaiact|gdpr|c2sp|rfc\d{4}):[a-z0-9]+(-[a-z0-9]+)*$")
+ID_RE = re.compile(r"^(mcp|oauth21|euaiact|gdpr|c2sp|ssf|caep|rfc\d{4}):[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 def _is_requirement_mark(func: ast.expr) -> bool:

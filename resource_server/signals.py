@@ -106,7 +106,7 @@ class SignalReceiver:
         self.stream_id: str | None = None
         self._poll_url: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self.connected = False  # the last poll succeeded
+        self.connected = False  # the stream is open and the last poll (if any) succeeded
         self.verified = 0  # SETs accepted (for metrics and tests)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -139,6 +139,7 @@ class SignalReceiver:
             try:
                 if self._poll_url is None:
                     await self._open_stream()
+                    self.connected = True  # events from now on are delivered by the next poll
                 acks, errs = await self._poll_once(acks, errs)
                 self.connected = True
                 delay = 0.5

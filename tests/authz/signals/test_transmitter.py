@@ -52,6 +52,7 @@ async def verified(server: AS, token: str) -> tuple[dict[str, Any], dict[str, An
     return dict(decoded.header), dict(decoded.claims)
 
 
+@pytest.mark.requirement("ssf:discovery")
 async def test_configuration_metadata(server: AS) -> None:
     r = await server.http.get("/.well-known/ssf-configuration")
     assert r.status_code == 200
@@ -65,6 +66,7 @@ async def test_configuration_metadata(server: AS) -> None:
     assert doc["spec_version"] == "1_0"
 
 
+@pytest.mark.requirement("ssf:management-auth")
 async def test_stream_management_needs_a_resource_server(server: AS) -> None:
     assert (await server.http.post("/ssf/stream", json={})).status_code == 401
     assert (await server.http.post("/ssf/stream", json={}, auth=(server.rs.client_id, "wrong"))).status_code == 401
@@ -75,6 +77,8 @@ async def test_stream_management_needs_a_resource_server(server: AS) -> None:
     assert r.headers["www-authenticate"].startswith("Basic")
 
 
+@pytest.mark.requirement("ssf:stream-config")
+@pytest.mark.requirement("ssf:update-transmitter-fields")
 async def test_create_read_update_delete_stream(server: AS) -> None:
     created = await create_stream(server, events_requested=[SESSION_REVOKED, "urn:unknown"], description="rs 1")
     assert created["iss"] == ISSUER
@@ -127,6 +131,9 @@ async def test_bad_poll_requests_are_400_and_change_nothing(server: AS, payload:
     assert r.json()["err"] == "invalid_request"
 
 
+@pytest.mark.requirement("ssf:set-profile")
+@pytest.mark.requirement("caep:session-revoked-timestamp")
+@pytest.mark.requirement("rfc8936:ack-releases")
 async def test_suspend_sends_a_signed_session_revoked_set(server: AS) -> None:
     stream = await create_stream(server)
     d = deps(server)
@@ -152,6 +159,7 @@ async def test_suspend_sends_a_signed_session_revoked_set(server: AS) -> None:
     assert (await poll(server, stream, ack=[jti]))["sets"] == {}
 
 
+@pytest.mark.requirement("ssf:txn")
 async def test_revoke_adds_credential_change_with_the_same_txn(server: AS) -> None:
     stream = await create_stream(server)
     d = deps(server)
@@ -182,6 +190,7 @@ async def test_token_and_client_revocations_are_sent(server: AS) -> None:
     assert {"format": "complex", "application": {"format": "opaque", "id": "some-client"}} in subjects
 
 
+@pytest.mark.requirement("rfc8936:long-poll")
 async def test_a_long_poll_answers_as_soon_as_an_agent_is_suspended(server: AS) -> None:
     stream = await create_stream(server)
     d = deps(server)
@@ -195,6 +204,8 @@ async def test_a_long_poll_answers_as_soon_as_an_agent_is_suspended(server: AS) 
     assert r.status_code == 200 and len(r.json()["sets"]) == 1
 
 
+@pytest.mark.requirement("ssf:verification-event")
+@pytest.mark.requirement("ssf:paused-no-transmit")
 async def test_verification_event_and_status(server: AS) -> None:
     stream = await create_stream(server)
     sid = stream["stream_id"]
