@@ -30,6 +30,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 
 from resource_server.errors import AuthError
+from resource_server.jsonload import JsonRefused, load_json
 from resource_server.jwt import JwksCache
 from resource_server.revocation import RevocationList
 from resource_server.settings import ResourceServerConfig
@@ -43,6 +44,7 @@ SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-r
 CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
 VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 REVOKING = (SESSION_REVOKED, CREDENTIAL_CHANGE)
+MAX_ANSWER = 4 * 1024 * 1024  # bytes of one transmitter answer (100 SETs of a few hundred bytes fit easily)
 _COMPLEX = {"session": "sid", "application": "client_id", "agent": "agent"}  # subject member -> token claim
 
 
@@ -274,9 +276,9 @@ def _json_object(response: httpx2.Response, status: int, what: str) -> dict[str,
     if response.status_code != status:
         raise ValueError(f"{what} answered {response.status_code}")
     try:
-        doc: Any = response.json()
-    except ValueError as exc:
-        raise ValueError(f"{what} is not JSON") from exc
+        doc: Any = load_json(response.content, max_bytes=MAX_ANSWER)
+    except JsonRefused as exc:
+        raise ValueError(f"{what} is not acceptable JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ValueError(f"{what} is not a JSON object")
     return doc

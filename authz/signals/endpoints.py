@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 import time
 from typing import Any
@@ -34,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from authz.core.jsonload import JsonRefused, load_json
 from authz.core.settings import Settings
 from authz.identity.clients import OAuthClient
 from authz.signals.config import (
@@ -89,9 +89,9 @@ async def _json_body(request: Request) -> Any:
     if not body:
         return {}
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest("the body is not JSON") from exc
+        return load_json(body, max_bytes=MAX_BODY)
+    except JsonRefused as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 def _tx(request: Request) -> Transmitter:
