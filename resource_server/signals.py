@@ -110,6 +110,7 @@ class SignalReceiver:
         self._task: asyncio.Task[None] | None = None
         self.connected = False  # the stream is open and the last poll (if any) succeeded
         self.verified = 0  # SETs accepted (for metrics and tests)
+        self.deferred = 0  # SETs left unacknowledged because their key could not be resolved yet
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -142,9 +143,12 @@ class SignalReceiver:
                 if self._poll_url is None:
                     await self._open_stream()
                     self.connected = True  # events from now on are delivered by the next poll
+                deferred = self.deferred
                 acks, errs = await self._poll_once(acks, errs)
                 self.connected = True
                 delay = 0.5
+                if self.deferred != deferred:  # they come back at once: do not spin on them
+                    await asyncio.sleep(self._config.jwks_min_refetch_interval / 2)
             except (httpx2.HTTPError, AuthError, _StreamGone, ValueError) as exc:
                 if self.connected or delay == 0.5:
                     log.warning("SSF stream unavailable (%s): caches fall back to their bounds; retrying", exc)
@@ -212,6 +216,9 @@ class SignalReceiver:
                 continue
             try:
                 await self._apply(jti, token)
+            except _Deferred as deferred:
+                log.warning("SET %s deferred: %s", jti, deferred)
+                self.deferred += 1
             except _Refused as refused:
                 log.warning("SET %s refused: %s", jti, refused.description)
                 next_errs[jti] = {"err": refused.err, "description": refused.description}
@@ -254,7 +261,9 @@ class SignalReceiver:
             keys = await self._jwks.key_set_for(kid)
             claims: dict[str, Any] = dict(jose_jwt.decode(token, keys, algorithms=[alg]).claims)
         except AuthError as exc:
-            raise _Refused("invalid_key", "the SET is signed with an unknown key") from exc
+            # The key set cannot be read now, or the key is newer than our copy (refetches are rate-limited):
+            # leave the SET unacknowledged, so the transmitter sends it again, rather than lose a revocation.
+            raise _Deferred("the SET's signing key cannot be resolved yet") from exc
         except (JoseError, ValueError) as exc:
             raise _Refused("invalid_key", "the SET signature is invalid") from exc
         if claims.get("iss") != self._config.issuer:
@@ -270,6 +279,10 @@ class SignalReceiver:
 
 class _StreamGone(Exception):
     pass
+
+
+class _Deferred(Exception):
+    """A SET that cannot be checked yet: neither acknowledged nor reported; it comes again."""
 
 
 def _json_object(response: httpx2.Response, status: int, what: str) -> dict[str, Any]:

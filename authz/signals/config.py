@@ -95,7 +95,9 @@ def receiver_fields(body: Any, *, replace: bool) -> dict[str, Any]:
         out["method"] = POLL
     if "events_requested" in body:
         events = body["events_requested"]
-        if not isinstance(events, list) or not all(isinstance(e, str) and len(e) <= 255 for e in events):
+        if not isinstance(events, list) or not all(
+            isinstance(e, str) and len(e) <= 255 and e.isprintable() for e in events
+        ):
             raise BadRequest("events_requested must be an array of event type URIs")
         if len(events) > MAX_EVENTS_REQUESTED:
             raise BadRequest(f"events_requested names more than {MAX_EVENTS_REQUESTED} event types")
@@ -104,8 +106,8 @@ def receiver_fields(body: Any, *, replace: bool) -> dict[str, Any]:
         out["events_requested"] = []
     if "description" in body:
         description = body["description"]
-        if not isinstance(description, str):
-            raise BadRequest("description must be a string")
+        if not isinstance(description, str) or "\x00" in description:
+            raise BadRequest("description must be a string without NUL characters")
         out["description"] = description[:MAX_DESCRIPTION]  # "The transmitter MAY truncate the string"
     elif replace:
         out["description"] = ""

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import unquote
@@ -53,6 +54,7 @@ MAX_BODY = 64 * 1024
 MAX_STREAMS_PER_RECEIVER = 100
 MAX_EVENTS = 100
 NO_STORE = {"Cache-Control": "no-store"}
+SET_JTI = re.compile(r"[0-9a-f]{32}")  # ours; an ack naming anything else acknowledges nothing
 
 
 def _error(status: int, err: str, description: str) -> JSONResponse:
@@ -72,7 +74,7 @@ def _receiver(request: Request) -> OAuthClient | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     client_id, secret = unquote(client_id), unquote(secret)  # RFC 6749 §2.3.1 form-encodes both
-    if not sep or not client_id or len(client_id) > 512:
+    if not sep or not client_id or len(client_id) > 512 or not client_id.isprintable():
         return None
     client = request.app.state.ctx.directory.client(client_id)
     if client is None or client.kind != "resource_server" or not client.active or not client.resource_uri:
@@ -185,8 +187,8 @@ async def status(request: Request) -> Response:
             new, reason = body.get("status"), body.get("reason")
             if new not in ("enabled", "paused", "disabled"):
                 raise BadRequest("status must be enabled, paused or disabled")
-            if reason is not None and not isinstance(reason, str):
-                raise BadRequest("reason must be a string")
+            if reason is not None and (not isinstance(reason, str) or "\x00" in reason):
+                raise BadRequest("reason must be a string without NUL characters")
             now = int(time.time())
             values = {"status": new, "reason": reason[:MAX_BODY] if reason else None, "updated_at": now, "seen_at": now}
             row = await asyncio.to_thread(tx.store.update_stream, client.client_id, stream_id, values)
@@ -233,15 +235,16 @@ def _poll_request(body: Any) -> tuple[int, bool, list[str]]:
     if not isinstance(immediate, bool):
         raise BadRequest("returnImmediately must be a boolean")
     acks = body.get("ack", [])
-    if not isinstance(acks, list) or not all(isinstance(a, str) and len(a) <= 64 for a in acks) or len(acks) > 1000:
+    if not isinstance(acks, list) or not all(isinstance(a, str) for a in acks) or len(acks) > 1000:
         raise BadRequest("ack must be an array of SET jti values")
+    acks = [a for a in acks if SET_JTI.fullmatch(a)]
     errs = body.get("setErrs", {})
     if not isinstance(errs, dict):
         raise BadRequest("setErrs must be an object")
     for jti, err in list(errs.items())[:10]:
         if isinstance(err, dict):
-            log.warning("receiver reported SET %s: %s", jti[:64], str(err.get("err"))[:64])
-    return min(max_events, MAX_EVENTS), immediate, [*acks, *(j for j in errs if len(j) <= 64)]
+            log.warning("receiver reported SET %r: %r", jti[:64], str(err.get("err"))[:64])
+    return min(max_events, MAX_EVENTS), immediate, [*acks, *(j for j in errs if SET_JTI.fullmatch(j))]
 
 
 async def poll(request: Request) -> Response:

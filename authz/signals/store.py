@@ -11,6 +11,7 @@ match a live token.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from authz.storage.db import is_postgres, make_sessionmaker
 from authz.storage.models import Agent, Revocation
 from authz.storage.models.signals import SsfOutbox, SsfStream
 
+STREAM_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16)
 MAX_TOKEN_LIFETIME = 3600  # the longest access_token_ttl the settings allow (seconds)
 FAN_OUT_BATCH = 500
 SEEN_RESOLUTION = 60  # seconds: receiver activity is recorded this coarsely (inactivity is counted in hours)
@@ -84,7 +86,10 @@ class SignalStore:
             return int(s.scalar(select(func.count()).where(SsfStream.client_id == client_id)) or 0)
 
     def stream(self, client_id: str, stream_id: str) -> SsfStream | None:
-        """The stream when it belongs to ``client_id`` (another receiver's stream is "not found")."""
+        """The stream when it belongs to ``client_id`` (another receiver's stream is "not found"; so is an id
+        unlike the ones we mint, which never reaches SQL)."""
+        if not STREAM_ID.fullmatch(stream_id):
+            return None
         with self.sessions() as s:
             row = s.get(SsfStream, stream_id)
             return row if row is not None and row.client_id == client_id else None

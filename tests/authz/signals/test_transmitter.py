@@ -225,3 +225,31 @@ async def test_verification_event_and_status(server: AS) -> None:
     assert (await poll(server, stream))["sets"] == {}  # paused: nothing is transmitted
     bad = await server.http.post("/ssf/status", json={"stream_id": sid, "status": "on"}, auth=rs_auth(server))
     assert bad.status_code == 400
+
+
+async def test_hostile_input_is_4xx_and_changes_nothing(server: AS) -> None:
+    stream = await create_stream(server)
+    sid = stream["stream_id"]
+    auth = rs_auth(server)
+    nul = "a\x00b"
+    bad_basic = {"authorization": "Basic " + base64.b64encode(b"rs\x00x:secret").decode()}
+    answers = [
+        await server.http.get("/ssf/stream", params={"stream_id": nul}, auth=auth),
+        await server.http.get("/ssf/stream", params={"stream_id": "x" * 10_000}, auth=auth),
+        await server.http.post("/ssf/stream", json={"description": nul}, auth=auth),
+        await server.http.post("/ssf/stream", json={"events_requested": [nul]}, auth=auth),
+        await server.http.patch("/ssf/stream", json={"stream_id": sid, "description": nul}, auth=auth),
+        await server.http.post("/ssf/status", json={"stream_id": sid, "status": "paused", "reason": nul}, auth=auth),
+        await server.http.post("/ssf/verify", json={"stream_id": nul}, auth=auth),
+        await server.http.post("/ssf/poll/%00", json={}, auth=auth),
+        await server.http.post("/ssf/stream", json={}, headers=bad_basic),
+        await server.http.post("/ssf/stream", content=b"{" * 20_000, auth=auth),
+        await server.http.post("/ssf/stream", content=b"x" * 100_000, auth=auth),
+    ]
+    assert all(400 <= r.status_code < 500 for r in answers), [r.status_code for r in answers]
+    acked = await poll(server, stream, ack=[nul, "x" * 5000], setErrs={nul: {"err": "x"}})
+    assert acked == {"sets": {}, "moreAvailable": False}
+    listed = (await server.http.get("/ssf/stream", auth=auth)).json()
+    assert [s["stream_id"] for s in listed] == [sid] and "description" not in listed[0]
+    st = await server.http.get("/ssf/status", params={"stream_id": sid}, auth=auth)
+    assert st.json() == {"stream_id": sid, "status": "enabled"}
