@@ -7,7 +7,8 @@ manifest test fail until the id is removed from ``PENDING`` (so the set can only
 
 Ids are ``<source>:<slug>``: ``mcp`` (the MCP authorization spec), ``oauth21`` (draft-ietf-oauth-v2-1),
 ``rfcNNNN``, ``euaiact`` (Regulation (EU) 2024/1689), ``gdpr`` (Regulation (EU) 2016/679),
-``c2sp`` (c2sp.org specifications), ``ssf`` (OpenID Shared Signals 1.0), ``caep`` (OpenID CAEP 1.0). ``quote`` is the spec's text (abridged with
+``c2sp`` (c2sp.org specifications), ``ssf`` (OpenID Shared Signals 1.0), ``caep`` (OpenID CAEP
+1.0). ``quote`` is the spec's text (abridged with
 "..."); ``behaviour`` is what our AS does.
 
 Add an entry: pick the id, give the section URL and the normative sentence, say what we do, and
