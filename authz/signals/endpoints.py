@@ -276,7 +276,22 @@ async def poll(request: Request) -> Response:
         if sets or immediate or max_events == 0 or remaining <= 0 or await request.is_disconnected():
             after = None if batch is None else BackgroundTask(_persist, tx, batch)
             return JSONResponse({"sets": dict(sets), "moreAvailable": more}, headers=NO_STORE, background=after)
-        await Wakeup.wait(wake, remaining)
+        if await _wait_or_disconnect(request, wake, remaining):
+            return Response(status_code=204)  # nobody is listening any more (a receiver stopping)
+
+
+async def _wait_or_disconnect(request: Request, wake: asyncio.Event | None, timeout: float) -> bool:
+    """Wait for a new fact or the timeout; True as soon as the receiver hangs up (so a stopping receiver
+    never holds this server's shutdown for the rest of the poll)."""
+    hangup = asyncio.ensure_future(request.receive())  # the body is read: the next message is the disconnect
+    woken = asyncio.ensure_future(Wakeup.wait(wake, timeout))
+    try:
+        done, _ = await asyncio.wait({hangup, woken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (hangup, woken):
+            task.cancel()
+        await asyncio.gather(hangup, woken, return_exceptions=True)
+    return hangup in done and not hangup.cancelled() and hangup.result().get("type") == "http.disconnect"
 
 
 async def _persist(tx: Transmitter, batch: Batch) -> None:
