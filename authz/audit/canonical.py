@@ -26,16 +26,26 @@ _PLAIN = (str, bool, type(None))
 def _simple(value: Any) -> bool:
     """True when ``json.dumps`` already produces RFC 8785 for ``value`` (no floats, BMP keys)."""
     kind = type(value)
-    if kind in _PLAIN:
+    if kind is str or kind is bool or value is None:
         return True
     if kind is int:
         if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             return True
         raise ValueError("integers in an audit record must be within +-(2**53 - 1) (RFC 8785 §3.2.2.3)")
     if kind is dict:
-        return all(type(k) is str and (k.isascii() or max(k) < "\ud800") and _simple(v) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or max(k) < "\ud800"):
+                return False
+            t = type(v)
+            if not (t is str or t is bool or v is None) and not _simple(v):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(_simple(v) for v in value)
+        for v in value:
+            t = type(v)
+            if not (t is str or t is bool or v is None) and not _simple(v):
+                return False
+        return True
     return False
 
 

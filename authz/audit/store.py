@@ -44,8 +44,11 @@ def link_hash(prev_hash: str, leaf: bytes) -> str:
 
 
 def record_body(row: Any) -> dict[str, Any]:
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-    body = {name: get(name) for name in RECORD_FIELDS}
+    source = row if isinstance(row, dict) else getattr(row, "_mapping", None)
+    if source is not None:
+        body = {name: source.get(name) for name in RECORD_FIELDS}
+    else:  # an ORM object
+        body = {name: getattr(row, name) for name in RECORD_FIELDS}
     body["detail"] = body["detail"] or {}
     return body
 
