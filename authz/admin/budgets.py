@@ -182,6 +182,7 @@ def _create(call: Call, kind: str) -> tuple[int, BudgetCreated]:
     except BudgetError as exc:
         raise ApiProblem(422, str(exc)) from exc
     svc.invalidate()
+    call.ctx.audit.operator_change("budget", "created", actor=call.actor, target=budget.id, subject_type=kind)
     created = [CreatedWebhook(id=h.endpoint.id, url=h.endpoint.url, secret=h.secret) for h in hooks]
     return 201, BudgetCreated(**_out(svc, budget), created_webhooks=created)
 
@@ -233,6 +234,7 @@ def update_budget(call: Call) -> tuple[int, BudgetOut]:
     except BudgetError as exc:
         raise ApiProblem(422, str(exc)) from exc
     svc.invalidate()
+    call.ctx.audit.operator_change("budget", "updated", actor=call.actor, target=budget.id, fields=sorted(changes))
     return 200, BudgetOut(**_out(svc, budget))
 
 
@@ -241,6 +243,7 @@ def delete_budget(call: Call) -> tuple[int, Deleted]:
     if not svc.store.delete(call.path["budget_id"]):
         raise ApiProblem(404, "No such budget.")
     svc.invalidate()
+    call.ctx.audit.operator_change("budget", "deleted", actor=call.actor, target=call.path["budget_id"])
     return 200, Deleted(id=call.path["budget_id"], deleted=True)
 
 

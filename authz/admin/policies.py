@@ -152,6 +152,10 @@ def put_policies(call: Call) -> tuple[int, PolicyVersionDetail]:
         sha256=content_sha256(schema_text, body.sources, entities),
     )
     call.ctx.policy.reload(_store(call))  # this replica at once; the others through the change feed
+    call.ctx.audit.operator_change(
+        "policy", "deployed", actor=call.actor, target=f"policy-version/{row.version}", version=row.version,
+        sha256=row.sha256, author=row.author, comment=row.comment or None,
+    )  # fmt: skip
     return 201, PolicyVersionDetail.of_row(row)
 
 

@@ -69,6 +69,11 @@ async def test_a_valid_set_becomes_the_next_issuance_and_the_history_lists_every
     first = r.json()
     assert first["version"] >= 1 and first["active"] and first["comment"] == "baseline"
     assert len(first["sha256"]) == 64
+    srv.ctx.audit.flush()
+    deployed = [e for e in srv.ctx.store.list_audit(0, 1000) if e.event == "policy.deployed"]
+    assert [(e.detail["sha256"], e.detail["version"], e.detail["operator_change"]) for e in deployed] == [
+        (first["sha256"], first["version"], True)
+    ]
     assert "demo.loopback-tools" in first["policy_ids"]
     r = await put(srv, h, {"sources": read_only_sources(), "comment": "read only"})
     assert r.status_code == 201, r.text
