@@ -10,7 +10,7 @@ lifecycle errors map to 404/409/422, anything unexpected to a 500 with the detai
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +92,43 @@ class Operation:
         return self.handler.__name__
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def routes(operations: Sequence[Operation]) -> list[Route]:
+    """One Starlette route per path, serving every method declared on it.
+
+    A route per operation made ``OPTIONS /agents`` (or any undeclared method) answer 405 with
+    ``Allow: POST`` although ``GET`` is served too (RFC 9110 §15.5.6: the 405 "MUST generate an
+    Allow header field ... containing a list of the target resource's currently supported methods").
+    """
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for op in operations:
+        by_path.setdefault(op.path, {})[op.method] = _endpoint(op)
+    out: list[Route] = []
+    # Literal paths first: for a method no route serves, Starlette answers with the first route whose
+    # path matched, so /budgets/reserve must come before /budgets/{budget_id} (a full match still wins).
+    for path, endpoints in sorted(by_path.items(), key=lambda item: item[0].count("{")):
+        if len(endpoints) == 1:
+            ((method, endpoint),) = endpoints.items()
+            out.append(Route(path, endpoint, methods=[method]))
+            continue
+
+        async def dispatch(request: Request, endpoints: dict[str, Endpoint] = endpoints) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await endpoints[method](request)
+
+        dispatch.__name__ = "_".join(e.__name__ for e in endpoints.values())
+        out.append(Route(path, dispatch, methods=list(endpoints)))
+    return out
+
+
 def route(op: Operation) -> Route:
+    """The route of a single operation (see :func:`routes` for paths with several methods)."""
+    return Route(op.path, _endpoint(op), methods=[op.method])
+
+
+def _endpoint(op: Operation) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         ctx: Context = request.app.state.ctx
         try:
@@ -119,7 +155,7 @@ def route(op: Operation) -> Route:
         return Response(result.model_dump_json(), status, {"Cache-Control": "no-store"}, media_type="application/json")
 
     endpoint.__name__ = op.operation_id
-    return Route(op.path, endpoint, methods=[op.method])
+    return endpoint
 
 
 async def _body(request: Request, op: Operation) -> Any:
@@ -133,14 +169,16 @@ async def _body(request: Request, op: Operation) -> Any:
         if ctype != "application/json":
             raise ApiProblem(415, "The request body must be application/json.")
     try:
-        data = load_json(raw, max_bytes=op.max_body)
+        load_json(raw, max_bytes=op.max_body)  # size, syntax and depth first: pydantic's parser has other limits
     except JsonRefused as exc:  # RFC 9110 §15.5.1: a syntax problem is 400 (422 is for well-formed content)
         raise ApiProblem(400, str(exc), errors=[("body", str(exc))]) from exc
     try:
+        # Strict JSON-mode validation: the types the OpenAPI document states (``false`` is not an
+        # integer, ``"5"`` is not a number), found by the schemathesis run over this API.
         if isinstance(op.body, TypeAdapter):
-            return op.body.validate_python(data)
+            return op.body.validate_json(raw, strict=True)
         assert op.body is not None
-        return op.body.model_validate(data)
+        return op.body.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         errors = [(".".join(str(x) for x in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
         raise ApiProblem(422, "The request has invalid fields.", errors=errors) from exc

@@ -37,7 +37,10 @@ def _signed(description: str, data: dict[str, Any], meta: dict[str, Any] | None 
 
 
 def _errors(*codes: int) -> dict[str, Any]:
+    if 415 in codes:  # a JSON body: one that does not parse, or nests too deeply, is 400
+        codes = (400, *codes)
     text = {
+        400: "The request body is not valid JSON, or nests arrays and objects more than 32 deep.",
         401: "No, a malformed, or an unknown license key (WWW-Authenticate: License).",
         403: "The license is suspended, revoked or expired (problem with `code`).",
         404: "No such machine on this license.",

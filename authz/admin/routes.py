@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from authz.admin import agents, billing, budget_use, budgets, invoices, licenses, metering, policies, subjects, teams
 from authz.admin import licensing_http as licensing
-from authz.admin.api import Operation, route
+from authz.admin.api import Operation, routes
 from authz.admin.openapi import openapi_route
 
 OPERATIONS: list[Operation] = [
@@ -35,4 +35,4 @@ LICENSING_ROUTES: list[BaseRoute] = [
 
 
 def admin_routes() -> list[BaseRoute]:
-    return [*LICENSING_ROUTES, *(route(op) for op in OPERATIONS), openapi_route(OPERATIONS)]
+    return [*LICENSING_ROUTES, *routes(OPERATIONS), openapi_route(OPERATIONS)]
