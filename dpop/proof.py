@@ -223,7 +223,7 @@ class ProofVerifier:
             return cached
         try:
             header = json.loads(_b64d(encoded))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # 6,000 '[' fit in a proof: RecursionError is no ValueError
             raise ProofError("The DPoP proof is not a well-formed JWT") from exc
         if not isinstance(header, dict):
             raise ProofError("The DPoP proof is not a well-formed JWT")
@@ -267,7 +267,7 @@ class ProofVerifier:
             signature = _b64d(parts[2])
             signed = _verify(alg, key, (parts[0] + "." + parts[1]).encode("ascii"), signature)
             claims = json.loads(_b64d(parts[1])) if signed else None
-        except (ValueError, UnicodeError) as exc:
+        except (ValueError, UnicodeError, RecursionError) as exc:  # the signer is the prover: nesting is hostile
             raise ProofError("The DPoP proof is not a well-formed JWT") from exc
         if not signed:  # check 6
             raise ProofError("The DPoP proof's signature does not verify")

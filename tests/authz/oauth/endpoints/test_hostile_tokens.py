@@ -53,3 +53,17 @@ async def test_deeply_nested_tokens_are_refused_at_every_endpoint(authz: AS, tok
         "/token", data={"grant_type": JWT_BEARER, "assertion": token, "resource": RESOURCE}, auth=auth
     )
     assert r.status_code == 400 and r.json()["error"] in ("invalid_grant", "invalid_request"), r.text
+
+
+async def test_a_dpop_proof_with_a_deeply_nested_header_is_invalid_dpop_proof(authz: AS) -> None:
+    """6,000 ``[`` fit in a proof under its 8 KiB limit; json.loads raised RecursionError: a 500."""
+    reg = authz.machine_client()
+    assert reg.client_secret is not None
+    proof = ".".join([_b64(b'{"typ":"dpop+jwt","x":' + b"[" * 5_000), _b64(b"{}"), _b64(b"sig")])
+    r = await authz.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "resource": RESOURCE},
+        auth=(reg.client_id, reg.client_secret),
+        headers={"DPoP": proof},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_dpop_proof", r.text
