@@ -1,0 +1,20 @@
+"""The Python admin SDK: typed calls over the ``/api/v1`` admin API of an ``authz`` server.
+
+::
+
+    from agent_client.sdk import Client
+
+    with Client("https://auth.example.com", api_key=admin_token) as authz:
+        agent = authz.agents.create("billing bot")
+        authz.metering.record("call.completed", agent=agent["id"], tool="search")
+
+``AsyncClient`` has the same surfaces with awaitable calls. Errors raise :class:`ApiError` (RFC 9457
+fields). Like the rest of ``agent_client``, this package imports nothing from ``authz``.
+"""
+
+from agent_client.sdk.client import AsyncClient, Client
+from agent_client.sdk.errors import ApiError
+from agent_client.sdk.metering import prepare_events
+from agent_client.sdk.retry import RetryPolicy
+
+__all__ = ["ApiError", "AsyncClient", "Client", "RetryPolicy", "prepare_events"]
