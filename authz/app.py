@@ -17,6 +17,7 @@ from authz.audit.log import AuditLog
 from authz.audit.store import AuditTreeStore
 from authz.billing.service import BillingService
 from authz.budgets.service import BudgetService
+from authz.console.bootstrap import ensure_console
 from authz.context import Context
 from authz.core.crypto import Keyring, load_or_create_kek
 from authz.core.fetch import get_fetcher
@@ -137,6 +138,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         signals.wakeup.bind(asyncio.get_running_loop())
         ensure_admin_resource(ctx.store, ctx.settings)
         log.info("policies: %s", ctx.policy.describe())
+        ensure_console(ctx.store, ctx.store, ctx.keyring, ctx.settings)
         ctx.revocations.refresh()
         ctx.audit.start()
         stop = threading.Event()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 
 from authz.admin.routes import admin_routes
+from authz.console.routes import console_routes
 from authz.core.settings import ADMIN_API_PATH as ADMIN_PATH
-from authz.core.settings import Settings
+from authz.core.settings import CONSOLE_PATH, Settings
 from authz.oauth.endpoints import authorize, introspect, jwks, metadata, register, token
 from authz.signals.endpoints import signal_routes, well_known_route
 
@@ -23,6 +24,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/revoke", introspect.revoke, methods=["POST"]),
         Mount(ADMIN_PATH, routes=admin_routes()),
         *signal_routes(),
+        Mount(CONSOLE_PATH, routes=console_routes()),
     ]
     if settings.dynamic_registration:
         endpoints.append(Route("/register", register.register, methods=["POST"]))

@@ -1,7 +1,7 @@
 """``/policies``: Cedar scope policies stored in the database, with version history.
 
-``PUT /policies`` validates the whole set with :func:`policies.build`; an invalid
-set is refused (422, every problem with its file, line and column) and nothing changes. A valid set
+``PUT /policies`` validates the whole set with :func:`policies.build` (through
+:func:`authz.policy.versions.deploy`, which the console uses too); an invalid set is refused (422, every problem with its file, line and column) and nothing changes. A valid set
 becomes the new active version in one transaction (the old one is deactivated) together with a
 ``policy`` change-feed entry, which every replica's change watcher follows (``AUTHZ_POLICIES=db``).
 On any other setting the stored versions are not used, so the write is refused with 409.
@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 import policies
 from authz.admin.api import Call, Operation
 from authz.admin.problems import ApiProblem, _pointer
-from authz.policy.engine import DB_SETTING, PolicyVersionStore, content_sha256
+from authz.policy import versions
+from authz.policy.engine import PolicyVersionStore
 from policies import PolicyError, Problem
-from policies.loader import SCHEMA_FILE, read_sources
+from policies.loader import SCHEMA_FILE
 
 MAX_POLICY_BODY = 1024 * 1024  # bytes: a whole policy set travels in one request
 
@@ -124,38 +125,31 @@ def _store(call: Call) -> PolicyVersionStore:
 
 
 def put_policies(call: Call) -> tuple[int, PolicyVersionDetail]:
-    if call.ctx.settings.policies != DB_SETTING:
-        raise ApiProblem(
-            409,
-            f"This server loads its policies from AUTHZ_POLICIES={call.ctx.settings.policies!r}; "
-            f"stored versions are used only with AUTHZ_POLICIES={DB_SETTING}.",
-        )
     body: PolicySetIn = call.body
-    default_schema, _, default_entities = read_sources(policies.DEFAULT_DIR)
+    default_schema, _, default_entities = versions.default_parts()
     schema_text = default_schema if body.schema_ is None else body.schema_
     if body.entities is None:
-        entities = default_entities or {"entities.json": "[]"}
+        entities = default_entities
     elif isinstance(body.entities, str):
         entities = {"entities.json": body.entities}
     else:
         entities = dict(body.entities)
     try:
-        policies.build(schema_text, body.sources, entities)
+        row = versions.deploy(
+            call.ctx.settings.policies,
+            _store(call),
+            call.ctx.policy,
+            call.ctx.audit,
+            author=call.actor,
+            comment=body.comment,
+            schema_text=schema_text,
+            sources=body.sources,
+            entities=entities,
+        )
+    except versions.NotStored as exc:
+        raise ApiProblem(409, str(exc)) from exc
     except PolicyError as exc:
         raise PolicyProblem(exc.problems, SCHEMA_FILE, body.sources) from exc
-    row = _store(call).add_policy_version(
-        author=call.actor,
-        comment=body.comment,
-        schema_text=schema_text,
-        sources=body.sources,
-        entities=entities,
-        sha256=content_sha256(schema_text, body.sources, entities),
-    )
-    call.ctx.policy.reload(_store(call))  # this replica at once; the others through the change feed
-    call.ctx.audit.operator_change(
-        "policy", "deployed", actor=call.actor, target=f"policy-version/{row.version}", version=row.version,
-        sha256=row.sha256, author=row.author, comment=row.comment or None,
-    )  # fmt: skip
     return 201, PolicyVersionDetail.of_row(row)
 
 

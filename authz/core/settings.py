@@ -19,6 +19,23 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 DEFAULT_ISSUER = "http://127.0.0.1:9100"
 ADMIN_API_PATH = "/api/v1"
+CONSOLE_PATH = "/console"
+
+
+CONSOLE_ROLES = ("viewer", "operator", "admin")
+
+
+def parse_console_roles(text: str) -> dict[str, str]:
+    """``"alice=admin, bob=viewer"`` -> ``{"alice": "admin", "bob": "viewer"}``. Raises ValueError."""
+    roles: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        user, sep, role = (x.strip() for x in item.partition("="))
+        if not sep or not user or role not in CONSOLE_ROLES:
+            raise ValueError(f"{item!r} is not username=role with role one of {', '.join(CONSOLE_ROLES)}")
+        roles[user] = role
+    return roles
 
 
 class UnsafeSettingsError(ValueError):
@@ -61,6 +78,12 @@ class Settings(BaseSettings):
         False, description="Development mode: signs in dev_user and consents automatically. Loopback issuer only."
     )
     dev_user: str = Field("demo", description="The user development mode signs in.")
+    console_roles: str = Field(
+        "",
+        description="Admin console roles: comma-separated `username=role`, role one of viewer, operator, admin "
+        "(e.g. `alice=admin,bob=viewer`). Users not listed cannot sign in to the console; in development mode "
+        "dev_user is an admin.",
+    )
     dynamic_registration: bool = Field(False, description="Open RFC 7591 dynamic client registration.")
     client_id_metadata_documents: bool = Field(True, description="Accept https client_id URLs (CIMD).")
     cimd_fetch_timeout: float = Field(
@@ -153,6 +176,12 @@ class Settings(BaseSettings):
         "(AI Act Art. 19/26(6): at least six months).",
     )
 
+    @field_validator("console_roles")
+    @classmethod
+    def _console_roles_shape(cls, value: str) -> str:
+        parse_console_roles(value)  # ValueError names the bad entry
+        return value
+
     @field_validator("issuer")
     @classmethod
     def _issuer_shape(cls, value: str) -> str:
@@ -207,6 +236,12 @@ class Settings(BaseSettings):
     def admin_resource(self) -> str:
         """The admin API's resource identifier (RFC 8707): ``{issuer}/api/v1`` with a lowercase scheme and host."""
         parts = urlsplit(self.endpoint(ADMIN_API_PATH))
+        return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
+
+    @property
+    def console_resource(self) -> str:
+        """The admin console's audience (RFC 8707): ``{issuer}/console``, lowercase scheme and host."""
+        parts = urlsplit(self.endpoint(CONSOLE_PATH))
         return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
 
     def endpoint(self, path: str) -> str:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from authz.context import Context
+from authz.identity.console_roles import CONSOLE_CLIENT_ID
 from authz.identity.users import authenticate
 from authz.oauth import syntax
 from authz.oauth.cimd import ensure_cimd_client
@@ -140,8 +141,12 @@ async def _continue(request: Request, query: str) -> Response:
         return page
     client, resource = areq.client, str(areq.resource)
     # Ask consent only for what policy lets this user delegate (the code is narrowed again when issued).
-    decision = ctx.policy.decide(
-        local_user_subject(user), client.client_id, resource, areq.granted_scope.split(), "authorization_code"
+    decision = (
+        None  # the console's scopes follow the user's console role (the grant applies it), not Cedar
+        if resource == ctx.settings.console_resource
+        else ctx.policy.decide(
+            local_user_subject(user), client.client_id, resource, areq.granted_scope.split(), "authorization_code"
+        )
     )
     if decision is not None:
         permitted = [s for s in areq.granted_scope.split() if s in decision.permitted]
@@ -151,7 +156,8 @@ async def _continue(request: Request, query: str) -> Response:
     remembered = await anyio.to_thread.run_sync(ctx.store.get_consent, user.id, client.client_id, resource)
     covered = remembered is not None and set(areq.granted_scope.split()) <= set(remembered.scope.split())
     response: Response
-    if ctx.settings.dev_mode or covered:
+    first_party = client.client_id == CONSOLE_CLIENT_ID and resource == ctx.settings.console_resource
+    if ctx.settings.dev_mode or covered or first_party:  # this server's own console asks no consent
         response = await _respond(request, areq, grant, user)
     else:
         assert session is not None

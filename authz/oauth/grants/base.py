@@ -13,6 +13,7 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
 
 from authz.context import Context
 from authz.identity.clients import OAuthClient
+from authz.identity.console_roles import role_scopes
 from authz.identity.revocations import revoke_grant
 from authz.oauth import rfc8707
 from authz.oauth.dpop import DpopProofError
@@ -101,8 +102,10 @@ class IssuingGrant:
 
     def may_use(self, client: OAuthClient, uri: str) -> bool:
         """The client may get tokens for this resource. The admin API is never reachable through the
-        "any registered resource" default: only a client registered for it (authz admin-client create)."""
-        if uri == self.server.ctx.settings.admin_resource:
+        "any registered resource" default: only a client registered for it (authz admin-client create);
+        nor is the admin console's audience (only the console's own client)."""
+        settings = self.server.ctx.settings
+        if uri in (settings.admin_resource, settings.console_resource):
             return client.allowed_resources is not None and uri in client.allowed_resources
         return client.may_use_resource(uri)
 
@@ -138,8 +141,16 @@ class IssuingGrant:
         The deciding policy ids are kept on the request for the audit trail (issued or refused). The
         admin API is outside scope policy: only clients registered for it explicitly reach it at all.
         """
-        if resource == self.server.ctx.settings.admin_resource:
+        ctx = self.server.ctx
+        if resource == ctx.settings.admin_resource:
             return scopes
+        if resource == ctx.settings.console_resource:  # roles, not Cedar, decide console scopes
+            user = ctx.store.get_user(subject.user) if subject.user else None
+            allowed = role_scopes(ctx.settings, user.username if user and not user.disabled else None, scopes)
+            if scopes and not allowed:
+                self.request.auth_failure = "no_console_role"
+                raise InvalidScopeError("This user has no admin console role.")
+            return allowed
         decision = self.server.ctx.policy.decide(
             subject, client.client_id, resource, scopes, str(self.request.payload.grant_type or "authorization_code")
         )
