@@ -254,6 +254,14 @@ class BudgetService:
     def status(self, budget: Budget) -> Status:
         return self.ledger.status(budget)
 
+    def statuses(self, budgets: Sequence[Budget]) -> list[Status]:
+        """Many statuses at once: one batch on the SQL ledger, one status per budget otherwise."""
+        batch = getattr(self.ledger, "statuses", None)
+        if batch is not None:
+            result: list[Status] = batch(budgets)
+            return result
+        return [self.ledger.status(b) for b in budgets]
+
     # -- reconciliation ------------------------------------------------------------------------------
     def _record_pending(self, reservation: Reservation, amounts: Mapping[str, int] | None) -> None:
         rows = [

@@ -243,6 +243,41 @@ class SqlLedger:
         spent, reserved = (row.spent, row.reserved - int(expired)) if row else (0, 0)
         return Status(budget.id, w.key, spent, reserved, max(0, budget.limit - spent - reserved), w.start, w.end)
 
+    def statuses(self, budgets: Sequence[Budget]) -> list[Status]:
+        """:meth:`status` of many budgets in two statements (the console shows pages of budgets)."""
+        if not budgets:
+            return []
+        at = self.now()
+        at_ms = int(at * 1000)
+        windows = [self._windows.get(b, at) for b in budgets]
+        pairs = [(b.id, w.key) for b, w in zip(budgets, windows, strict=True)]
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(USAGE.c.budget_id, USAGE.c.period_key, USAGE.c.spent, USAGE.c.reserved).where(
+                        tuple_(USAGE.c.budget_id, USAGE.c.period_key).in_(pairs)
+                    )
+                ).all()
+                expired = conn.execute(
+                    select(ITEMS.c.budget_id, ITEMS.c.period_key, func.sum(ITEMS.c.amount))
+                    .where(
+                        tuple_(ITEMS.c.budget_id, ITEMS.c.period_key).in_(pairs),
+                        ITEMS.c.counted.is_(True),
+                        ITEMS.c.expires_at_ms <= at_ms,
+                    )
+                    .group_by(ITEMS.c.budget_id, ITEMS.c.period_key)
+                ).all()
+        except (OperationalError, InterfaceError) as exc:
+            raise LedgerUnavailable(f"SQL ledger unreachable: {type(exc.orig).__name__}") from exc
+        usage = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+        gone = {(r[0], r[1]): int(r[2] or 0) for r in expired}
+        out = []
+        for b, w in zip(budgets, windows, strict=True):
+            spent, reserved = usage.get((b.id, w.key), (0, 0))
+            reserved -= gone.get((b.id, w.key), 0) if (b.id, w.key) in usage else 0
+            out.append(Status(b.id, w.key, spent, reserved, max(0, b.limit - spent - reserved), w.start, w.end))
+        return out
+
     def sweep(self, limit: int = 10_000) -> int:
         """Delete reservations finished (or expired) more than ``retention`` ago; optional housekeeping.
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authz.budgets.ledger import LedgerUnavailable
+from authz.budgets.model import Status
 from authz.console import queries
 from authz.console.web import Viewer, ctx_of, handler, render
 from authz.context import Context
@@ -34,13 +35,14 @@ def budget_rows(
     """The budgets (at most ``limit``), each with its current window and bar geometry."""
     if ctx.budgets is None:
         return []
+    budgets = ctx.budgets.store.list_budgets(subject_type, subject_id)[:limit]
+    try:
+        statuses: list[Status | None] = list(ctx.budgets.statuses(budgets))
+    except LedgerUnavailable:
+        statuses = [None] * len(budgets)
     rows = []
-    for b in ctx.budgets.store.list_budgets(subject_type, subject_id)[:limit]:
-        try:
-            st = ctx.budgets.status(b)
-            spent, reserved, unavailable = st.spent, st.reserved, False
-        except LedgerUnavailable:
-            spent, reserved, unavailable = 0, 0, True
+    for b, st in zip(budgets, statuses, strict=True):
+        spent, reserved, unavailable = (st.spent, st.reserved, False) if st else (0, 0, True)
         scale = max(b.limit, spent + reserved, 1)
         rows.append({
             "budget": b, "spent": spent, "reserved": reserved, "unavailable": unavailable,
