@@ -1,10 +1,11 @@
 """``/policies``: Cedar scope policies stored in the database, with version history.
 
 ``PUT /policies`` validates the whole set with :func:`policies.build` (through
-:func:`authz.policy.versions.deploy`, which the console uses too); an invalid set is refused (422, every problem with its file, line and column) and nothing changes. A valid set
-becomes the new active version in one transaction (the old one is deactivated) together with a
-``policy`` change-feed entry, which every replica's change watcher follows (``AUTHZ_POLICIES=db``).
-On any other setting the stored versions are not used, so the write is refused with 409.
+:func:`authz.policy.versions.deploy`, which the console uses too); an invalid set is refused (422,
+every problem with its file, line and column) and nothing changes. A valid set becomes the new active
+version in one transaction (the old one is deactivated) together with a ``policy`` change-feed entry,
+which every replica's change watcher follows (``AUTHZ_POLICIES=db``). On any other setting the stored
+versions are not used, so the write is refused with 409.
 """
 
 from __future__ import annotations
