@@ -60,6 +60,27 @@ def _prepare(ctx: Context, resource: str) -> tuple[str, str, str, str, str, str]
     return rs.client_id, rs.client_secret, agent.id, issued.secret, usage.client_id, usage.client_secret
 
 
+def _console_data(ctx: Context, agent_id: str) -> None:
+    """A soft daily call budget on the demo agent, so the console's budget pages have a bar to show."""
+    from authz.services import budget_service
+
+    store = budget_service(ctx.settings, ctx.store.engine, ctx.keyring).store  # type: ignore[attr-defined]
+    if not store.list_budgets("agent", agent_id):
+        store.create("agent", agent_id, metric="calls", limit=1000, period="day", hard=False, thresholds=[80])
+
+
+def _warm_up(issuer: str, resource: str, agent: str, secret: str) -> None:
+    """One token and one tool call, so every console page shows something real at once."""
+    data = {"grant_type": "client_credentials", "resource": resource, "scope": "tools:read"}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+    try:
+        token = httpx2.post(issuer + "/token", data=data, auth=(agent, secret), timeout=10).json()["access_token"]
+        headers = {"authorization": f"Bearer {token}", "accept": "application/json, text/event-stream"}
+        httpx2.post(resource, json=call, headers=headers, timeout=10)
+    except (httpx2.HTTPError, KeyError, ValueError) as exc:
+        print(f"authz demo: the warm-up tool call failed ({exc}); the console starts empty", file=sys.stderr)
+
+
 def _wait_for(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,6 +150,7 @@ def run_demo(port: int, mcp_port: int, reset: bool = False) -> int:
         "AUTHZ_DEV_MODE": "1",
         "AUTHZ_DYNAMIC_REGISTRATION": "1",
         "AUTHZ_CLIENT_ID_METADATA_DOCUMENTS": "1",
+        "AUTHZ_POLICIES": "db",  # the embedded set until the console (or PUT /api/v1/policies) deploys one
     }
     env.pop("AUTHZ_DATABASE_URL", None)
     settings = Settings(issuer=issuer, data_dir=data_dir, dev_mode=True, dynamic_registration=True, database_url="")
@@ -139,6 +161,7 @@ def run_demo(port: int, mcp_port: int, reset: bool = False) -> int:
     ensure_admin_resource(ctx.store, settings)
     rs_id, rs_secret, agent_id, agent_secret, usage_id, usage_secret = _prepare(ctx, resource)
     billing_demo.seed(ctx.store.engine, ctx.keyring, agent_id)  # type: ignore[attr-defined]
+    _console_data(ctx, agent_id)
     ctx.audit.flush()
     record_running_issuer(data_dir, issuer)  # CLI commands on this data dir name this issuer
 
@@ -168,6 +191,7 @@ def run_demo(port: int, mcp_port: int, reset: bool = False) -> int:
         )
         procs.append(mcp_proc)
         _wait_for(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", mcp_proc)
+        _warm_up(issuer, resource, agent_id, agent_secret)
         print(_banner(issuer, resource, agent_id, agent_secret, data_dir) + billing_demo.hint(data_dir), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -204,6 +228,8 @@ authz demo is running (Ctrl-C or SIGTERM stops both servers)
 
   Authorization server  {issuer}
                         development mode: signed in as "demo", consent is automatic
+  Admin console         {issuer}/console/
+                        signed in as "demo" (an admin): agents, policies, budgets, usage, audit
   Demo MCP server       {resource}
                         tools: whoami, add (tools:read) · write_note (tools:write) · admin_reset (tools:admin)
 

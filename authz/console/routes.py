@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authz.console import agents, audit, budgets, overview, policies, servers, signin, usage
+from authz.console import agents, audit, budgets, licenses, overview, policies, servers, signin, usage
 from authz.console.web import HERE
 
 A = "/agents/{agent_id}"
@@ -32,6 +32,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/budgets", budgets.budgets_page, methods=["GET"]),
         Route("/usage", usage.usage_page, methods=["GET"]),
         Route("/audit", audit.audit_page, methods=["GET"]),
+        Route("/licenses", licenses.licenses_page, methods=["GET"]),
         Route("/audit/export", audit.audit_export, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="console-static"),
     ]

@@ -45,7 +45,10 @@ def _value(row: dict[str, Any], metric: str) -> float:
 def build(ctx: Context, q: Query, now: int | None = None) -> dict[str, Any]:
     now = now or int(time.time())
     span, granularity = RANGES[q.range]
-    end = now // 3600 * 3600 + 3600
+    if granularity == "hour":  # the last 24 whole hours, this one included
+        end = now // 3600 * 3600 + 3600
+    else:  # whole UTC days, today included: read from the daily rollups alone (no hourly edges)
+        end = now // 86_400 * 86_400 + 86_400
     start = end - span
     engine = queries.engine_of(ctx)
     rows = usage(engine, start, end, granularity, group_by=[q.by])

@@ -246,6 +246,9 @@ def test_console_in_a_browser(
             export = context.request.get(base + "/console/audit/export?event=agent.suspended")
             assert export.status == 200 and b"console:alice" in export.body()
 
+            _nav(page, "Licenses", "/console/licenses")
+            pages.check("licenses")
+
             # Sign out revokes the session: the old cookie no longer opens a page.
             page.click("text=Sign out")
             page.wait_for_selector("text=Signed out")
@@ -265,4 +268,4 @@ def test_console_in_a_browser(
             assert vpage.text_content("[data-test=agent-status]") == "suspended"
         finally:
             browser.close()
-    assert len(pages.shots) >= 11
+    assert len(pages.shots) >= 13

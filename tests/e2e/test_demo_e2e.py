@@ -94,6 +94,16 @@ def test_demo_banner_steps_and_ctrl_c(processes: Processes, tmp_path: Path, free
         assert who["client_id"] == secret[1] and who["agent"] == secret[1] and who["scopes"] == ["tools:read"], who
         assert f"authz budgets create --agent {secret[1]}" in banner
 
+        # 4. The admin console: printed, signed in by development mode, already showing the warm-up call.
+        console = re.search(r"Admin console\s+(\S+)", banner)
+        assert console and console[1] == f"{issuer[1]}/console/", banner
+        page = http.get(console[1], follow_redirects=True)
+        assert page.status_code == 200 and 'class="role">admin<' in page.text, page.text[:500]
+        issued = re.search(r'data-test="tokens-issued">(\d+)<', page.text)
+        assert issued and int(issued[1]) >= 2, page.text  # the warm-up token and step 2's
+        budgets = http.get(console[1] + "budgets")
+        assert budgets.status_code == 200 and secret[1] in budgets.text
+
     # 6. Money: the printed command shows the demo customer's invoice preview on the hybrid plan.
     billing = re.search(r"AUTHZ_DATA_DIR=(\S+) authz billing preview (\S+)", banner)
     assert billing, banner

@@ -74,7 +74,7 @@ async def test_queries_per_page_do_not_grow_with_data(console_for: ConsoleFactor
     c = await console_for("alice")
     small = _grow(c, 3, "s")
     pages = ["/", "/agents", f"/agents/{small[0]}", "/servers", "/policies", "/budgets", "/usage",
-             "/usage?by=model&metric=cost&range=90d", "/audit", "/audit?event=token."]  # fmt: skip
+             "/usage?by=model&metric=cost&range=90d", "/audit", "/audit?event=token.", "/licenses"]  # fmt: skip
     before = {p: await _count(c, p) for p in pages}
     big = _grow(c, 40, "b")
     after = {p.replace(small[0], big[0]): await _count(c, p.replace(small[0], big[0])) for p in pages}
