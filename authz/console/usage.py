@@ -25,6 +25,7 @@ DIMENSIONS = ("agent", "team", "workflow", "model", "provider", "customer", "too
 METRICS = {"calls": "Calls (events)", "tokens": "Tokens (input + output)", "cost": "Cost (USD)"}
 RANGES = {"24h": (86_400, "hour"), "7d": (7 * 86_400, "day"), "30d": (30 * 86_400, "day"), "90d": (90 * 86_400, "day")}
 TOP = 5
+TABLE = 25  # rows of the totals table (the grand total covers every value)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,17 @@ def build(ctx: Context, q: Query, now: int | None = None) -> dict[str, Any]:
     return {
         "chart": stacked_columns(f"{METRICS[q.metric]} by {q.by}, {q.range}", labels, series, fmt),
         "legend": legend(list(series)),
-        "totals": [(g, totals[g], format_usd(int(totals[g]["cost_pusd"]))) for g in ranked],
+        "totals": [
+            (
+                g,
+                f"{int(totals[g]['calls']):,}",
+                f"{int(totals[g]['tokens']):,}",
+                format_usd(int(totals[g]["cost_pusd"])),
+                int(totals[g]["unpriced"]),
+            )
+            for g in ranked[:TABLE]
+        ],
+        "groups": len(ranked),
         "grand": grand,
         "grand_cost": format_usd(int(grand["cost_pusd"])),
         "as_of": now,
