@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -34,16 +35,17 @@ async def audit_page(request: Request, viewer: Viewer) -> Response:
     ctx, f = ctx_of(request), _filter(request)
     full = request.query_params.get("verify") == "all"
 
-    def load() -> tuple[list[dict[str, object]], queries.Overview | None, tuple[int, int | None] | None]:
+    def load() -> tuple[list[dict[str, object]], queries.Overview | None, tuple[int, int | None] | None, Any]:
         rows = queries.audit_page(ctx, f)
-        return rows, None if full else queries.overview(ctx), queries.verify_all(ctx) if full else None
+        overview = None if full else queries.overview(ctx)
+        return rows, overview, queries.verify_all(ctx) if full else None, queries.latest_checkpoint(ctx)
 
-    rows, o, verified = await anyio.to_thread.run_sync(load)
+    rows, o, verified, checkpoint = await anyio.to_thread.run_sync(load)
     query = "&".join(f"{k}={v}" for k, v in request.query_params.items() if k not in ("before", "verify"))
     return render(request, "audit.html", {
         "me": viewer, "title": "Audit", "nav": "audit", "rows": rows, "f": f, "o": o, "verified": verified,
         "next_before": rows[-1]["seq"] if len(rows) == queries.PAGE else None, "query": query,
-        "tail": queries.VERIFY_TAIL,
+        "tail": queries.VERIFY_TAIL, "checkpoint": checkpoint,
     })  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from authz.context import Context
 from authz.storage.chain import GENESIS, first_broken
 from authz.storage.models import Agent, AuditEvent, Client, Grant, Resource, Revocation, Team
+from authz.storage.models.audit import AuditCheckpoint
 from authz.storage.models.metering import MeteringRollup
 
 PAGE = 50
@@ -196,3 +197,13 @@ def servers_and_clients(ctx: Context) -> tuple[list[Resource], list[Client], dic
             ).all()
         )
     return resources, clients, {str(k): int(v) for k, v in grants.items()}
+
+
+def latest_checkpoint(ctx: Context) -> dict[str, Any] | None:
+    """The newest signed checkpoint of the audit log's Merkle tree (its C2SP signed note), or None."""
+    c = AuditCheckpoint
+    with engine_of(ctx).connect() as conn:
+        row = conn.execute(select(c.size, c.root, c.note, c.at).order_by(c.size.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return {"size": int(row[0]), "root": bytes(row[1]).hex(), "note": str(row[2]), "at": int(row[3])}

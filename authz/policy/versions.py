@@ -68,5 +68,7 @@ def deploy(
         sha256=content_sha256(schema_text, sources, entities),
     )
     engine.reload(store)  # this replica at once; the others through the change feed
-    audit.record("policy.deployed", actor=author, version=row.version, sha256=row.sha256, comment=comment[:200])
+    audit.operator_change(
+        "policy", "deployed", actor=author, target=str(row.version), sha256=row.sha256, comment=comment[:200]
+    )
     return row
