@@ -145,7 +145,7 @@ class IssuingGrant:
         if resource == ctx.settings.admin_resource:
             return scopes
         if resource == ctx.settings.console_resource:  # roles, not Cedar, decide console scopes
-            user = ctx.store.get_user(subject.user) if subject.user else None
+            user = ctx.store.get_user_by_name(subject.user) if subject.user else None  # policies name users
             allowed = role_scopes(ctx.settings, user.username if user and not user.disabled else None, scopes)
             if scopes and not allowed:
                 self.request.auth_failure = "no_console_role"
