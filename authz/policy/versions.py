@@ -69,6 +69,7 @@ def deploy(
     )
     engine.reload(store)  # this replica at once; the others through the change feed
     audit.operator_change(
-        "policy", "deployed", actor=author, target=str(row.version), sha256=row.sha256, comment=comment[:200]
-    )
+        "policy", "deployed", actor=author, target=f"policy-version/{row.version}", version=row.version,
+        sha256=row.sha256, author=row.author, comment=row.comment or None,
+    )  # fmt: skip
     return row
