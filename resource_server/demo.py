@@ -44,10 +44,10 @@ from mcp.server import MCPServer
 from mcp.server.auth.middleware.auth_context import get_access_token
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from guard.logredact import uvicorn_log_config
 from resource_server.budget import BudgetHook
 from resource_server.context import current_request_context, current_token, record_usage
 from resource_server.hooks import CompositeHook, TokenUseHook
-from resource_server.logredact import uvicorn_log_config
 from resource_server.mcp import protect_mcp_app
 from resource_server.scopes import ScopePolicy
 from resource_server.settings import Mode, ResourceServerConfig

@@ -29,12 +29,12 @@ import httpx2
 from starlette.authentication import AuthCredentials, SimpleUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from guard.jsonload import JsonRefused
 from resource_server import errors
 from resource_server.context import RequestContext, TokenInfo, enter_request_context, exit_request_context
 from resource_server.dpop import DpopCheck, DpopRejected, ReplayCache, bound_jkt
 from resource_server.errors import HttpResponse, InvalidRequest, InvalidToken, UpstreamUnavailable
 from resource_server.hooks import NoopHook, TokenUseHook, UseContext, UseOutcome
-from resource_server.jsonload import JsonRefused
 from resource_server.metadata import metadata_paths, metadata_response, metadata_url
 from resource_server.scopes import McpCall, check_routing_headers, parse_calls
 from resource_server.settings import ResourceServerConfig

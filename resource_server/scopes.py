@@ -19,10 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from guard.jsonload import JsonRefused, load_json
 from resource_server.errors import InvalidRequest
-from resource_server.jsonload import JsonRefused, load_json
 
 __all__ = ["McpCall", "ScopePolicy", "check_routing_headers", "parse_calls"]
+
+RPC_MAX_DEPTH = 64  # nesting of arrays and objects in a JSON-RPC message (tool arguments included)
 
 _CLOSURE_CACHE_MAX = 1024
 
@@ -149,11 +151,11 @@ class ScopePolicy:
 def parse_calls(body: bytes) -> tuple[McpCall, ...]:
     """The JSON-RPC messages of a body; empty when it is not JSON-RPC (the app will reject it).
 
-    Raises :class:`~resource_server.jsonload.JsonRefused` (``too_deep``) for JSON nested beyond
-    :data:`~resource_server.jsonload.MAX_DEPTH`: the middleware answers a JSON-RPC parse error.
+    Raises :class:`~guard.jsonload.JsonRefused` (``too_deep``) for JSON nested beyond
+    :data:`RPC_MAX_DEPTH`: the middleware answers a JSON-RPC parse error.
     """
     try:
-        data = load_json(body, max_bytes=len(body))
+        data = load_json(body, max_bytes=len(body), max_depth=RPC_MAX_DEPTH)
     except JsonRefused as exc:
         if exc.reason == "too_deep":
             raise

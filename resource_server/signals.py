@@ -29,8 +29,8 @@ from joserfc import jws
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 
+from guard.jsonload import JsonRefused, load_json
 from resource_server.errors import AuthError
-from resource_server.jsonload import JsonRefused, load_json
 from resource_server.jwt import JwksCache
 from resource_server.revocation import RevocationList
 from resource_server.settings import ResourceServerConfig
@@ -289,7 +289,7 @@ def _json_object(response: httpx2.Response, status: int, what: str) -> dict[str,
     if response.status_code != status:
         raise ValueError(f"{what} answered {response.status_code}")
     try:
-        doc: Any = load_json(response.content, max_bytes=MAX_ANSWER)
+        doc: Any = load_json(response.content, max_bytes=MAX_ANSWER, max_depth=64)
     except JsonRefused as exc:
         raise ValueError(f"{what} is not acceptable JSON: {exc}") from exc
     if not isinstance(doc, dict):

@@ -24,11 +24,11 @@ from authz.admin.schemas import (
     StatusChange,
 )
 from authz.core.crypto import b64url, b64url_decode
-from authz.core.jsonload import load_json
 from authz.identity.agents import credentials as creds
 from authz.identity.agents import lifecycle
 from authz.identity.agents.credentials import Issued
 from authz.identity.agents.lifecycle import STATUSES
+from guard.jsonload import load_json
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -27,9 +27,9 @@ from authz.admin.problems import ApiProblem
 from authz.billing.errors import BillingError
 from authz.billing.money import MoneyError
 from authz.context import Context
-from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.agents.errors import AgentError, Invalid
 from authz.identity.agents.lifecycle import Agents
+from guard.jsonload import JsonRefused, load_json
 
 log = logging.getLogger("authz.admin")
 

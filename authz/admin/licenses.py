@@ -12,7 +12,6 @@ from authz.admin.problems import ApiProblem
 from authz.admin.schemas import StatusChange
 from authz.core.crypto import b64url, b64url_decode
 from authz.core.fetch import FetchError, check_url
-from authz.core.jsonload import load_json
 from authz.identity.agents.errors import Conflict, NotFound, invalid
 from authz.identity.agents.validation import Problems
 from authz.licensing import inputs
@@ -42,6 +41,7 @@ from authz.licensing.schemas import (
 )
 from authz.licensing.service import STATUSES, LicenseRefused, Licensing
 from authz.licensing.views import license_json, machine_json
+from guard.jsonload import load_json
 
 READ, WRITE = "admin:read", "admin:write"
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200

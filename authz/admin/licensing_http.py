@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from authz.admin.problems import ApiProblem
-from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.agents.errors import AgentError, Invalid
 from authz.identity.agents.validation import Problems
 from authz.licensing import inputs
@@ -31,6 +30,7 @@ from authz.licensing.service import LicenseRefused, Licensing
 from authz.licensing.signing import SIGNATURE_HEADER
 from authz.licensing.validation import LicenseView, Scope, validate
 from authz.licensing.views import license_json, machine_json
+from guard.jsonload import JsonRefused, load_json
 
 log = logging.getLogger("authz.licensing")
 MAX_BODY = 16 * 1024

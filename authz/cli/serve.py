@@ -101,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging with credentials redacted from the access log, plus the ``authz`` loggers
     (policy refusals, the startup's policy line) on the same handler."""
-    from authz.core.logredact import uvicorn_log_config
+    from guard.logredact import uvicorn_log_config
 
     config = uvicorn_log_config()
     config["loggers"]["authz"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}

@@ -24,7 +24,7 @@ How the rules are kept:
 - **No proxies from the environment** (``trust_env=False``): a proxy would do its own resolution.
 - **No redirects**, status 200 only, ``Accept: application/json``, ``Accept-Encoding: identity``.
 - **Size**: counted while streaming; the response is dropped as soon as it passes ``max_bytes``.
-- **Depth**: parsed by :func:`authz.core.jsonload.load_json` (arrays and objects nested at most
+- **Depth**: parsed by :func:`guard.jsonload.load_json` (arrays and objects nested at most
   32 deep): a small document of 15,000 ``[`` is ``too_deep``, not a ``RecursionError``.
 - **Time**: one total deadline for resolve + connect + TLS + headers + body (async: a cancel scope;
   sync: per-phase timeouts plus a deadline check between chunks).
@@ -46,10 +46,10 @@ from typing import Any
 import anyio
 import httpx2
 
-from authz.core.jsonload import JsonRefused, load_json
 from authz.core.netguard import FetchError as FetchError
 from authz.core.netguard import _GuardedAsyncTransport, _GuardedSyncTransport
 from authz.core.netguard import check_url as check_url
+from guard.jsonload import JsonRefused, load_json
 
 TIMEOUT = 5.0
 MAX_BYTES = 64 * 1024

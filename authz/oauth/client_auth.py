@@ -22,10 +22,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from authz.core.crypto import b64url_decode
-from authz.core.jsonload import MAX_JWT_PART, load_json
 from authz.identity.clients import OAuthClient
 from authz.oauth.requests import AuthzRequest
 from authz.storage.protocols import ReplayStore
+from guard.jsonload import MAX_JWT_PART, load_json
 
 log = logging.getLogger("authz.client_auth")
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from authz.core.jsonload import MAX_JWT_PART, load_json
+from guard.jsonload import MAX_JWT_PART, load_json
 
 Key = ECKey | RSAKey | OKPKey
 _HASHES = {"ES256": (hashes.SHA256, 32), "ES384": (hashes.SHA384, 48), "RS256": (hashes.SHA256, 0)}

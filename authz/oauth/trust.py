@@ -34,9 +34,9 @@ from joserfc.jwk import KeySet
 
 from authz.core.crypto import b64url_decode
 from authz.core.fetch import MAX_BYTES, Fetcher, FetchError, check_url
-from authz.core.jsonload import MAX_JWT_PART, load_json
 from authz.oauth.cimd import CimdError, check_public_jwks
 from authz.storage.models import TrustedIssuer
+from guard.jsonload import MAX_JWT_PART, load_json
 
 log = logging.getLogger("authz.trust")
 

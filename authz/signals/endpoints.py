@@ -34,7 +34,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from authz.core.jsonload import JsonRefused, load_json
 from authz.core.settings import Settings
 from authz.identity.clients import OAuthClient
 from authz.signals.config import (
@@ -47,6 +46,7 @@ from authz.signals.config import (
 )
 from authz.signals.store import Batch
 from authz.signals.transmitter import Transmitter, Wakeup
+from guard.jsonload import JsonRefused, load_json
 
 log = logging.getLogger("authz.signals")
 

@@ -11,7 +11,7 @@ import base64
 import pytest
 
 from resource_server.errors import PARSE_ERROR
-from resource_server.jsonload import MAX_DEPTH
+from resource_server.scopes import RPC_MAX_DEPTH as MAX_DEPTH
 from tests.resource_server.fake_as import FakeAS
 
 pytestmark = pytest.mark.anyio

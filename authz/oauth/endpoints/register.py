@@ -45,11 +45,11 @@ from starlette.responses import JSONResponse, Response
 
 from authz.context import Context
 from authz.core.fetch import FetchError, check_url
-from authz.core.jsonload import JsonRefused, load_json
 from authz.identity.registry import register_client
 from authz.oauth.cimd import CimdError, check_public_jwks, check_redirect_uri
 from authz.oauth.client_uris import display_uris
 from authz.oauth.server import NO_STORE, server_error
+from guard.jsonload import JsonRefused, load_json
 
 log = logging.getLogger("authz.register")
 

@@ -11,7 +11,7 @@ handler sees the redacted record) that replaces the value of each credential-bea
 parameter with ``[redacted]``; :func:`uvicorn_log_config` is uvicorn's default logging config with
 the filter installed, passed as ``log_config`` to every ``uvicorn.run`` of ours.
 
-``authz/core/logredact.py`` is this module's twin (this package never imports ``authz``).
+Shared by ``authz serve`` and the resource server's demo (``guard`` is a leaf both may import).
 """
 
 from __future__ import annotations

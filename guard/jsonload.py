@@ -1,12 +1,12 @@
 """The one JSON loader for untrusted bytes: a size limit, a nesting-depth limit, one error type.
 
 Every body or document a stranger controls goes through :func:`load_json`: ``POST /register``, the
-admin API, client ID metadata documents and fetched JWKS. ``json.loads`` alone is not enough:
-15,000 ``[`` fit in a 16 KiB body and make it raise ``RecursionError``, which is not a
-``ValueError``, so handlers that caught bad JSON answered 500. Here size, syntax and depth all
-become :class:`JsonRefused` (a ``ValueError``), which each caller maps to its protocol's error.
-
-``resource_server/jsonload.py`` is this module's twin (that package never imports ``authz``).
+admin API, client ID metadata documents, fetched JWKS, and every JSON-RPC body the resource server
+middleware reads before its token check (the operation decides the scopes a challenge names).
+``json.loads`` alone is not enough: 15,000 ``[`` fit in a 16 KiB body and make it raise
+``RecursionError``, which is not a ``ValueError``, so handlers that caught bad JSON answered 500.
+Here size, syntax and depth all become :class:`JsonRefused` (a ``ValueError``), which each caller
+maps to its protocol's error.
 """
 
 from __future__ import annotations
