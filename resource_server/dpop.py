@@ -7,7 +7,10 @@ access token is bound" (``cnf.jkt``, from the JWT or the introspection response)
 not bound (no ``cnf``) is refused under the DPoP scheme.
 
 RFC 9449 §7.2: "such a protected resource MUST reject a DPoP-bound access token received as a
-bearer token per [RFC6750]" — checked by the middleware for every token, DPoP enabled or not.
+bearer token per [RFC6750]" — :func:`refusal` checks it for every token, DPoP enabled or not.
+
+The middleware calls three functions of this module and nothing else of DPoP: :func:`refusal` once
+the token is valid, :func:`invalid_token` when it is not, :func:`unauthenticated` without one.
 
 Challenges (§7.1): "WWW-Authenticate: DPoP algs="ES256 PS256"" for a request without credentials,
 with ``error`` / ``error_description`` otherwise. Nonces (§9): a proof without a valid server
@@ -18,6 +21,7 @@ each accepted proof is remembered for the ``iat`` window, in memory (one process
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -25,10 +29,25 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from dpop import NonceIssuer, ProofError, ProofVerifier, normalize_htu, single_proof
+from resource_server import errors
 from resource_server.context import TokenInfo
 from resource_server.errors import HttpResponse, _json_error, _quote
+from resource_server.settings import ResourceServerConfig
 
-__all__ = ["DpopCheck", "DpopRejected", "MemoryReplayCache", "RedisReplayCache", "ReplayCache", "bound_jkt"]
+__all__ = [
+    "DpopCheck",
+    "DpopRejected",
+    "MemoryReplayCache",
+    "RedisReplayCache",
+    "ReplayCache",
+    "bound_jkt",
+    "from_config",
+    "invalid_token",
+    "refusal",
+    "unauthenticated",
+]
+
+log = logging.getLogger(__name__)
 
 
 class DpopRejected(Exception):
@@ -167,3 +186,72 @@ class DpopCheck:
         if exc.nonce is not None:
             headers.append(("dpop-nonce", exc.nonce))
         return _json_error(401, exc.error, exc.description, headers)
+
+
+# -- what the middleware calls -------------------------------------------------------------------
+
+
+def from_config(config: ResourceServerConfig, replay: ReplayCache | None = None) -> DpopCheck | None:
+    """The DPoP check of a resource server, None when DPoP is off (no ``dpop_algorithms``)."""
+    if not config.dpop_algorithms:
+        return None
+    return DpopCheck(
+        config.resource,
+        config.dpop_algorithms,
+        nonce=config.dpop_nonce,
+        nonce_key=config.dpop_nonce_key,
+        required=config.dpop_required,
+        replay=replay,
+    )
+
+
+def _proofs(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    """Every ``DPoP`` header value (RFC 9449 §4.3 check 1 needs to see a repeated one)."""
+    return [v.decode("latin-1") for k, v in headers if k.lower() == b"dpop"]
+
+
+async def refusal(
+    dpop: DpopCheck | None,
+    scope: Mapping[str, Any],
+    *,
+    scheme: str,
+    host: str | None,
+    token: str,
+    info: TokenInfo,
+    resource_metadata: str,
+) -> HttpResponse | None:
+    """The 401 for a valid token whose DPoP side fails, None when it passes.
+
+    Under the DPoP scheme: the proof of this request (RFC 9449 §4.3, §7.1). Under Bearer: a
+    DPoP-bound token is refused (§7.2), with the plain Bearer challenge when DPoP is off here.
+    """
+    if scheme == "dpop" and dpop is not None:
+        try:
+            await dpop.check(
+                _proofs(scope["headers"]), method=scope["method"], path=scope.get("path", ""),
+                scheme=scope.get("scheme", "http"), host=host, token=token, info=info,
+            )  # fmt: skip
+        except DpopRejected as exc:
+            log.info("rejected DPoP proof: %s", exc.description)
+            return dpop.rejected(exc, resource_metadata=resource_metadata)
+        return None
+    if bound_jkt(info) is None:
+        return None
+    description = "The access token is DPoP-bound: use the DPoP scheme"
+    if dpop is None:
+        return errors.invalid_token(description, resource_metadata=resource_metadata, scopes=())
+    return dpop.rejected(DpopRejected("invalid_token", description), resource_metadata=resource_metadata)
+
+
+def invalid_token(
+    dpop: DpopCheck | None, scheme: str, description: str, *, resource_metadata: str, scopes: Any
+) -> HttpResponse:
+    """The 401 for a token that failed validation: a DPoP challenge under the DPoP scheme."""
+    if scheme == "dpop" and dpop is not None:
+        return dpop.rejected(DpopRejected("invalid_token", description), resource_metadata=resource_metadata)
+    return errors.invalid_token(description, resource_metadata=resource_metadata, scopes=scopes)
+
+
+def unauthenticated(dpop: DpopCheck | None, response: HttpResponse, resource_metadata: str) -> HttpResponse:
+    """A 401 without credentials (RFC 6750 §3), with the DPoP challenge too when DPoP is on (§7.1)."""
+    return response if dpop is None else dpop.add_challenge(response, resource_metadata)

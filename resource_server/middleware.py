@@ -13,7 +13,8 @@ the "Authorization" request header field"; OAuth 2.1 §5.1 forbids tokens in the
 MCP: "Access tokens MUST NOT be included in the URI query string".
 
 DPoP (RFC 9449): ``Authorization: DPoP <token>`` with a ``DPoP`` proof is checked by
-:mod:`resource_server.dpop`; a DPoP-bound token sent as ``Bearer`` is refused (§7.2).
+:mod:`resource_server.dpop` (all of it: the proof, the binding, the challenges); a DPoP-bound token
+sent as ``Bearer`` is refused (§7.2).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from starlette.authentication import AuthCredentials, SimpleUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.jsonload import JsonRefused
-from resource_server import errors
+from resource_server import dpop, errors
 from resource_server.context import RequestContext, TokenInfo, enter_request_context, exit_request_context
-from resource_server.dpop import DpopCheck, DpopRejected, ReplayCache, bound_jkt
+from resource_server.dpop import ReplayCache
 from resource_server.errors import HttpResponse, InvalidRequest, InvalidToken, UpstreamUnavailable
 from resource_server.hooks import NoopHook, TokenUseHook, UseContext, UseOutcome
 from resource_server.metadata import metadata_paths, metadata_response, metadata_url
@@ -91,18 +92,7 @@ class ResourceServerMiddleware:
         self._prm_url = metadata_url(config.resource)
         # The metadata document never changes: serialise it once.
         self._prm_responses = {m: metadata_response(config, m) for m in ("GET", "HEAD", "OPTIONS")}
-        self._dpop = (
-            DpopCheck(
-                config.resource,
-                config.dpop_algorithms,
-                nonce=config.dpop_nonce,
-                nonce_key=config.dpop_nonce_key,
-                required=config.dpop_required,
-                replay=dpop_replay,
-            )
-            if config.dpop_algorithms
-            else None
-        )
+        self._dpop = dpop.from_config(config, dpop_replay)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -187,28 +177,20 @@ class ResourceServerMiddleware:
             info = await self.verifier.verify(token)
         except InvalidToken as exc:
             log.info("rejected %s token: %s", scheme, exc.description)
-            if scheme == "dpop" and self._dpop is not None:
-                raise _Reject(self._dpop_rejected(DpopRejected("invalid_token", exc.description))) from None
             raise _Reject(
-                errors.invalid_token(exc.description, resource_metadata=self._prm_url, scopes=required)
+                dpop.invalid_token(
+                    self._dpop, scheme, exc.description, resource_metadata=self._prm_url, scopes=required
+                )
             ) from None
         except UpstreamUnavailable as exc:
             log.warning("cannot validate %s token: %s", scheme, exc.description)
             raise _Reject(errors.unavailable(self.config.retry_after)) from None
-        if scheme == "dpop" and self._dpop is not None:
-            try:
-                await self._dpop.check(
-                    _dpop_proofs(scope), method=scope["method"], path=scope.get("path", ""),
-                    scheme=scope.get("scheme", "http"), host=headers.get("host"), token=token, info=info,
-                )  # fmt: skip
-            except DpopRejected as exc:
-                log.info("rejected DPoP proof: %s", exc.description)
-                raise _Reject(self._dpop_rejected(exc)) from None
-        elif bound_jkt(info) is not None:  # RFC 9449 §7.2: no downgrade of a bound token to Bearer
-            rejected = DpopRejected("invalid_token", "The access token is DPoP-bound: use the DPoP scheme")
-            if self._dpop is None:
-                raise _Reject(errors.invalid_token(rejected.description, resource_metadata=self._prm_url, scopes=()))
-            raise _Reject(self._dpop_rejected(rejected))
+        refused = await dpop.refusal(
+            self._dpop, scope, scheme=scheme, host=headers.get("host"), token=token, info=info,
+            resource_metadata=self._prm_url,
+        )  # fmt: skip
+        if refused is not None:
+            raise _Reject(refused)
 
         if not policy.satisfied_by(info.scopes, required):
             raise _Reject(errors.insufficient_scope(resource_metadata=self._prm_url, scopes=required))
@@ -273,11 +255,7 @@ class ResourceServerMiddleware:
     def _unauthenticated(self, required: Any) -> HttpResponse:
         """401 without an error code (RFC 6750 §3), with the DPoP challenge too (RFC 9449 §7.1)."""
         response = errors.unauthenticated(resource_metadata=self._prm_url, scopes=required)
-        return response if self._dpop is None else self._dpop.add_challenge(response, self._prm_url)
-
-    def _dpop_rejected(self, exc: DpopRejected) -> HttpResponse:
-        assert self._dpop is not None
-        return self._dpop.rejected(exc, resource_metadata=self._prm_url)
+        return dpop.unauthenticated(self._dpop, response, self._prm_url)
 
     def _credentials(self, headers: dict[str, str]) -> tuple[str, str | None]:
         """(scheme, token): ``Bearer`` (RFC 6750 §2.1) or ``DPoP`` (RFC 9449 §7.1, when enabled); the
@@ -325,11 +303,6 @@ _WANTED_HEADERS = {
     b"mcp-name": "mcp-name",
     b"host": "host",
 }
-
-
-def _dpop_proofs(scope: Scope) -> list[str]:
-    """Every ``DPoP`` header value (RFC 9449 §4.3 check 1 needs to see a repeated one)."""
-    return [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"dpop"]
 
 
 def _headers(scope: Scope) -> dict[str, str]:
