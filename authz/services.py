@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
+from authz.billing.rollup import UsageKeeper
 from authz.billing.service import BillingService
 from authz.budgets.ledger import Ledger
 from authz.budgets.metered import MeteredCharges, MeteredSpend
@@ -98,6 +99,7 @@ def billing_service(engine: Engine, keyring: Keyring, metering: MeteringService 
     billing = BillingService(engine, keyring)
     if metering is not None:
         metering.attribute = billing.attribute
+        metering.sink.on_rolled_up = UsageKeeper()  # each flush keeps the billing periods' usage
     return billing
 
 

@@ -6,7 +6,9 @@
 Usage is generated straight into the metering rollups as the flusher keeps them (daily and monthly
 sums per agent and event type; hourly rows for the days a preview reads by the hour), since the
 preview reads only rollups: ``--events`` events over the previous calendar month for one customer
-with ``--agents`` agents.
+with ``--agents`` agents. Each billing period's usage (``billing_usage``) is then built from those
+rollups once, as the flusher does when it first meets a period (``--unbuilt``: skip that, and
+measure previews summed from the metering rollups instead).
 Prints, per backend:
 
 * ``billing.<db>.preview_ms p50/p95`` of ``BillingService.preview`` on the hybrid plan (per-agent
@@ -28,6 +30,7 @@ from typing import Any
 from metering_ingest import fresh_db  # bench/ is on sys.path when run as a script
 from sqlalchemy import text
 
+from authz.billing import rollup
 from authz.billing.examples import SHAPES
 from authz.billing.service import BillingService
 from authz.core.crypto import Keyring, b64url
@@ -139,12 +142,20 @@ def seed(
     return n
 
 
+def build(svc: BillingService, customer: str, at: int) -> None:
+    """Build the billing period usage of ``customer``'s period holding ``at`` (what a flush does)."""
+    sub = svc.store.subscription_at(customer, at)
+    version = svc.store.version(sub.plan_version_id)
+    period = svc.period(svc.store.customer(customer), sub, version, at)
+    rollup.build_now(svc.engine, sub.id, customer, period, int(time.time()))
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
-def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
+def bench_preview(kind: str, events: int, agents: int, runs: int, unbuilt: bool) -> None:
     _url, engine = fresh_db(kind)
     start, end = previous_month()
     hours = (end - start) // 3600
@@ -168,6 +179,8 @@ def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
                     text("UPDATE billing_subscriptions SET ends_at = :e WHERE customer_id = 'bench'"), {"e": mid}
                 )
             svc.store.subscribe("bench", "hybrid-anniversary", mid)
+        if not unbuilt:
+            build(svc, customer, at)
         doc = svc.preview(customer, at)
         times, cpu = [], []
         for _ in range(runs):
@@ -186,7 +199,7 @@ def bench_preview(kind: str, events: int, agents: int, runs: int) -> None:
     engine.dispose()
 
 
-def bench_close(kind: str, customers: int) -> None:
+def bench_close(kind: str, customers: int, unbuilt: bool) -> None:
     _url, engine = fresh_db(kind)
     start, end = previous_month()
     seed(engine, [(f"cust_{i:04d}", [f"agt_c{i:04d}"]) for i in range(customers)], start, start + 24 * 3600, 5, set())
@@ -195,6 +208,8 @@ def bench_close(kind: str, customers: int) -> None:
     for i in range(customers):
         svc.create_customer(id=f"cust_{i:04d}", name=f"Customer {i}", currency="USD")
         svc.store.subscribe(f"cust_{i:04d}", "hybrid", start)
+        if not unbuilt:
+            build(svc, f"cust_{i:04d}", start)
     t0 = time.perf_counter()
     closed = svc.close_due()
     took = time.perf_counter() - t0
@@ -216,12 +231,13 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--parts", default="preview,close")
+    ap.add_argument("--unbuilt", action="store_true", help="no billing period usage: sum the metering rollups")
     args = ap.parse_args()
     for kind in args.backends.split(","):
         if "preview" in args.parts:
-            bench_preview(kind, args.events, args.agents, args.runs)
+            bench_preview(kind, args.events, args.agents, args.runs, args.unbuilt)
         if "close" in args.parts:
-            bench_close(kind, args.customers)
+            bench_close(kind, args.customers, args.unbuilt)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,9 @@ class BillingService:
         spec = version.spec
         dims = sorted({"workflow", *(d for c in spec.components for d, _v in c.quantity.filter)})
         prorated = any(c.quantity.source == "seats" and c.quantity.policy == "prorated_days" for c in spec.components)
-        usage = customer_usage(self.engine, customer.id, period, dims=dims, with_agent_days=prorated)
+        usage = customer_usage(
+            self.engine, customer.id, period, dims=dims, with_agent_days=prorated, subscription_id=sub.id
+        )
 
         def price(credits: list[CreditBalance]) -> dict[str, Any]:
             return preview(

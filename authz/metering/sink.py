@@ -144,6 +144,8 @@ def calendar(bucket: int) -> tuple[int, int]:
 # (agent, team, workflow, tokens = input (cache included) + output, cost in pico-USD of priced events).
 Spend = tuple[str | None, str | None, str | None, int, int]
 OnCounted = Callable[[Connection, list[Spend], int], object]
+# What one flush added to the hourly rollups: rows in ``ROLLUP_COLUMNS`` order, and the flush time.
+OnRolledUp = Callable[[Connection, list[tuple[Any, ...]], int], object]
 
 
 class Sink:
@@ -154,6 +156,9 @@ class Sink:
         # Budgets (authz.budgets.metered) charge token and cost budgets from here, inside the flush's
         # transaction: the charge commits if and only if the events do (exactly once in effect).
         self.on_counted: OnCounted | None = None
+        # Billing (authz.billing.rollup) adds the same hourly deltas to each billing period's usage,
+        # in the same transaction: a period's usage commits if and only if the events do.
+        self.on_rolled_up: OnRolledUp | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -252,4 +257,6 @@ class Sink:
         for table, columns, coarse in ((DAILY, DAILY_COLUMNS, daily), (MONTHLY, MONTHLY_COLUMNS, monthly)):
             totals = [(*at, *dims, *sums) for at, (dims, sums) in sorted(coarse.items())]
             bulk.insert(conn, table, columns, totals, conflict=(columns[0], "dims_key"), add=SUMS)
+        if self.on_rolled_up is not None:
+            self.on_rolled_up(conn, hourly, now_ms)
         return len(inserted)

@@ -134,3 +134,50 @@ class BillingWebhook(Base):
     secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingUsagePeriod(Base):
+    """A billing period whose usage is kept in ``billing_usage`` (built once from the metering rollups
+    under the flusher's lock; every later flush adds its events to it in the same transaction).
+
+    ``[lo, hi)`` is the range of hour buckets the period reads (its start floored, its end rounded
+    up to the hour), the same hours an invoice preview sums from the metering rollups.
+    """
+
+    __tablename__ = "billing_usage_periods"
+    subscription_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    period_end: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[str] = mapped_column(String(255))
+    lo: Mapped[int] = mapped_column(BigInteger)
+    hi: Mapped[int] = mapped_column(BigInteger)
+    built_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_billing_usage_periods_customer_id_hi", "customer_id", "hi"),)
+
+
+class BillingUsage(Base):
+    """One billing period's usage per dimension tuple (the metering rollups of its hours, summed):
+    a month is one row per (agent, event type, dimensions), whatever the period's anchor."""
+
+    __tablename__ = "billing_usage"
+    subscription_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dims_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the metering rollups' digest
+    type: Mapped[str] = mapped_column(String(80))
+    agent: Mapped[str] = mapped_column(String(255))
+    team: Mapped[str] = mapped_column(String(255))
+    workflow: Mapped[str] = mapped_column(String(255))
+    mcp_server: Mapped[str] = mapped_column(String(2048))
+    tool: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(255))
+    unit: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_pusd: Mapped[int] = mapped_column(BigInteger)
+    priced: Mapped[int] = mapped_column(BigInteger)
+    unpriced: Mapped[int] = mapped_column(BigInteger)

@@ -27,6 +27,8 @@ TABLES = (
     "metering_rollups",
     "metering_rollups_daily",
     "metering_rollups_monthly",
+    "billing_usage",
+    "billing_usage_periods",
 )
 
 
