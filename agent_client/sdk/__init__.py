@@ -14,7 +14,8 @@ fields). Like the rest of ``agent_client``, this package imports nothing from ``
 
 from agent_client.sdk.client import AsyncClient, Client
 from agent_client.sdk.errors import ApiError
-from agent_client.sdk.metering import prepare_events
+from agent_client.sdk.offline import verify_offline
+from agent_client.sdk.resources.metering import prepare_events
 from agent_client.sdk.retry import RetryPolicy
 
-__all__ = ["ApiError", "AsyncClient", "Client", "RetryPolicy", "prepare_events"]
+__all__ = ["ApiError", "AsyncClient", "Client", "RetryPolicy", "prepare_events", "verify_offline"]

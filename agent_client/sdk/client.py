@@ -3,8 +3,8 @@
 Both send ``Authorization: Bearer <api_key>`` (an access token for the admin API resource,
 ``<base_url>/api/v1``) and a timeout on every call, retry only what is safe to repeat
 (:mod:`agent_client.sdk.retry`) and raise :class:`~agent_client.sdk.errors.ApiError` on any non-2xx
-answer. The surfaces (``agents``, ``teams``, ``budgets``, ``metering``, ``policies``) are the same
-classes for both, parameterised by what a call returns (a dict, or an awaitable of one).
+answer. The surfaces (:class:`~agent_client.sdk.resources.Surfaces`) are the same classes for both,
+parameterised by what a call returns (a dict, or an awaitable of one).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import anyio
 import httpx2
 
 from agent_client.sdk.errors import ApiError
-from agent_client.sdk.metering import Metering
-from agent_client.sdk.resources import Agents, Budgets, Params, Policies, Teams
+from agent_client.sdk.resources import Params, Surfaces
 from agent_client.sdk.retry import RetryPolicy
 
 DEFAULT_TIMEOUT = 10.0
@@ -40,6 +39,9 @@ def _result(response: httpx2.Response) -> Json:
         raise ApiError.from_response(response)
     if not response.content:
         return {}
+    content_type = response.headers.get("content-type", "")
+    if "json" not in content_type:
+        return {"content_type": content_type, "text": response.text}
     body: Any = response.json()
     return body if isinstance(body, dict) else {"items": body}
 
@@ -52,7 +54,7 @@ def _params(params: Params | None) -> list[tuple[str, str | int | float | bool |
     return out
 
 
-class Client:
+class Client(Surfaces[Json]):
     """Synchronous admin API client::
 
     with Client("https://auth.example.com", api_key=token) as authz:
@@ -71,11 +73,7 @@ class Client:
         self.retry = retry or RetryPolicy()
         self._api_key = api_key
         self._http = httpx2.Client(base_url=_api_root(base_url), timeout=timeout, transport=transport)
-        self.agents: Agents[Json] = Agents(self.request)
-        self.teams: Teams[Json] = Teams(self.request)
-        self.budgets: Budgets[Json] = Budgets(self.request)
-        self.metering: Metering[Json] = Metering(self.request)
-        self.policies: Policies[Json] = Policies(self.request)
+        self._build(self.request)
 
     def request(
         self,
@@ -118,7 +116,7 @@ class Client:
 AsyncJson = Coroutine[Any, Any, Json]
 
 
-class AsyncClient:
+class AsyncClient(Surfaces[AsyncJson]):
     """Asynchronous admin API client; the same surfaces as :class:`Client`, each call awaited."""
 
     def __init__(
@@ -133,11 +131,7 @@ class AsyncClient:
         self.retry = retry or RetryPolicy()
         self._api_key = api_key
         self._http = httpx2.AsyncClient(base_url=_api_root(base_url), timeout=timeout, transport=transport)
-        self.agents: Agents[AsyncJson] = Agents(self.request)
-        self.teams: Teams[AsyncJson] = Teams(self.request)
-        self.budgets: Budgets[AsyncJson] = Budgets(self.request)
-        self.metering: Metering[AsyncJson] = Metering(self.request)
-        self.policies: Policies[AsyncJson] = Policies(self.request)
+        self._build(self.request)
 
     async def request(
         self,

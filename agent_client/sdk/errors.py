@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx2
 
+from agent_client.sdk.retry import retry_after
+
 
 class ApiError(Exception):
     """An admin API call that failed: ``status`` (0 when no response arrived) and the problem fields."""
@@ -37,6 +39,11 @@ class ApiError(Exception):
     def fields(self) -> list[str]:
         """The names of the offending fields (``errors[].field``)."""
         return [str(e.get("field", "")) for e in self.errors]
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the server asked to wait (``Retry-After`` of a 429/503), or None."""
+        return retry_after(self.headers.get("retry-after"))
 
     @classmethod
     def from_response(cls, response: httpx2.Response) -> ApiError:

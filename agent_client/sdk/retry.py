@@ -4,8 +4,10 @@ Only requests that are safe to repeat are retried: the idempotent methods GET, P
 (RFC 9110 §9.2.2) and any request carrying an ``Idempotency-Key`` header (the metering endpoint
 deduplicates by event id). They are retried on a transport error, a timeout, and on 429, 502, 503
 and 504. RFC 9110 §10.2.3: ``Retry-After`` "indicates how long the user agent ought to wait before
-making a follow-up request" — as delay-seconds or an HTTP-date; on 429/503 it is honoured (capped
-by ``max_delay``), otherwise the delay is exponential backoff with full jitter.
+making a follow-up request" — as delay-seconds or an HTTP-date. On 429/503 it is honoured: the
+retry waits that long, and a wait longer than ``max_delay`` (a hard budget exhausted until its
+period ends) is not retried at all — the :class:`~agent_client.sdk.errors.ApiError` carries
+``retry_after``. Otherwise the delay is exponential backoff with full jitter.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ class RetryPolicy:
         """After try number ``attempt`` (1-based) gave ``response`` (None: a transport error)."""
         if attempt >= self.attempts or not self.retryable(request):
             return False
-        return response is None or response.status_code in RETRY_STATUSES
+        if response is None:
+            return True
+        if response.status_code in RETRY_AFTER_STATUSES:
+            after = retry_after(response.headers.get("retry-after"))
+            if after is not None and after > self.max_delay:
+                return False
+        return response.status_code in RETRY_STATUSES
 
     def delay(self, attempt: int, response: httpx2.Response | None) -> float:
         if response is not None and response.status_code in RETRY_AFTER_STATUSES:

@@ -17,39 +17,14 @@ import pytest
 
 from agent_client.sdk import ApiError, AsyncClient, Client, RetryPolicy, prepare_events
 from agent_client.sdk.retry import retry_after
-from conformance.procs import AuthzServer
-from tests.e2e._processes import parse_fields
+from tests.agent_client.conftest import Live
 
 ROOT = Path(__file__).resolve().parents[2]
-SCOPES = "admin:read admin:write metering:read metering:write"
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthzServer, str]]:
-    """A running server and an admin API access token with every admin scope."""
-    server = AuthzServer(
-        Path(tmp_path_factory.mktemp("sdk")),
-        env={"AUTHZ_CACHE_STALENESS": "0.1", "AUTHZ_METERING_FLUSH_INTERVAL_S": "0.2", "AUTHZ_POLICIES": "db"},
-    )
-    server.cli("migrate")
-    admin = parse_fields(server.cli("admin-client", "create", "--name", "sdk-test", "--scopes", SCOPES).stdout)
-    server.start()
-    try:
-        r = httpx2.post(
-            f"{server.issuer}/token",
-            data={"grant_type": "client_credentials", "resource": f"{server.issuer}/api/v1", "scope": SCOPES},
-            auth=(admin["client_id"], admin["client_secret"]),
-            timeout=10,
-        )
-        assert r.status_code == 200, r.text
-        yield server, str(r.json()["access_token"])
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def client(live: tuple[AuthzServer, str]) -> Iterator[Client]:
-    server, token = live
+def client(live: Live) -> Iterator[Client]:
+    server, token = live.server, live.token
     with Client(server.issuer, api_key=token, timeout=10) as c:
         yield c
 
@@ -159,8 +134,8 @@ class _LoseFirstResponse(httpx2.BaseTransport):
         self.inner.close()
 
 
-def test_retried_batch_counts_once(live: tuple[AuthzServer, str], client: Client) -> None:
-    server, token = live
+def test_retried_batch_counts_once(live: Live, client: Client) -> None:
+    server, token = live.server, live.token
     events = [{"type": "call.completed", "agent": "agt_batch", "tool": f"t{i}"} for i in range(5)]
     transport = _LoseFirstResponse()
     with Client(server.issuer, api_key=token, transport=transport, retry=RetryPolicy(base_delay=0.01)) as flaky:
@@ -175,8 +150,8 @@ def test_retried_batch_counts_once(live: tuple[AuthzServer, str], client: Client
     assert _settled_calls(client, "agt_batch", 10) == 10
 
 
-def test_non_idempotent_post_is_not_retried(live: tuple[AuthzServer, str]) -> None:
-    server, token = live
+def test_non_idempotent_post_is_not_retried(live: Live) -> None:
+    server, token = live.server, live.token
     transport = _LoseFirstResponse()
     with Client(server.issuer, api_key=token, transport=transport) as flaky, pytest.raises(ApiError) as err:
         flaky.agents.create("once only")
@@ -205,8 +180,8 @@ def test_policies_get_and_put(client: Client) -> None:
 
 
 @pytest.mark.anyio
-async def test_async_client(live: tuple[AuthzServer, str]) -> None:
-    server, token = live
+async def test_async_client(live: Live) -> None:
+    server, token = live.server, live.token
     async with AsyncClient(server.issuer, api_key=token, timeout=10) as client:
         agent = await client.agents.create("async agent")
         assert (await client.agents.get(agent["id"]))["name"] == "async agent"
@@ -217,8 +192,8 @@ async def test_async_client(live: tuple[AuthzServer, str]) -> None:
         assert err.value.status == 404
 
 
-def test_unauthenticated_is_an_api_error(live: tuple[AuthzServer, str]) -> None:
-    server, _ = live
+def test_unauthenticated_is_an_api_error(live: Live) -> None:
+    server = live.server
     with Client(server.issuer, api_key="not-a-token") as bad, pytest.raises(ApiError) as err:
         bad.teams.list()
     assert err.value.status == 401

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from agent_client.sdk.resources import R, Surface, compact
+from agent_client.sdk.resources.base import R, Surface, compact, operation
 
 
 def _event(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,6 +25,7 @@ def _event(event: Mapping[str, Any]) -> dict[str, Any]:
 class Metering(Surface[R]):
     """``/metering``: record one event or a batch (ids generated client-side), and read usage."""
 
+    @operation("POST /metering/events")
     def record(
         self,
         type: str,
@@ -38,6 +39,7 @@ class Metering(Surface[R]):
         event = _event(compact(type=type, agent=agent, id=id, timestamp=timestamp, **fields))
         return self._request("POST", "/metering/events", json=event, headers={"Idempotency-Key": event["id"]})
 
+    @operation("POST /metering/events")
     def record_batch(self, events: Sequence[Mapping[str, Any]]) -> R:
         """Up to 1,000 events; each without an ``id`` gets one now, so a retry of this call is deduplicated.
 
@@ -49,6 +51,7 @@ class Metering(Surface[R]):
             "POST", "/metering/events", json={"events": prepared}, headers={"Idempotency-Key": str(uuid.uuid4())}
         )
 
+    @operation("GET /metering/usage")
     def usage(
         self,
         *,
@@ -66,6 +69,26 @@ class Metering(Surface[R]):
         ]  # fmt: skip
         params = {"from": from_, "to": to, "granularity": granularity, "group_by": group, "filter": flt}
         return self._request("GET", "/metering/usage", params=params)
+
+
+class Outcomes(Surface[R]):
+    """Outcomes an agent delivered (``outcome.<name>`` metering events, priced by outcome plans)."""
+
+    @operation("POST /metering/events")
+    def record(
+        self,
+        name: str,
+        *,
+        agent: str,
+        quantity: float | None = None,
+        id: str | None = None,
+        timestamp: str | None = None,
+        **fields: Any,
+    ) -> R:
+        """One ``outcome.<name>`` event (``ticket_resolved``...); its id (made if absent) is the Idempotency-Key."""
+        event = _event(compact(type=f"outcome.{name}", agent=agent, quantity=quantity, id=id, timestamp=timestamp,
+                               **fields))  # fmt: skip
+        return self._request("POST", "/metering/events", json=event, headers={"Idempotency-Key": event["id"]})
 
 
 def prepare_events(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
