@@ -78,6 +78,12 @@ class BillingService:
         self.store.assign(customer_id, subject_type, subject_id)
         self.invalidate()
 
+    def customer_page(self, after: str = "", limit: int = 50) -> list[BillingCustomer]:
+        """Customers ordered by id, those after ``after``, at most ``limit``: one bounded read."""
+        query = select(BillingCustomer).where(BillingCustomer.id > after).order_by(BillingCustomer.id).limit(limit)
+        with self.store.session() as s:
+            return list(s.scalars(query))
+
     def credit_balances(self, customer_id: str) -> list[tuple[BillingCredit, int]]:
         """Each grant of the customer with its remaining balance (minor units)."""
         self.store.customer(customer_id)
@@ -198,6 +204,14 @@ class BillingService:
     # -- invoices ----------------------------------------------------------------------------------
     def invoices(self, customer_id: str | None = None) -> list[dict[str, Any]]:
         query = select(INVOICES).order_by(INVOICES.c.seq)
+        if customer_id:
+            query = query.where(INVOICES.c.customer_id == customer_id)
+        with self.engine.connect() as conn:
+            return [invoice_json(r) for r in conn.execute(query)]
+
+    def recent_invoices(self, customer_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` invoices, newest first (of one customer, or of all): one bounded read."""
+        query = select(INVOICES).order_by(INVOICES.c.seq.desc()).limit(limit)
         if customer_id:
             query = query.where(INVOICES.c.customer_id == customer_id)
         with self.engine.connect() as conn:

@@ -19,6 +19,9 @@ PAGES = [
     "/usage",
     "/audit",
     "/usage?by=model&metric=cost&range=24h",
+    "/billing",
+    "/billing/plans",
+    "/billing/invoices",
 ]
 
 
