@@ -307,7 +307,8 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):  # type: 
         groups: tuple[str, ...] = ()
         if subject.ours:
             user = subject.sub
-            local = self.server.ctx.store.get_user(subject.sub)
+            # A client's own token (client_credentials: sub == client_id) names no local user: no SQL read.
+            local = None if subject.sub == subject.client_id else self.server.ctx.store.get_user(subject.sub)
             if local is not None:
                 user, groups = local.username, tuple(local.groups or ())
         else:

@@ -1,0 +1,284 @@
+"""Where a token request's CPU time goes: N sequential requests through the ASGI app, one process.
+
+No server, no load generator, no network: each request is one direct ASGI call of the app that
+``authz serve`` runs (same settings, lifespan started, SQLite in a fresh data directory), so the
+figures depend little on how loaded the machine is. ``cProfile``, timed by the event loop
+thread's CPU time (not wall time: preemption by other processes and the background threads'
+work are not counted), records every call; the table groups the time by stage (form parsing,
+client authentication, Authlib's grant machinery, policy, budget, JWT signing, audit, ...) by
+the module that spent it (self time), and ``--top`` lists the heaviest functions. CPU time per request, the whole process's and the event loop thread's (the
+difference is what background threads such as the audit writer spend), is measured in a separate,
+unprofiled pass.
+
+    python bench/profile_token.py [--requests 2000] [--scenario basic|pkjwt|exchange|dpop|all] [--top 15]
+
+The server's uvicorn/httptools part is not in this profile (it is the same for every scenario);
+``bench/as_issuance.sh`` measures it end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import cProfile
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+ISSUER = "http://127.0.0.1:9150"
+RESOURCE = "http://127.0.0.1:9500/mcp"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+# (stage, substrings of the file path): the first match names a function's stage.
+STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("DPoP proof check", ("/dpop/", "authz/oauth/dpop.py")),
+    ("client auth (private_key_jwt)", ("authz/oauth/client_auth.py", "authz/oauth/cimd.py", "/joserfc/")),
+    ("client auth (secret)", ("authz/identity/clients", "authz/core/crypto", "hmac", "/hashlib")),
+    ("policy decision", ("authz/policy/", "/policies/")),
+    ("budget check", ("authz/budgets/",)),
+    ("metering", ("authz/metering/",)),
+    ("audit append", ("authz/audit/",)),
+    ("JWT signing", ("authz/oauth/jws.py", "authz/oauth/keys.py", "authz/oauth/tokens.py", "cryptography")),
+    ("token exchange checks", ("authz/oauth/grants/token_exchange", "authz/oauth/trust.py", "token_checks")),
+    ("our grants", ("authz/oauth/grants/",)),
+    ("Authlib grant machinery", ("/authlib/",)),
+    ("form parsing", ("urllib/parse", "authz/oauth/syntax.py", "authz/oauth/requests.py", "multipart")),
+    ("storage (SQL)", ("sqlalchemy", "sqlite3", "authz/storage/", "psycopg")),
+    ("JSON", ("/json/",)),
+    ("token endpoint glue", ("authz/oauth/",)),
+    ("Starlette routing + response", ("/starlette/", "/anyio/")),
+    ("asyncio", ("/asyncio/",)),
+]
+
+
+def _run(*args: str, env: dict[str, str]) -> str:
+    return subprocess.run([PY, "-m", "authz", *args], env=env, check=True, capture_output=True, text=True).stdout
+
+
+def _field(out: str, name: str) -> str:
+    for line in out.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].split()[0]
+    raise SystemExit(f"no {name} in: {out}")
+
+
+def setup(data: str) -> dict[str, str]:
+    """The data directory ``bench/as_issuance.sh`` builds: a resource, a secret client, a
+    private_key_jwt client, an exchange agent. Returns the credentials."""
+    env = {**os.environ, "AUTHZ_ISSUER": ISSUER, "AUTHZ_DATA_DIR": data, "AUTHZ_ACCESS_TOKEN_TTL": "3600"}
+    _run("resources", "add", RESOURCE, "--scopes", "tools:read tools:write", "--name", "bench", env=env)
+    cc = _field(
+        _run("clients", "add", "--client-id", "bench-client", "--grant-type", "client_credentials", env=env),
+        "client_secret",
+    )
+    agent = _field(
+        _run("clients", "add", "--client-id", "bench-agent", "--grant-type", "client_credentials",
+             "--grant-type", TOKEN_EXCHANGE, env=env),
+        "client_secret",
+    )  # fmt: skip
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    Path(data, "key.json").write_text(json.dumps(key.as_dict(private=True)))
+    Path(data, "jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    _run("clients", "add", "--client-id", "bench-pkjwt", "--auth-method", "private_key_jwt",
+         "--jwks-file", f"{data}/jwks.json", "--grant-type", "client_credentials", env=env)  # fmt: skip
+    os.environ.update(AUTHZ_ISSUER=ISSUER, AUTHZ_DATA_DIR=data, AUTHZ_ACCESS_TOKEN_TTL="3600")
+    return {"cc": cc, "agent": agent}
+
+
+def basic(client_id: str, secret: str) -> bytes:
+    return b"Basic " + base64.b64encode(f"{client_id}:{secret}".encode())
+
+
+class Caller:
+    """Direct ASGI calls of one app (lifespan running)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def post(self, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:9150"), (b"content-type", b"application/x-www-form-urlencoded"),
+                        (b"content-length", str(len(body)).encode()), *headers],
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 9150), "state": {},
+        }  # fmt: skip
+        sent = False
+        status = 0
+        out: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                out.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return status, b"".join(out)
+
+
+def scenarios(creds: dict[str, str], data: str, caller: Caller, n: int) -> dict[str, Callable[[], Any]]:
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+
+    from dpop import DpopKey
+
+    res = urllib.parse.quote(RESOURCE, safe="")
+    cc_body = f"grant_type=client_credentials&resource={res}&scope=tools%3Aread".encode()
+    cc_auth = [(b"authorization", basic("bench-client", creds["cc"]))]
+    key = ECKey.import_key(json.loads(Path(data, "key.json").read_text()))
+    dpop_key = DpopKey.generate("ES256")
+    counter = iter(range(10**9))
+
+    def assertion() -> str:
+        now = int(time.time())
+        claims = {"iss": "bench-pkjwt", "sub": "bench-pkjwt", "aud": f"{ISSUER}/token", "iat": now,
+                  "exp": now + 300, "jti": f"a{next(counter)}-{os.getpid()}"}  # fmt: skip
+        return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
+
+    async def basic_call() -> tuple[int, bytes]:
+        return await caller.post("/token", cc_body, cc_auth)
+
+    # Client-side signatures are made before the measured loops (as bench/make_*.py do for wrk).
+    assertions = iter([assertion().encode() for _ in range(n)])
+    proofs = iter([dpop_key.proof("POST", f"{ISSUER}/token").encode() for _ in range(n)])
+    pk_body = cc_body + b"&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+
+    async def pkjwt_call() -> tuple[int, bytes]:
+        return await caller.post("/token", pk_body + b"&client_assertion=" + next(assertions), [])
+
+    async def dpop_call() -> tuple[int, bytes]:
+        return await caller.post("/token", cc_body, [*cc_auth, (b"dpop", next(proofs))])
+
+    exchange_body: list[bytes] = []
+
+    async def exchange_call() -> tuple[int, bytes]:
+        if not exchange_body:
+            _, raw = await basic_call()
+            subject = json.loads(raw)["access_token"]
+            exchange_body.append(
+                f"grant_type={urllib.parse.quote(TOKEN_EXCHANGE, safe='')}&resource={res}&scope=tools%3Aread"
+                f"&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token"
+                f"&subject_token={subject}".encode()
+            )
+        return await caller.post("/token", exchange_body[0], [(b"authorization", basic("bench-agent", creds["agent"]))])
+
+    return {"basic": basic_call, "pkjwt": pkjwt_call, "exchange": exchange_call, "dpop": dpop_call}
+
+
+def stage_of(filename: str) -> str:
+    for stage, needles in STAGES:
+        if any(n in filename for n in needles):
+            return stage
+    return "other"
+
+
+def stage_table(stats: pstats.Stats, n: int) -> list[tuple[str, float]]:
+    """Self time per stage; a built-in (C) function's time goes to the stages of its callers."""
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = {}
+    for (filename, _line, _name), (_cc, _nc, tt, _ct, callers) in table.items():
+        if filename != "~" or not callers:
+            stage = stage_of(filename)
+            totals[stage] = totals.get(stage, 0.0) + tt
+            continue
+        spent = sum(c[2] for c in callers.values()) or 1.0
+        for (cfile, _cline, _cname), c in callers.items():
+            stage = stage_of(cfile) if cfile != "~" else "other"
+            totals[stage] = totals.get(stage, 0.0) + tt * c[2] / spent
+    return sorted(((s, t / n * 1e6) for s, t in totals.items()), key=lambda x: -x[1])
+
+
+async def measure(name: str, call: Callable[[], Any], n: int, top: int) -> None:
+    for _ in range(min(200, n)):  # warm caches (client keys, policy memo, JIT-free but import-heavy)
+        status, body = await call()
+        if status != 200:
+            raise SystemExit(f"{name}: {status} {body[:300]!r}")
+    cpu0, thread0 = time.process_time(), time.thread_time()
+    for _ in range(n):
+        await call()
+    cpu = (time.process_time() - cpu0) / n * 1e6
+    inline = (time.thread_time() - thread0) / n * 1e6
+    profile = cProfile.Profile(time.thread_time)  # this thread's CPU: no preemption, no background threads
+    profile.enable()
+    for _ in range(n):
+        await call()
+    profile.disable()
+    stats = pstats.Stats(profile)
+    total = sum(t for _, t in stage_table(stats, n))
+    print(
+        f"\n## {name}: {cpu:.0f} µs CPU per request ({inline:.0f} on the event loop thread, {cpu - inline:.0f} in"
+        f" background threads: audit writer, metering), unprofiled, {n} requests; the loop thread profiled by stage"
+    )
+    print("\n| stage | µs/request (profiled) | share |\n|---|---:|---:|")
+    for stage, us in stage_table(stats, n):
+        print(f"| {stage} | {us:.0f} | {us / total:.0%} |")
+    print(f"\nTop {top} functions by self time ({name}):\n")
+    print("| function | calls/request | self µs/request |\n|---|---:|---:|")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+    for (filename, line, fn), (_cc, nc, tt, _ct, _callers) in rows:
+        short = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+        print(f"| `{short}:{line}:{fn}` | {nc / n:.1f} | {tt / n * 1e6:.1f} |")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    data = tempfile.mkdtemp(prefix="authz-profile.")
+    creds = setup(data)
+    from authz.asgi import create
+
+    app = create()
+    lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, lifespan_in.get, lifespan_out.put)
+    )
+    await lifespan_in.put({"type": "lifespan.startup"})
+    started = await lifespan_out.get()
+    assert started["type"] == "lifespan.startup.complete", started
+    caller = Caller(app)
+    names = ["basic", "pkjwt", "exchange", "dpop"] if args.scenario == "all" else [args.scenario]
+    total = 2 * args.requests + min(200, args.requests)
+    calls = scenarios(creds, data, caller, total if {"pkjwt", "dpop"} & set(names) else 0)
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"# authz {head.stdout.strip()}, Python {sys.version.split()[0]}, loadavg {load}")
+    for name in names:
+        await measure(name, calls[name], args.requests, args.top)
+    await lifespan_in.put({"type": "lifespan.shutdown"})
+    await lifespan_out.get()
+    await task
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--scenario", default="all", choices=["all", "basic", "pkjwt", "exchange", "dpop"])
+    p.add_argument("--top", type=int, default=15)
+    asyncio.run(main_async(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
