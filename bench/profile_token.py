@@ -6,9 +6,9 @@ figures depend little on how loaded the machine is. ``cProfile``, timed by the e
 thread's CPU time (not wall time: preemption by other processes and the background threads'
 work are not counted), records every call; the table groups the time by stage (form parsing,
 client authentication, Authlib's grant machinery, policy, budget, JWT signing, audit, ...) by
-the module that spent it (self time), and ``--top`` lists the heaviest functions. CPU time per request, the whole process's and the event loop thread's (the
-difference is what background threads such as the audit writer spend), is measured in a separate,
-unprofiled pass.
+the module that spent it (self time), and ``--top`` lists the heaviest functions. CPU time per
+request, the whole process's and the event loop thread's (the difference is what background
+threads such as the audit writer spend), is measured in a separate, unprofiled pass.
 
     python bench/profile_token.py [--requests 2000] [--scenario basic|pkjwt|exchange|dpop|all] [--top 15]
 
