@@ -90,9 +90,15 @@ def text(amount: Decimal, currency: str) -> str:
     return f"{round_money(amount, currency):f}"
 
 
+_PLAIN: dict[Decimal, str] = {}  # equal Decimals have one plain text: invoices repeat few values
+
+
 def plain(d: Decimal) -> str:
     """Exact text of a Decimal without exponent or trailing zeros (``"0.5"``, ``"12000000"``)."""
-    if d == 0:
-        return "0"
-    out = f"{d.normalize():f}"
+    out = _PLAIN.get(d)
+    if out is None:
+        out = "0" if d == 0 else f"{d.normalize():f}"
+        if len(_PLAIN) > 65_536:
+            _PLAIN.clear()
+        _PLAIN[d] = out
     return out

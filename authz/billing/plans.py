@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from authz.billing.components import Component, SpecError, component_json, parse_component
@@ -43,7 +44,12 @@ class PlanSpec:
         }
 
     def sha256(self) -> str:
-        return hashlib.sha256(canonical(self.json()).encode()).hexdigest()
+        return _sha256(self)
+
+
+@lru_cache(maxsize=256)
+def _sha256(spec: PlanSpec) -> str:  # a spec is immutable: its digest is computed once
+    return hashlib.sha256(canonical(spec.json()).encode()).hexdigest()
 
 
 def canonical(value: object) -> str:

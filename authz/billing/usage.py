@@ -91,7 +91,7 @@ def customer_usage(
     with engine.connect() as conn:
         if subscription_id is not None and is_built(conn, subscription_id, period):
             query = _built_sql(tuple(dims))
-            parts = [list(conn.execute(query, {"s": subscription_id, "p": period.start}))]
+            parts = [conn.execute(query, {"s": subscription_id, "p": period.start}).all()]
         else:
             parts = [_sum_piece(conn, piece, customer, dims) for piece in pieces]
         agent_days = _agent_days(conn, pieces, customer) if with_agent_days else {}
