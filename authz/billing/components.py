@@ -20,6 +20,7 @@ Everything is Decimal; the line is rounded once, later (:mod:`authz.billing.prev
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -57,6 +58,7 @@ class Quantity:
     event_type: str = ""  # meter
     field: str = "quantity"  # meter
     filter: tuple[tuple[str, tuple[str, ...]], ...] = ()  # meter: dimension -> allowed values
+    when: tuple[tuple[str, str], ...] = ()  # outcome meter trigger: attribute -> canonical JSON value
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +199,7 @@ def _quantity(raw: object, field: str) -> Quantity:
     if source == "seats":
         _only(q, {"source", "policy"}, field)
         return Quantity("seats", policy=_choice(q, "policy", SEAT_POLICIES, "max_active", field))
-    _only(q, {"source", "event_type", "field", "filter"}, field)
+    _only(q, {"source", "event_type", "field", "filter", "when"}, field)
     etype = q.get("event_type")
     if not isinstance(etype, str) or not TYPE_RE.fullmatch(etype):
         raise SpecError(f"{field}.event_type", "must be tokens.consumed, call.completed or outcome.<name>")
@@ -210,7 +212,29 @@ def _quantity(raw: object, field: str) -> Quantity:
         if not isinstance(vals, list) or not vals or not all(isinstance(v, str) for v in vals):
             raise SpecError(f"{field}.filter.{dim}", "must be a string or a non-empty list of strings")
         filters.append((dim, tuple(sorted(set(vals)))))
-    return Quantity("meter", event_type=etype, field=fld, filter=tuple(filters))
+    when = _when(q, etype, fld, filters, field)
+    return Quantity("meter", event_type=etype, field=fld, filter=tuple(filters), when=when)
+
+
+def _when(q: dict[str, Any], etype: str, fld: str, filters: list[Any], field: str) -> tuple[tuple[str, str], ...]:
+    """An outcome trigger: ``{"qualified": true}`` (every attribute must hold its JSON scalar value)."""
+    if "when" not in q:
+        return ()
+    raw = _obj(q["when"], f"{field}.when")
+    if not etype.startswith("outcome."):
+        raise SpecError(f"{field}.when", "a trigger applies to outcome.<name> meters only")
+    if fld not in ("count", "quantity"):
+        raise SpecError(f"{field}.field", "a triggered outcome meter counts (count) or nets reversals (quantity)")
+    if filters:
+        raise SpecError(f"{field}.filter", "a triggered outcome meter filters by its attributes (when) only")
+    if not raw or len(raw) > 8:
+        raise SpecError(f"{field}.when", "must name 1-8 attributes")
+    out = []
+    for name, value in sorted(raw.items()):
+        if not 0 < len(name) <= 64 or (value is not None and not isinstance(value, str | int | float | bool)):
+            raise SpecError(f"{field}.when.{name}", "must be a string, number, boolean or null")
+        out.append((name, json.dumps(value, ensure_ascii=False)))
+    return tuple(out)
 
 
 def _tiers(raw: object, field: str) -> tuple[Tier, ...]:
@@ -306,6 +330,8 @@ def component_json(c: Component) -> dict[str, Any]:
         quantity["policy"] = q.policy
     else:
         quantity.update(event_type=q.event_type, field=q.field, filter={d: list(v) for d, v in q.filter})
+        if q.when:
+            quantity["when"] = {name: json.loads(value) for name, value in q.when}
     out: dict[str, Any] = {
         "id": c.id,
         "label": c.label,

@@ -24,6 +24,7 @@ from typing import Any
 from authz.billing.components import FILTER_DIMS, Component, price, scale
 from authz.billing.components import bound as bound_amount
 from authz.billing.money import from_minor, plain, round_money, text, to_minor
+from authz.billing.outcomes import OutcomeRow, triggered
 from authz.billing.periods import Period, iso
 from authz.billing.plans import PlanSpec, canonical
 
@@ -57,6 +58,7 @@ class Usage:
     rows: tuple[UsageRow, ...]
     agent_days: Mapping[str, int] = field(default_factory=dict)  # days each agent was active (prorated seats)
     as_of_ms: int | None = None  # the newest flushed event
+    outcomes: tuple[OutcomeRow, ...] = ()  # outcome counts by attribute set (plans with triggers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,13 @@ def price_line(
         groups[CUSTOMER] = q.count
     elif q.source == "seats":
         groups[CUSTOMER] = seats(usage, q.policy, period)
+    elif q.when:
+        for o in usage.outcomes:
+            if o.type == q.event_type and triggered(o.attributes, q.when):
+                key = o.agent if c.group_by == "agent" else CUSTOMER
+                groups[key] = groups.get(key, Decimal(0)) + (o.count if q.field == "count" else o.quantity)
+        if not groups and c.group_by == "customer":
+            groups[CUSTOMER] = Decimal(0)
     else:
         for row in usage.rows:
             if matches(row, c):

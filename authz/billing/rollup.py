@@ -13,6 +13,8 @@ dimensions), and a preview reads only those.
   deltas it wrote to the metering rollups to each built period whose hours hold them, in the flush's
   own transaction; a flush that meets an event of a subscription period not yet built builds it
   then (the metering rollups already hold the flush's events, so those are not added twice).
+  Outcome counts by attribute set (:mod:`authz.billing.outcomes`, for plan triggers) are rolled up
+  and kept per built period the same way.
 
 So a built period always equals the sum of the metering rollups of its hours; a period never built
 is read from the metering rollups directly (:mod:`authz.billing.usage`): same numbers, slower.
@@ -27,6 +29,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, TextClause, text
 
+from authz.billing import outcomes
 from authz.billing.periods import Period, period_at
 from authz.billing.plans import PlanSpec, parse_spec
 from authz.metering import bulk
@@ -102,6 +105,7 @@ def build(conn: Connection, subscription_id: str, customer: str, period: Period,
     bulk.insert(conn, PERIODS, PERIOD_COLUMNS, [meta], conflict=())
     rows = [(subscription_id, period.start, *merged[k]) for k in sorted(merged)]
     bulk.insert(conn, USAGE, USAGE_COLUMNS, rows, conflict=("subscription_id", "period_start", "dims_key"))
+    outcomes.build(conn, subscription_id, customer, period.start, lo, hi)
     return True
 
 
@@ -145,12 +149,18 @@ class UsageKeeper:
                     built.add((sub_id, period.start))
         return built
 
-    def __call__(self, conn: Connection, hourly: Sequence[Sequence[Any]], now_ms: int) -> None:
+    def __call__(
+        self, conn: Connection, hourly: Sequence[Sequence[Any]], events: Sequence[Sequence[Any]], now_ms: int
+    ) -> None:
+        outcome_rows: dict[str, list[tuple[Any, ...]]] = {}
+        for o in outcomes.roll(conn, events):  # (bucket, customer, ...): hourly outcome deltas
+            outcome_rows.setdefault(o[1], []).append(o)
         by_customer: dict[str, list[Sequence[Any]]] = {}
         for row in hourly:
             if row[CUSTOMER]:
                 by_customer.setdefault(row[CUSTOMER], []).append(row)
         acc: dict[tuple[str, int, str], list[Any]] = {}
+        kept_outcomes: list[tuple[tuple[str, int], Sequence[Any]]] = []
         for customer, rows in sorted(by_customer.items()):
             lo = min(r[BUCKET] for r in rows)
             hi = max(r[BUCKET] for r in rows)
@@ -158,6 +168,8 @@ class UsageKeeper:
             uncovered = {r[BUCKET] for r in rows if not any(m[3] <= r[BUCKET] < m[4] for m in marks)}
             fresh = self._open(conn, customer, uncovered, now_ms // 1000) if uncovered else set()
             marks = [m for m in marks if (m[0], m[1]) not in fresh]
+            for o in outcome_rows.get(customer, ()):
+                kept_outcomes += [((m[0], m[1]), o) for m in marks if m[3] <= o[0] < m[4]]
             for r in rows:
                 for sub_id, start, _c, m_lo, m_hi in marks:
                     if m_lo <= r[BUCKET] < m_hi:
@@ -172,3 +184,5 @@ class UsageKeeper:
             rows_out = [(*key, *values) for key, values in sorted(acc.items())]  # a fixed order: no deadlocks
             keys = ("subscription_id", "period_start", "dims_key")
             bulk.insert(conn, USAGE, USAGE_COLUMNS, rows_out, conflict=keys, add=SUM_NAMES)
+        if kept_outcomes:
+            outcomes.keep(conn, kept_outcomes)

@@ -111,7 +111,13 @@ class BillingService:
         dims = sorted({"workflow", *(d for c in spec.components for d, _v in c.quantity.filter)})
         prorated = any(c.quantity.source == "seats" and c.quantity.policy == "prorated_days" for c in spec.components)
         usage = customer_usage(
-            self.engine, customer.id, period, dims=dims, with_agent_days=prorated, subscription_id=sub.id
+            self.engine,
+            customer.id,
+            period,
+            dims=dims,
+            with_agent_days=prorated,
+            subscription_id=sub.id,
+            with_outcomes=any(c.quantity.when for c in spec.components),
         )
 
         def price(credits: list[CreditBalance]) -> dict[str, Any]:

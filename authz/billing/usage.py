@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, TextClause, select, text
 
+from authz.billing import outcomes
 from authz.billing.periods import Period
 from authz.billing.preview import FILTER_DIMS, SUMS, Usage, UsageRow
-from authz.billing.rollup import is_built
+from authz.billing.rollup import hours, is_built
 from authz.metering.sink import DAILY, ROLLUPS
 from authz.metering.usage import plan
 
@@ -83,13 +84,19 @@ def customer_usage(
     dims: Sequence[str] = FILTER_DIMS,
     with_agent_days: bool = False,
     subscription_id: str | None = None,
+    with_outcomes: bool = False,
 ) -> Usage:
     """The summed rollups of ``customer`` in ``period`` by (agent, type, ``dims``); from the
     subscription's built period usage when there is one."""
     pieces = _pieces(period)
     n = 2 + len(dims)
     with engine.connect() as conn:
-        if subscription_id is not None and is_built(conn, subscription_id, period):
+        built = subscription_id is not None and is_built(conn, subscription_id, period)
+        outcome_rows: tuple[outcomes.OutcomeRow, ...] = ()
+        if with_outcomes:
+            lo, hi = hours(period)
+            outcome_rows = outcomes.read(conn, customer, subscription_id or "", period.start, lo, hi, built)
+        if subscription_id is not None and built:
             query = _built_sql(tuple(dims))
             parts = [conn.execute(query, {"s": subscription_id, "p": period.start}).all()]
         else:
@@ -114,4 +121,5 @@ def customer_usage(
         UsageRow(agent=k[0], type=k[1], dims=dict(zip(dims, k[2:], strict=True)), sums=dict(zip(SUMS, v, strict=True)))
         for k, v in sorted(summed)
     )
-    return Usage(rows=rows, agent_days=agent_days, as_of_ms=None if as_of is None else int(as_of))
+    as_of_ms = None if as_of is None else int(as_of)
+    return Usage(rows=rows, agent_days=agent_days, as_of_ms=as_of_ms, outcomes=outcome_rows)

@@ -144,8 +144,9 @@ def calendar(bucket: int) -> tuple[int, int]:
 # (agent, team, workflow, tokens = input (cache included) + output, cost in pico-USD of priced events).
 Spend = tuple[str | None, str | None, str | None, int, int]
 OnCounted = Callable[[Connection, list[Spend], int], object]
-# What one flush added to the hourly rollups: rows in ``ROLLUP_COLUMNS`` order, and the flush time.
-OnRolledUp = Callable[[Connection, list[tuple[Any, ...]], int], object]
+# What one flush added: hourly rollup rows (``ROLLUP_COLUMNS`` order), the newly counted event rows
+# (``EVENT_COLUMNS`` order), and the flush time.
+OnRolledUp = Callable[[Connection, list[tuple[Any, ...]], list[list[Any]], int], object]
 
 
 class Sink:
@@ -258,5 +259,5 @@ class Sink:
             totals = [(*at, *dims, *sums) for at, (dims, sums) in sorted(coarse.items())]
             bulk.insert(conn, table, columns, totals, conflict=(columns[0], "dims_key"), add=SUMS)
         if self.on_rolled_up is not None:
-            self.on_rolled_up(conn, hourly, now_ms)
+            self.on_rolled_up(conn, hourly, [rows[eid] for eid in inserted], now_ms)
         return len(inserted)

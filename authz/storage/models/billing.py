@@ -181,3 +181,40 @@ class BillingUsage(Base):
     cost_pusd: Mapped[int] = mapped_column(BigInteger)
     priced: Mapped[int] = mapped_column(BigInteger)
     unpriced: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingOutcomeAttrs(Base):
+    """One distinct attribute set of outcome events (their ``metadata`` but ``value`` and ``reverses``),
+    stored once; the outcome rollups name it by ``attrs_key`` (a digest of its canonical JSON)."""
+
+    __tablename__ = "billing_outcome_attrs"
+    attrs_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    attributes: Mapped[str] = mapped_column(Text)  # canonical JSON object
+
+
+class BillingOutcome(Base):
+    """Hourly outcome counts per (customer, agent, outcome type, attribute set): what plan triggers
+    (``when: {"qualified": true}``) are evaluated over. A reversal counts under its original's set."""
+
+    __tablename__ = "billing_outcomes"
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # hour start, Unix seconds UTC
+    customer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(80), primary_key=True)
+    attrs_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_billing_outcomes_customer_bucket", "customer", "bucket"),)
+
+
+class BillingUsageOutcome(Base):
+    """A built billing period's outcome counts per (agent, outcome type, attribute set)."""
+
+    __tablename__ = "billing_usage_outcomes"
+    subscription_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(80), primary_key=True)
+    attrs_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(BigInteger)

@@ -29,6 +29,9 @@ TABLES = (
     "metering_rollups_monthly",
     "billing_usage",
     "billing_usage_periods",
+    "billing_outcomes",
+    "billing_outcome_attrs",
+    "billing_usage_outcomes",
 )
 
 
