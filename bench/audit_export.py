@@ -6,7 +6,8 @@
 Fills a fresh log through the audit writer's own append path (batches of 5000, the tree written
 with them; not timed as part of the export), then prints "audit_export.seconds", the bundle size,
 and "audit_verify_export.seconds" (the standalone verifier's full check: member hashes, signatures,
-every record's leaf, the range proof and the consistency proof).
+every record's leaf, the range proof and the consistency proof), each with its CPU time and the
+load average around it.
 """
 
 from __future__ import annotations
@@ -50,17 +51,20 @@ def main() -> None:
         ])  # fmt: skip
     print(f"# filled {N} records in {time.perf_counter() - started:.1f} s ({url.split(':')[0]}, {data})")
     out = data / "export.tar"
-    started = time.perf_counter()
+    print(f"# load average before export: {Path('/proc/loadavg').read_text().strip()}")
+    started, cpu = time.perf_counter(), time.process_time()
     manifest = export_bundle(store, checkpointer, ExportRequest(T0, T0 + N, None, "bench"), out, "bench")
-    export_s = time.perf_counter() - started
-    started = time.perf_counter()
+    export_s, export_cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"# load average before verify-export: {Path('/proc/loadavg').read_text().strip()}")
+    started, cpu = time.perf_counter(), time.process_time()
     _, verified = bundle_verifier.verify_bundle(str(out), checkpointer.verifier.encode())
-    verify_s = time.perf_counter() - started
+    verify_s, verify_cpu = time.perf_counter() - started, time.process_time() - cpu
     assert verified == manifest["counts"]["records"] == N, (verified, manifest["counts"])
+    print(f"# load average after: {Path('/proc/loadavg').read_text().strip()}")
     print(f"audit_export.records {N}")
-    print(f"audit_export.seconds {export_s:.1f}")
+    print(f"audit_export.seconds {export_s:.1f} (cpu {export_cpu:.1f})")
     print(f"audit_export.bundle_mb {out.stat().st_size / 1e6:.0f}")
-    print(f"audit_verify_export.seconds {verify_s:.1f}")
+    print(f"audit_verify_export.seconds {verify_s:.1f} (cpu {verify_cpu:.1f})")
 
 
 if __name__ == "__main__":

@@ -195,6 +195,8 @@ def create_customer(call: Call) -> tuple[int, CustomerOut]:
         svc.assign(c.id, "agent", agent)
     for team in body.teams:
         svc.assign(c.id, "team", team)
+    call.ctx.audit.operator_change("customer", "created", actor=call.actor, target=c.id, currency=c.currency,
+                                   agents=list(body.agents) or None, teams=list(body.teams) or None)  # fmt: skip
     return 201, CustomerOut.of(c, svc.store.members(c.id))
 
 
@@ -220,6 +222,8 @@ def add_member(call: Call) -> tuple[int, CustomerOut]:
         svc.assign(call.path["customer_id"], "agent", body.agent_id)
     else:
         svc.assign(call.path["customer_id"], "team", str(body.team_id))
+    call.ctx.audit.operator_change("customer", "member_added", actor=call.actor, target=call.path["customer_id"],
+                                   agent=body.agent_id, team=body.team_id)  # fmt: skip
     return get_customer(call)
 
 
@@ -232,6 +236,8 @@ def _version(v: Any) -> VersionOut:
 def create_plan(call: Call) -> tuple[int, PlanOut]:
     body: PlanIn = call.body
     v = billing(call).store.create_plan(body.id, body.name, body.version)
+    call.ctx.audit.operator_change("plan", "created", actor=call.actor, target=v.plan_id, version=v.version,
+                                   sha256=v.sha256)  # fmt: skip
     return 201, PlanOut(id=body.id, name=body.name.strip(), versions=[_version(v)])
 
 
@@ -248,12 +254,18 @@ def get_plan(call: Call) -> tuple[int, PlanOut]:
 
 
 def add_version(call: Call) -> tuple[int, VersionOut]:
-    return 201, _version(billing(call).store.add_version(call.path["plan_id"], call.body))
+    v = billing(call).store.add_version(call.path["plan_id"], call.body)
+    call.ctx.audit.operator_change("plan", "version_added", actor=call.actor, target=v.plan_id, version=v.version,
+                                   sha256=v.sha256)  # fmt: skip
+    return 201, _version(v)
 
 
 def create_subscription(call: Call) -> tuple[int, SubscriptionOut]:
     body: SubscriptionIn = call.body
     sub = billing(call).store.subscribe(body.customer_id, body.plan, _ts(body.starts_at))
+    call.ctx.audit.operator_change("subscription", "created", actor=call.actor, target=sub.id,
+                                   customer=sub.customer_id, plan_version=sub.plan_version_id,
+                                   starts_at=sub.starts_at)  # fmt: skip
     return 201, SubscriptionOut.of(sub)
 
 
@@ -275,6 +287,9 @@ def grant_credit(call: Call) -> tuple[int, CreditOut]:
         expires_at=_ts(body.expires_at),
         description=body.description,
     )
+    call.ctx.audit.operator_change("credit", "granted", actor=call.actor, target=row.id, customer=row.customer_id,
+                                   amount_minor=row.amount_minor, currency=row.currency,
+                                   category=row.category)  # fmt: skip
     return 201, CreditOut.of(row, row.amount_minor)
 
 

@@ -135,12 +135,17 @@ def close_period(call: Call) -> tuple[int, Closed]:
     if body.at.tzinfo is None:
         raise ApiProblem(422, "`at` needs an offset.", errors=[("at", "must have a time zone offset")])
     doc, created = billing(call).close(body.customer_id, int(body.at.timestamp()), force=body.force)
+    if created:
+        call.ctx.audit.operator_change("invoice", "finalized", actor=call.actor, target=doc["id"],
+                                       customer=body.customer_id, number=doc["number"], total=doc["total"],
+                                       forced=body.force or None)  # fmt: skip
     return (201 if created else 200), Closed(created=created, invoice=doc)
 
 
 def add_billing_webhook(call: Call) -> tuple[int, BillingWebhookOut]:
     body: BillingWebhookIn = call.body
     ep = billing(call).webhooks.add(body.url, body.secret, body.description)
+    call.ctx.audit.operator_change("billing_webhook", "created", actor=call.actor, target=ep.id)
     return 201, BillingWebhookOut(id=ep.id, url=ep.url, created_at=ep.created_at, secret=ep.secret)
 
 
@@ -152,6 +157,7 @@ def list_billing_webhooks(call: Call) -> tuple[int, BillingWebhookList]:
 def remove_billing_webhook(call: Call) -> tuple[int, BillingWebhookDeleted]:
     if not billing(call).webhooks.remove(call.path["webhook_id"]):
         raise ApiProblem(404, "No such webhook endpoint.")
+    call.ctx.audit.operator_change("billing_webhook", "deleted", actor=call.actor, target=call.path["webhook_id"])
     return 200, BillingWebhookDeleted(id=call.path["webhook_id"], deleted=True)
 
 

@@ -24,7 +24,7 @@ import json
 import tarfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 
 from authz.audit import merkle
 from authz.audit.checkpoints import Checkpointer
-from authz.audit.store import AuditTreeStore, record_line
+from authz.audit.store import AuditTreeStore, raw_rows
 from authz.storage.models import AuditEvent
 from authz.storage.models.audit import AuditTreeNode
 
@@ -74,15 +74,26 @@ def _index_range(store: AuditTreeStore, req: ExportRequest, size: int) -> tuple[
     return int(lo), int(hi) + 1
 
 
-def _selected(row: Any, req: ExportRequest) -> bool:
+def _selected(at: int, client_id: Any, resource: Any, line: bytes, req: ExportRequest) -> bool:
     """In the period and (with ``system``) about that system; other records of the range are withheld."""
-    if not req.at_from <= row.at < req.at_to:
+    if not req.at_from <= at < req.at_to:
         return False
     system = req.system
-    if system is None:
+    if system is None or client_id == system or resource == system:
         return True
-    detail = row.detail or {}
-    return bool(row.client_id == system or detail.get("agent") == system or row.resource == system)
+    if system.encode() not in line:  # the line holds every field: most records need no decoding
+        return False
+    return bool(json.loads(line)["detail"].get("agent") == system)
+
+
+@dataclass
+class _Spooled:
+    """``records.jsonl`` written to a spool file: its line count and SHA-256, what was left out."""
+
+    count: int = 0
+    sha256: str = ""
+    withheld: dict[str, str] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
 
 
 def export_bundle(
@@ -95,29 +106,11 @@ def export_bundle(
     note = next(c.note for c in store.checkpoints() if c.size == cp.size)
     start, end = _index_range(store, req, cp.size)
     with store.engine.connect() as conn:
-        stored = conn.execute(
-            select(AuditTreeNode.idx, AuditTreeNode.hash)
-            .where(AuditTreeNode.level == 0, AuditTreeNode.idx >= start, AuditTreeNode.idx < end)
-            .order_by(AuditTreeNode.idx)
-        ).all()
-    leaves = [bytes(h) for _, h in stored]
+        window = (AuditTreeNode.level == 0, AuditTreeNode.idx >= start, AuditTreeNode.idx < end)
+        stored = raw_rows(conn, select(AuditTreeNode.hash).where(*window).order_by(AuditTreeNode.idx))
+    leaves = [bytes(h) for (h,) in stored]
     if len(leaves) != end - start:
         raise ExportError("tree leaves are missing in the period: run `authz audit verify`")
-    lines: list[bytes] = []
-    exported: set[int] = set()
-    counts: Counter[str] = Counter()
-    for rows in store.iter_records(leaf_from=start, leaf_to=end):
-        for row in rows:
-            if not _selected(row, req):
-                continue
-            line = record_line(row)
-            if merkle.leaf_hash(line) != leaves[row.leaf_index - start]:
-                raise ExportError(f"record seq {row.seq} does not match its tree leaf: run `authz audit verify`")
-            lines.append(line)
-            exported.add(row.leaf_index)
-            counts[row.event] += 1
-    # leaves of the range not exported in full (other systems' records, records purged by retention)
-    withheld = {str(i): b64(leaves[i - start]) for i in range(start, end) if i not in exported}
     getter = store.node_getter()
     boundary = {f"{lv}/{ix}": b64(getter(lv, ix)) for lv, ix in merkle.range_boundary(start, end, cp.size)}
     previous = store.last_export()
@@ -131,45 +124,102 @@ def export_bundle(
         "to_root": b64(cp.root),
         "proof": [b64(h) for h in store.consistency(prev_size, cp.size)] if prev_size else [],
     }
-    vkey = checkpointer.verifier
-    files: dict[str, bytes] = {
-        "records.jsonl": b"".join(line + b"\n" for line in lines),
-        "proofs/boundary.json": _json(boundary),
-        "proofs/withheld.json": _json(withheld),
-        "checkpoint.txt": note.encode(),
-        "consistency.json": _json(consistency),
-        f"keys/{vkey.name.replace('/', '_')}.vkey": (vkey.encode() + "\n").encode(),
-        "schema/records.schema.json": _asset("records.schema.json"),
-        "schema/data-dictionary.md": _asset("data-dictionary.md"),
-        "README.txt": _asset("export-README.txt"),
-        "verify_bundle.py": _asset("bundle_verifier.py"),
-    }
-    manifest = {
-        "format": FORMAT,
-        "system": {"id": req.system, **(req.system_info or {})},
-        "period": {"from": _iso(req.at_from), "to": _iso(req.at_to)},
-        "request": req.request_ref,
-        "generator": {"name": "authz", "version": generator, "generated_at": _iso(int(time.time()))},
-        "log": {"origin": cp.origin, "tree_size": cp.size, "root": b64(cp.root), "range": [start, end]},
-        "counts": {"records": len(lines), "withheld": len(withheld), "by_event": dict(sorted(counts.items()))},
-        "previous_export": {"tree_size": prev_size, "root": b64(prev_root)} if prev_size else None,
-        "members": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
-        "notice": "Ready for AI Act Articles 12/19/26(6) record-keeping requests; not a conformity assessment.",
-    }
-    files["manifest.json"] = _json(manifest)
-    files["manifest.sig"] = checkpointer.signer.sign(
-        f"{FORMAT}\n{hashlib.sha256(files['manifest.json']).hexdigest()}\n"
-    ).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tarfile.open(tmp, "w") as tar:
-        first = ("manifest.json", "manifest.sig")
-        for name in (*first, *sorted(n for n in files if n not in first)):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(files[name]), int(time.time()), 0o644
-            tar.addfile(info, io.BytesIO(files[name]))
-    tmp.replace(out)
+    spool = out.with_name(f".{out.name}.records")
+    try:
+        written = _spool_records(store, req, start, leaves, spool)
+        vkey = checkpointer.verifier
+        files: dict[str, bytes] = {
+            "proofs/boundary.json": _json(boundary),
+            "proofs/withheld.json": _json(written.withheld),
+            "checkpoint.txt": note.encode(),
+            "consistency.json": _json(consistency),
+            f"keys/{vkey.name.replace('/', '_')}.vkey": (vkey.encode() + "\n").encode(),
+            "schema/records.schema.json": _asset("records.schema.json"),
+            "schema/data-dictionary.md": _asset("data-dictionary.md"),
+            "README.txt": _asset("export-README.txt"),
+            "verify_bundle.py": _asset("bundle_verifier.py"),
+        }
+        digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+        digests["records.jsonl"] = written.sha256
+        manifest = {
+            "format": FORMAT,
+            "system": {"id": req.system, **(req.system_info or {})},
+            "period": {"from": _iso(req.at_from), "to": _iso(req.at_to)},
+            "request": req.request_ref,
+            "generator": {"name": "authz", "version": generator, "generated_at": _iso(int(time.time()))},
+            "log": {"origin": cp.origin, "tree_size": cp.size, "root": b64(cp.root), "range": [start, end]},
+            "counts": {
+                "records": written.count,
+                "withheld": len(written.withheld),
+                "by_event": dict(sorted(written.counts.items())),
+            },
+            "previous_export": {"tree_size": prev_size, "root": b64(prev_root)} if prev_size else None,
+            "members": dict(sorted(digests.items())),
+            "notice": "Ready for AI Act Articles 12/19/26(6) record-keeping requests; not a conformity assessment.",
+        }
+        files["manifest.json"] = _json(manifest)
+        files["manifest.sig"] = checkpointer.signer.sign(
+            f"{FORMAT}\n{hashlib.sha256(files['manifest.json']).hexdigest()}\n"
+        ).encode()
+        _write_tar(out, files, spool)
+    finally:
+        spool.unlink(missing_ok=True)
     return manifest
+
+
+def _spool_records(store: AuditTreeStore, req: ExportRequest, start: int, leaves: list[bytes], spool: Path) -> _Spooled:
+    """Copy the selected records' stored RFC 8785 lines to ``spool``, hashing as it goes; each line
+    is checked against its tree leaf. Leaves of the range not exported are listed as withheld."""
+    end = start + len(leaves)
+    written, digest, sha256 = _Spooled(), hashlib.sha256(), hashlib.sha256
+    withheld, counts = written.withheld, written.counts
+    expect = start
+    with open(spool, "wb") as fh:
+        for rows in store.iter_lines(start, end):
+            chunk: list[bytes] = []
+            for index, at, event, client_id, resource, line in rows:
+                for gap in range(expect, index):  # purged by retention: only the leaf hash is left
+                    withheld[str(gap)] = b64(leaves[gap - start])
+                expect = index + 1
+                if not _selected(at, client_id, resource, line, req):
+                    withheld[str(index)] = b64(leaves[index - start])
+                    continue
+                if sha256(b"\x00" + line).digest() != leaves[index - start]:
+                    raise ExportError(
+                        f"the record at leaf {index} does not match its tree leaf: run `authz audit verify`"
+                    )
+                chunk.append(line)
+                counts[event] += 1
+            if chunk:
+                written.count += len(chunk)
+                chunk.append(b"")
+                data = b"\n".join(chunk)
+                digest.update(data)
+                fh.write(data)
+        for gap in range(expect, end):
+            withheld[str(gap)] = b64(leaves[gap - start])
+    written.sha256 = digest.hexdigest()
+    return written
+
+
+def _write_tar(out: Path, files: dict[str, bytes], spool: Path) -> None:
+    """The manifest and its signature first, then the members by name; records copied from the spool."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    now = int(time.time())
+    first = ("manifest.json", "manifest.sig")
+    with tarfile.open(tmp, "w") as tar:
+        for name in (*first, *sorted(n for n in [*files, "records.jsonl"] if n not in first)):
+            info = tarfile.TarInfo(name)
+            info.mtime, info.mode = now, 0o644
+            if name == "records.jsonl":
+                info.size = spool.stat().st_size
+                with open(spool, "rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                info.size = len(files[name])
+                tar.addfile(info, io.BytesIO(files[name]))
+    tmp.replace(out)
 
 
 def _json(value: Any) -> bytes:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, delete, func, insert, select, text, tuple_
+from sqlalchemy import Connection, Engine, Select, Table, delete, func, insert, select, text, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from authz.audit import merkle
@@ -27,7 +27,7 @@ from authz.storage.db import is_postgres, make_sessionmaker
 from authz.storage.models import AuditEvent
 from authz.storage.models.audit import AuditCheckpoint, AuditTreeNode, SubjectPseudonym
 
-AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises appends across PostgreSQL replicas (as authz.storage.sql)
+AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises appends across PostgreSQL replicas
 RECORD_FIELDS = ("seq", "at", "event", "outcome", "client_id", "subject", "resource", "reason", "detail")
 # detail values naming a person (or their address) are pseudonymised like the subject
 PERSONAL_KEYS = frozenset({"ip", "username", "email", "owner", "owner_id", "user", "user_id", "sponsor", "acting_for"})
@@ -55,6 +55,18 @@ def record_body(row: Any) -> dict[str, Any]:
 
 def record_line(row: Any) -> bytes:
     return canonical(record_body(row))
+
+
+def raw_rows(conn: Connection, query: Select[Any]) -> list[Any]:
+    """The driver's own row tuples (no SQLAlchemy row objects or result processing): for columns the
+    drivers return as is (integers, strings, bytes), a million rows read several times faster."""
+    result = conn.execute(query)
+    cursor = result.cursor
+    assert cursor is not None
+    try:
+        return list(cursor.fetchall())
+    finally:
+        result.close()
 
 
 def new_pseudonym() -> str:
@@ -94,13 +106,14 @@ class AuditTreeStore:
                         for k, v in row["detail"].items()
                     }
                 if self.tree:
-                    leaf = merkle.leaf_hash(record_line(row))
+                    line = record_line(row)
+                    leaf = merkle.leaf_hash(line)
                     leaves.append(leaf)
                     h = link_hash(prev, leaf)
-                    row.update(prev_hash=prev, hash=h, leaf_index=size + i)
+                    row.update(prev_hash=prev, hash=h, leaf_index=size + i, line=line)
                 else:
                     h = record_hash(prev, row)
-                    row.update(prev_hash=prev, hash=h, leaf_index=None)
+                    row.update(prev_hash=prev, hash=h, leaf_index=None, line=None)
                 rows.append(row)
                 prev = h
             conn = s.connection()
@@ -151,6 +164,26 @@ class AuditTreeStore:
                     return
                 yield rows
                 after = rows[-1].seq
+
+    def iter_lines(
+        self, start: int, end: int, batch: int = 50_000
+    ) -> Iterable[list[tuple[int, int, str, Any, Any, bytes]]]:
+        """(leaf_index, at, event, client_id, resource, line) of the records with leaves ``[start, end)``,
+        in leaf order: ``line`` is the stored RFC 8785 record (serialised here for records written
+        before lines were stored). No JSON is decoded for a record whose line is stored."""
+        cols = (EVENTS.c.leaf_index, EVENTS.c.at, EVENTS.c.event, EVENTS.c.client_id, EVENTS.c.resource, EVENTS.c.line)
+        with self.engine.connect() as conn:
+            lo = start
+            while lo < end:
+                hi = min(end, lo + batch)
+                q = select(*cols).where(EVENTS.c.leaf_index >= lo, EVENTS.c.leaf_index < hi)
+                rows = raw_rows(conn, q.order_by(EVENTS.c.leaf_index))
+                if any(r[5] is None for r in rows):  # written before lines were stored
+                    full = conn.execute(select(EVENTS).where(EVENTS.c.leaf_index >= lo, EVENTS.c.leaf_index < hi))
+                    lines = {r.leaf_index: record_line(r) for r in full}
+                    rows = [r if r[5] is not None else (*r[:5], lines[r[0]]) for r in rows]
+                yield cast(list[tuple[int, int, str, Any, Any, bytes]], rows)
+                lo = hi
 
     def resolve(self, pseudonyms: Iterable[str]) -> dict[str, str]:
         """pseudonym -> subject, for the ones still mapped (erased people are not)."""

@@ -2,7 +2,8 @@
 
 What each check catches (the checkpoints from the directory outside the database are the anchor):
 
-* a record edited in place: its chain hash and its leaf hash no longer match;
+* a record edited in place: its chain hash and its leaf hash no longer match (and its stored
+  RFC 8785 line, which exports copy, no longer matches its columns, or the leaf if the line was edited);
 * a record deleted: the next record's ``prev_hash`` breaks, and a leaf has no record;
 * the tail truncated (records, nodes and database checkpoints): the tree is smaller than a
   checkpoint signed earlier;
@@ -65,7 +66,10 @@ def verify_log(store: AuditTreeStore, verifiers: list[Verifier], origin: str, ou
                     report.problems.append(f"record seq {r['seq']} was altered (chain hash)")
             else:
                 seen.add(index)
-                leaf = merkle.leaf_hash(record_line(r))
+                line = record_line(r)
+                if r.get("line") is not None and bytes(r["line"]) != line:
+                    report.problems.append(f"record seq {r['seq']} differs from its stored line (exports copy it)")
+                leaf = merkle.leaf_hash(line)
                 if link_hash(r["prev_hash"], leaf) != r["hash"]:
                     report.problems.append(f"record seq {r['seq']} was altered (chain hash)")
                 if level0.get(index) != leaf:

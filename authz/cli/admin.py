@@ -283,7 +283,7 @@ def cmd_keys_rotate(_args: argparse.Namespace) -> int:
     ctx.keys.ensure()
     retire_after = ctx.settings.access_token_ttl + ctx.settings.key_rotation_overlap
     active, nxt = ctx.keys.rotate(retire_after)
-    ctx.audit.record("key.rotated", kid=active, next_kid=nxt)
+    ctx.audit.operator_change("key", "rotated", actor="cli", target=active, kid=active, next_kid=nxt)
     ctx.audit.flush()
     print(f"signing with {active}; next key {nxt} published")
     return 0

@@ -19,6 +19,8 @@ from authz.billing.money import MoneyError
 from authz.billing.periods import iso, parse_instant
 from authz.billing.service import BillingService, invoice_csv
 
+ACTOR = "cli"
+
 
 def register(sub: Any) -> None:
     b = sub.add_parser(
@@ -94,6 +96,7 @@ def _run(fn: Any) -> Any:
         if getattr(args, "keys", False):  # receipts are signed with the server's key (created on first use)
             ctx.keys.ensure()
             args.signer, args.issuer = ctx.keys.view.signer, ctx.settings.issuer
+        args.audit = ctx.audit  # operator changes are records (actor "cli")
         try:
             return int(fn(svc, args))
         except (BillingError, MoneyError) as exc:
@@ -103,6 +106,8 @@ def _run(fn: Any) -> Any:
         except ValueError as exc:
             print(f"authz: {exc}; see authz billing {args.action} --help", file=sys.stderr)
             return 1
+        finally:
+            ctx.audit.flush()
 
     return run
 
@@ -119,6 +124,8 @@ def cmd_customer(svc: BillingService, args: argparse.Namespace) -> int:
         svc.assign(c.id, "agent", agent)
     for team in args.team:
         svc.assign(c.id, "team", team)
+    args.audit.operator_change("customer", "created", actor=ACTOR, target=c.id, currency=c.currency,
+                               agents=list(args.agent) or None, teams=list(args.team) or None)  # fmt: skip
     print(f"customer {c.id} ({c.name}, {c.currency}) with {len(args.agent) + len(args.team)} member(s)")
     return 0
 
@@ -145,6 +152,8 @@ def cmd_plan(svc: BillingService, args: argparse.Namespace) -> int:
         if args.new_version
         else svc.store.create_plan(args.id, args.name or args.id, spec)
     )
+    args.audit.operator_change("plan", "version_added" if args.new_version else "created", actor=ACTOR,
+                               target=v.plan_id, version=v.version, sha256=v.sha256)  # fmt: skip
     print(f"plan version {v.id} ({v.spec.currency}, every {v.spec.interval}, {len(v.spec.components)} components)")
     return 0
 
@@ -165,6 +174,8 @@ def cmd_plans(svc: BillingService, args: argparse.Namespace) -> int:
 def cmd_subscribe(svc: BillingService, args: argparse.Namespace) -> int:
     start = parse_instant(args.starts_at) if args.starts_at else None
     sub = svc.store.subscribe(args.customer, args.plan, start)
+    args.audit.operator_change("subscription", "created", actor=ACTOR, target=sub.id, customer=sub.customer_id,
+                               plan_version=sub.plan_version_id, starts_at=sub.starts_at)  # fmt: skip
     print(f"subscription {sub.id}: {sub.customer_id} on {sub.plan_version_id} from {iso(sub.starts_at)}")
     return 0
 
@@ -180,6 +191,8 @@ def cmd_credit(svc: BillingService, args: argparse.Namespace) -> int:
         effective_at=effective,
         expires_at=expires,
     )
+    args.audit.operator_change("credit", "granted", actor=ACTOR, target=row.id, customer=row.customer_id,
+                               amount_minor=row.amount_minor, currency=row.currency, category=row.category)  # fmt: skip
     print(f"credit {row.id}: {args.amount} {row.currency} ({row.category}, priority {row.priority})")
     return 0
 
@@ -216,6 +229,9 @@ def cmd_preview(svc: BillingService, args: argparse.Namespace) -> int:
 
 def cmd_close(svc: BillingService, args: argparse.Namespace) -> int:
     doc, created = svc.close(args.customer, parse_instant(args.at), force=args.force)
+    if created:
+        args.audit.operator_change("invoice", "finalized", actor=ACTOR, target=doc["id"], customer=args.customer,
+                                   number=doc["number"], total=doc["total"], forced=args.force or None)  # fmt: skip
     print(f"{'finalized' if created else 'already finalized'}: {doc['number']} ({doc['id']}) total {doc['total']}")
     return 0
 

@@ -63,10 +63,13 @@ def _run(fn: Any) -> Any:
         ctx = _ctx()
         try:
             _resolve_subject(ctx, args)
+            args.audit = ctx.audit  # operator changes are records (actor "cli")
             return int(fn(_service(ctx), args))
         except (BudgetError, LookupError) as exc:
             print(f"authz: {exc}", file=sys.stderr)
             return 1
+        finally:
+            ctx.audit.flush()
 
     return run
 
@@ -122,6 +125,7 @@ def cmd_create(svc: BudgetService, args: argparse.Namespace) -> int:
         currency=args.currency,
         webhooks=[(url, None) for url in args.webhook],
     )
+    args.audit.operator_change("budget", "created", actor="cli", target=budget.id, subject_type=budget.subject_type)
     print(f"budget_id: {budget.id}")
     print(f"subject: {budget.subject_type} {budget.subject_id}")
     print(f"limit: {_limit(budget)} {budget.metric} per {budget.period} ({'hard' if budget.hard else 'soft'})")
@@ -174,5 +178,6 @@ def cmd_delete(svc: BudgetService, args: argparse.Namespace) -> int:
     if not svc.store.delete(args.budget_id):
         print(f"authz: no budget {args.budget_id}", file=sys.stderr)
         return 1
+    args.audit.operator_change("budget", "deleted", actor="cli", target=args.budget_id)
     print(f"deleted {args.budget_id}")
     return 0

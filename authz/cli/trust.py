@@ -67,7 +67,9 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"authz: {exc}", file=sys.stderr)
         return 1
-    ctx.audit.record("trust.added", issuer=row.issuer, kind=row.kind, algorithms=row.algorithms)
+    ctx.audit.operator_change(
+        "trust", "added", actor="cli", target=row.issuer, issuer_kind=row.kind, algorithms=row.algorithms
+    )
     ctx.audit.flush()
     print(f"issuer:     {row.issuer}")
     print(f"kind:       {row.kind}")
@@ -89,6 +91,6 @@ def cmd_trust_remove(args: argparse.Namespace) -> int:
     if not store.delete_trusted_issuer(args.issuer):
         print(f"authz: no trusted issuer {args.issuer!r}", file=sys.stderr)
         return 1
-    ctx.audit.record("trust.removed", issuer=args.issuer)
+    ctx.audit.operator_change("trust", "removed", actor="cli", target=args.issuer)
     ctx.audit.flush()
     return 0

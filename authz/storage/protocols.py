@@ -89,9 +89,14 @@ class ReplayStore(Protocol):
         ...
 
 
-class AuditStore(Protocol):
-    def append_audit(self, events: Sequence[dict[str, Any]]) -> None: ...
+class AuditReader(Protocol):
     def list_audit(self, after_seq: int = 0, limit: int = 100) -> Sequence[AuditEvent]: ...
+
+
+class AuditStore(AuditReader, Protocol):
+    """Appends records: only ``authz.audit.store.AuditTreeStore`` (chain, tree and pseudonyms together)."""
+
+    def append_audit(self, events: Sequence[dict[str, Any]]) -> None: ...
 
 
 class ChangeFeed(Protocol):
@@ -166,7 +171,7 @@ class Storage(
     KeyStore,
     RevocationStore,
     ReplayStore,
-    AuditStore,
+    AuditReader,
     ChangeFeed,
     TeamStore,
     AgentStore,

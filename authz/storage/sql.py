@@ -8,14 +8,12 @@ can never both succeed on either database.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from authz.storage.chain import GENESIS, record_hash
 from authz.storage.db import is_postgres, make_sessionmaker
 from authz.storage.models import (
     AuditEvent,
@@ -35,8 +33,6 @@ from authz.storage.sql_agents import SqlAgentStore
 from authz.storage.sql_feed import _change, _now, _rowcount, _serialise_feed
 from authz.storage.sql_policies import SqlPolicyMixin
 from authz.storage.sql_trust import SqlTrustMixin
-
-AUDIT_LOCK_ID = 0x41_55_44_49_54  # "AUDIT": serialises chain appends across PostgreSQL replicas
 
 
 class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
@@ -232,25 +228,7 @@ class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
             n += _rowcount(s.execute(delete(RefreshToken).where(RefreshToken.expires_at <= now)))
             return int(n)
 
-    # -- audit ---------------------------------------------------------------------------------
-    def append_audit(self, events: Sequence[dict[str, Any]]) -> None:
-        if not events:
-            return
-        with self.sessions.begin() as s:
-            if is_postgres(self.engine):
-                s.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})
-            else:  # SQLite: take the write lock before reading the chain head
-                s.execute(text("UPDATE change_log SET seq = seq WHERE 1 = 0"))
-            prev = s.scalars(select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first() or GENESIS
-            rows = []
-            for event in events:
-                row = {"detail": {}, **event}  # hash exactly what is stored (detail's column default is {})
-                h = record_hash(prev, row)
-                rows.append({**row, "prev_hash": prev, "hash": h})
-                prev = h
-            # one executemany in chain order (seq follows insertion order); no ORM objects per event
-            s.execute(insert(AuditEvent), rows)
-
+    # -- audit (read only: records are appended by authz.audit.store.AuditTreeStore) -------------
     def list_audit(self, after_seq: int = 0, limit: int = 100) -> Sequence[AuditEvent]:
         with self.sessions() as s:
             return s.scalars(

@@ -176,6 +176,8 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     # the record's leaf in the Merkle tree (authz.audit.merkle); None for records written before it existed
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    # the RFC 8785 bytes the leaf hashes, stored at append time (exports copy them; verify re-derives them)
+    line: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class ChangeLog(Base):

@@ -143,3 +143,30 @@ def test_purge_respects_the_minimum_and_keeps_proofs(log: Log, tmp_path: Path) -
     manifest = export(log, out, 0, 40)
     assert manifest["counts"]["records"] == 25  # type: ignore[index]
     assert bundle_verifier.verify_bundle(str(out), log.checkpointer.verifier.encode())[1] == 25
+
+
+def test_a_stored_line_edited_is_refused_by_export_and_found_by_verify(log: Log, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from authz.storage.models import AuditEvent
+
+    row = log.tree.list_audit(4, 1)[0]
+    assert row.line == record_line(row)  # the line a leaf hashes is stored with the record
+    log.sql(update(AuditEvent).where(AuditEvent.seq == 5).values(line=row.line.replace(b"agent-", b"agent-9")))  # type: ignore[union-attr]
+    with pytest.raises(ExportError, match="the record at leaf 4 does not match its tree leaf"):
+        export_bundle(log.tree, log.checkpointer, ExportRequest(T0, T0 + 40), tmp_path / "x.tar", "t")
+    assert log.verify() == ["record seq 5 differs from its stored line (exports copy it)"]
+
+
+def test_records_without_a_stored_line_are_serialised_on_export(log: Log, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from authz.storage.models import AuditEvent
+
+    expected = [record_line(r) for r in log.tree.list_audit(0, 40)]
+    log.sql(update(AuditEvent).where(AuditEvent.seq % 3 == 0).values(line=None))  # as written before lines were kept
+    out = tmp_path / "legacy.tar"
+    assert export(log, out, 0, 40)["counts"]["records"] == 40  # type: ignore[index]
+    assert members(out)["records.jsonl"].splitlines() == expected
+    assert bundle_verifier.verify_bundle(str(out), log.checkpointer.verifier.encode())[1] == 40
+    assert log.verify() == []

@@ -75,6 +75,7 @@ async def test_editing_a_stored_event_breaks_the_chain(authz: AS) -> None:
     with authz.ctx.store.sessions.begin() as s:  # type: ignore[attr-defined]
         s.execute(update(AuditEvent).where(AuditEvent.seq == victim).values(subject="someone-else"))
     assert _problems(authz) == [
+        f"record seq {victim} differs from its stored line (exports copy it)",
         f"record seq {victim} was altered (chain hash)",
         f"record seq {victim} does not match its tree leaf {victim - 1}",
     ]

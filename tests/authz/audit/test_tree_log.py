@@ -95,9 +95,10 @@ def test_tampering_that_fixes_the_chain_is_still_found_by_the_leaf(log: Log) -> 
     prev = rows[0]["prev_hash"]
     with log.tree.engine.begin() as conn:
         for r in rows:
-            h = link_hash(prev, merkle.leaf_hash(record_line(r)))
+            line = record_line(r)  # the stored line rewritten too: only the tree leaf still disagrees
+            h = link_hash(prev, merkle.leaf_hash(line))
             conn.execute(sa.update(AuditEvent).where(AuditEvent.seq == r["seq"]).values(
-                reason=r["reason"], prev_hash=prev, hash=h))  # fmt: skip
+                reason=r["reason"], prev_hash=prev, hash=h, line=line))  # fmt: skip
             prev = h
     assert log.verify() == [f"record seq {rows[4]['seq']} does not match its tree leaf 4"]
 

@@ -14,6 +14,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from authz.audit.store import AuditTreeStore
 from authz.storage.chain import GENESIS, first_broken
 from authz.storage.db import make_engine
 from authz.storage.models import AuditEvent, AuthorizationCode, Client, Consent, Grant, RefreshToken, Resource, User
@@ -109,6 +110,11 @@ def together(n: int, call: Callable[[], T]) -> list[T]:
     with ThreadPoolExecutor(n) as pool:
         futures = [pool.submit(run) for _ in range(n)]
         return [f.result() for f in futures]
+
+
+def chain(store: SqlStore) -> AuditTreeStore:
+    """The audit writer in chain-only mode (``AUTHZ_AUDIT_TREE=false``): these tests check the hash chain."""
+    return AuditTreeStore(store.engine, tree=False)
 
 
 def audit_rows(store: SqlStore) -> list[dict[str, Any]]:
@@ -370,9 +376,9 @@ def test_change_feed(store: SqlStore) -> None:
 
 # -- audit trail ------------------------------------------------------------------------------
 def test_audit_chain_verifies(store: SqlStore) -> None:
-    store.append_audit([event(1), event(2, outcome="failure", reason="invalid_grant")])
-    store.append_audit([])
-    store.append_audit([event(3, client_id=None, subject=None, resource=None, detail={})])
+    chain(store).append_audit([event(1), event(2, outcome="failure", reason="invalid_grant")])
+    chain(store).append_audit([])
+    chain(store).append_audit([event(3, client_id=None, subject=None, resource=None, detail={})])
 
     rows = audit_rows(store)
     assert [r["at"] for r in rows] == [NOW + 1, NOW + 2, NOW + 3]
@@ -385,7 +391,7 @@ def test_audit_chain_verifies(store: SqlStore) -> None:
 
 
 def test_audit_event_without_detail_verifies(store: SqlStore) -> None:
-    store.append_audit([{"at": NOW, "event": "key.rotated", "outcome": "success"}])
+    chain(store).append_audit([{"at": NOW, "event": "key.rotated", "outcome": "success"}])
     assert first_broken(audit_rows(store)) is None
 
 
@@ -400,7 +406,7 @@ def test_audit_event_without_detail_verifies(store: SqlStore) -> None:
     ids=["reason", "detail", "at", "delete-previous"],
 )
 def test_tampering_breaks_the_chain_at_that_record(store: SqlStore, tamper: str) -> None:
-    store.append_audit([event(n) for n in range(1, 6)])
+    chain(store).append_audit([event(n) for n in range(1, 6)])
     rows = audit_rows(store)
     assert first_broken(rows) is None
     target = rows[2]["seq"]
@@ -422,7 +428,7 @@ def test_concurrent_audit_appends_form_one_chain(store: SqlStore) -> None:
     def append_batches() -> None:
         name = threading.current_thread().name
         for n in range(5):
-            store.append_audit([event(n, subject=name), event(n, subject=name, outcome="failure")])
+            chain(store).append_audit([event(n, subject=name), event(n, subject=name, outcome="failure")])
 
     together(8, append_batches)
     assert_one_chain(store, 8 * 5 * 2)
@@ -433,10 +439,11 @@ def append_from_process(url: str, name: str, start: Any, batches: int) -> None:
     engine = make_engine(url)
     try:
         store = SqlStore(engine)
+        audit = chain(store)
         store.list_audit(limit=1)  # connect before the race starts
         start.wait()
         for n in range(batches):
-            store.append_audit([event(n, subject=name), event(n, subject=name, outcome="failure")])
+            audit.append_audit([event(n, subject=name), event(n, subject=name, outcome="failure")])
     finally:
         engine.dispose()
 
@@ -452,7 +459,7 @@ def test_concurrent_audit_appends_from_processes_form_one_chain(store: SqlStore,
     try:
         start.wait(timeout=60)
         for n in range(20):
-            store.append_audit([event(n, subject="parent")])
+            chain(store).append_audit([event(n, subject="parent")])
     finally:
         for p in procs:
             p.join(timeout=60)
