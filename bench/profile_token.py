@@ -11,6 +11,7 @@ request, the whole process's and the event loop thread's (the difference is what
 threads such as the audit writer spend), is measured in a separate, unprofiled pass.
 
     python bench/profile_token.py [--requests 2000] [--scenario basic|pkjwt|exchange|dpop|all] [--top 15]
+    python bench/profile_token.py --scenario dpop --set dpop_replica_nonces=1   # any AUTHZ_* setting
 
 The server's uvicorn/httptools part is not in this profile (it is the same for every scenario);
 ``bench/as_issuance.sh`` measures it end to end.
@@ -108,6 +109,7 @@ class Caller:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.last_headers: dict[bytes, bytes] = {}
 
     async def post(self, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
         scope = {
@@ -133,6 +135,7 @@ class Caller:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                self.last_headers = dict(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 out.append(message.get("body", b""))
 
@@ -164,14 +167,22 @@ def scenarios(creds: dict[str, str], data: str, caller: Caller, n: int) -> dict[
 
     # Client-side signatures are made before the measured loops (as bench/make_*.py do for wrk).
     assertions = iter([assertion().encode() for _ in range(n)])
-    proofs = iter([dpop_key.proof("POST", f"{ISSUER}/token").encode() for _ in range(n)])
+    proofs: list[Any] = []  # signed on the first call, with the server's nonce when it asks for one
     pk_body = cc_body + b"&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
 
     async def pkjwt_call() -> tuple[int, bytes]:
         return await caller.post("/token", pk_body + b"&client_assertion=" + next(assertions), [])
 
     async def dpop_call() -> tuple[int, bytes]:
-        return await caller.post("/token", cc_body, [*cc_auth, (b"dpop", next(proofs))])
+        if not proofs:
+            nonce = None
+            status, raw = await caller.post(
+                "/token", cc_body, [*cc_auth, (b"dpop", dpop_key.proof("POST", ISSUER + "/token").encode())]
+            )
+            if status == 400 and json.loads(raw)["error"] == "use_dpop_nonce":
+                nonce = caller.last_headers.get(b"dpop-nonce", b"").decode()
+            proofs.append(iter([dpop_key.proof("POST", f"{ISSUER}/token", nonce=nonce).encode() for _ in range(n)]))
+        return await caller.post("/token", cc_body, [*cc_auth, (b"dpop", next(proofs[0]))])
 
     exchange_body: list[bytes] = []
 
@@ -277,7 +288,14 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--scenario", default="all", choices=["all", "basic", "pkjwt", "exchange", "dpop"])
     p.add_argument("--top", type=int, default=15)
-    asyncio.run(main_async(p.parse_args()))
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a setting, e.g. dpop_replica_nonces=1"
+    )
+    args = p.parse_args()
+    for item in args.set:
+        name, _, value = item.partition("=")
+        os.environ["AUTHZ_" + name.upper()] = value
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         "an encrypted timestamp every replica accepts).",
     )
     dpop_nonce_ttl: int = Field(300, ge=30, le=3600, description="DPoP: seconds a server nonce stays valid.")
+    dpop_replica_nonces: bool = Field(
+        False,
+        description="DPoP: token-endpoint nonces name the replica (process) that issued them and only it "
+        "accepts them, so each replica's in-memory jti cache suffices (no Redis or SQL write per proof). "
+        "Implies dpop_nonce; a client that reaches another replica is asked for its nonce once.",
+    )
     assertion_max_lifetime: int = Field(
         600, ge=60, le=3600, description="Longest exp - iat accepted for ID-JAG and trusted-issuer JWTs (seconds)."
     )

@@ -13,11 +13,19 @@ checks (:mod:`dpop.proof`) run first, so a forged proof never costs a write.
 
 Nonces (§8) are optional (``dpop_nonce``): a proof without a valid one is answered 400
 ``use_dpop_nonce`` with a ``DPoP-Nonce`` header; every token response then carries the current nonce.
+
+``dpop_replica_nonces``: nonces name the replica (process) that issued them and only it accepts
+them, so a proof can be accepted by one replica only and that replica's memory is a complete
+replay cache for it (:class:`ReplicaReplayCache`): no shared-store write per proof, the §11.1
+guarantee intact across replicas. The memory is bounded: when it is full the replica takes a new
+id, which voids every nonce it handed out (each client is asked for a new one, once) and with
+them every remembered proof, so the cache starts empty without forgetting a proof it could still accept.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -29,7 +37,15 @@ from authz.core.settings import Settings
 from authz.storage.protocols import ReplayStore
 from dpop import NonceIssuer, Proof, ProofError, ProofVerifier, normalize_htu, single_proof
 
-__all__ = ["DPOP_JKT_RE", "DpopProofError", "ReplayCache", "TokenEndpointDpop", "UseDpopNonceError", "replay_cache"]
+__all__ = [
+    "DPOP_JKT_RE",
+    "DpopProofError",
+    "ReplayCache",
+    "ReplicaReplayCache",
+    "TokenEndpointDpop",
+    "UseDpopNonceError",
+    "replay_cache",
+]
 
 DPOP_JKT_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # a base64url SHA-256 thumbprint (RFC 9449 §10)
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
@@ -84,6 +100,30 @@ class RedisReplayCache:
         return bool(self._redis.set(self._prefix + key, b"1", nx=True, ex=max(1, expires_at - now)))
 
 
+class ReplicaReplayCache:
+    """This replica's proofs, in memory: complete because its nonces are replica-bound (see above)."""
+
+    def __init__(self, nonces: NonceIssuer, max_entries: int = 250_000) -> None:
+        self._nonces, self._max = nonces, max_entries
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()  # grants that touch SQL run in worker threads
+
+    def check(self, nonce: str | None, key: str) -> bool | None:
+        """None: the nonce is not this replica's current one (ask for one); False: a replay; True: first use.
+        One lock over both steps, so a new replica id cannot fall between them."""
+        with self._lock:
+            if not self._nonces.valid(nonce):
+                return None
+            if key in self._seen:
+                return False
+            if len(self._seen) >= self._max:
+                self._nonces.new_replica_id()  # voids every earlier nonce, so every remembered proof
+                self._seen.clear()
+                return None
+            self._seen.add(key)
+            return True
+
+
 def replay_cache(settings: Settings, store: ReplayStore) -> ReplayCache:
     if settings.redis_url:
         import redis
@@ -102,9 +142,13 @@ class TokenEndpointDpop:
         assert htu is not None
         self._uris = frozenset({htu})
         self._replay = replay
+        replica = settings.dpop_replica_nonces
         self.nonces = (
-            NonceIssuer(keyring.derive(b"dpop-nonce"), ttl=settings.dpop_nonce_ttl) if settings.dpop_nonce else None
+            NonceIssuer(keyring.derive(b"dpop-nonce"), ttl=settings.dpop_nonce_ttl, replica=replica)
+            if settings.dpop_nonce or replica
+            else None
         )
+        self.replica = ReplicaReplayCache(self.nonces) if replica and self.nonces is not None else None
 
     def check(self, values: Sequence[str], now: float | None = None) -> Proof | None:
         current = time.time() if now is None else now
@@ -115,6 +159,13 @@ class TokenEndpointDpop:
             proof = self.verifier.verify(value, method="POST", uris=self._uris, now=current)
         except ProofError as exc:
             raise DpopProofError(exc.description) from None
+        if self.replica is not None:
+            first = self.replica.check(proof.nonce, proof.replay_key())
+            if first is None:
+                raise UseDpopNonceError("The authorization server requires a DPoP nonce.", self._nonce())
+            if not first:
+                raise DpopProofError("The DPoP proof was already used.")
+            return proof
         if self.nonces is not None and not self.nonces.valid(proof.nonce):
             # Before the replay cache: the retry with the nonce is a new proof (new jti) anyway.
             raise UseDpopNonceError("The authorization server requires a DPoP nonce.", self.nonces.issue())
@@ -122,6 +173,10 @@ class TokenEndpointDpop:
         if not self._replay.first_use(proof.replay_key(), expires_at, int(current)):
             raise DpopProofError("The DPoP proof was already used.")
         return proof
+
+    def _nonce(self) -> str:
+        assert self.nonces is not None
+        return self.nonces.issue()
 
     def response_headers(self) -> list[tuple[str, str]]:
         """``DPoP-Nonce`` on token responses when nonces are on (§8.2: the next nonce to use)."""
