@@ -210,8 +210,10 @@ def preview(
     customer_id: str,
     plan_version_id: str,
     subscription_id: str,
+    adjustments: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The invoice document for ``period`` (see the module docs). Pure: reads only its arguments."""
+    """The invoice document for ``period`` (see the module docs). Pure: reads only its arguments.
+    ``adjustments`` are lines for late usage of closed periods (:mod:`authz.billing.adjust`)."""
     lines: list[dict[str, Any]] = []
     revenue_by_agent: dict[str, Decimal] = {}
     subtotal_minor = 0
@@ -221,6 +223,9 @@ def preview(
         subtotal_minor += line["amount_minor"]
         for agent, amount in by_agent.items():
             revenue_by_agent[agent] = revenue_by_agent.get(agent, Decimal(0)) + amount
+    for adjustment in adjustments:
+        lines.append(dict(adjustment))
+        subtotal_minor += adjustment["amount_minor"]
     due = subtotal_minor
     applied: list[dict[str, Any]] = []
     for credit in burn_order(credits):

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, select, text
 
-from authz.billing import close, receipts
+from authz.billing import adjust, close, receipts
 from authz.billing.credits import balances
 from authz.billing.errors import NotFound
 from authz.billing.periods import Period, period_at
@@ -105,8 +105,16 @@ class BillingService:
         )
 
     def _price(
-        self, customer: BillingCustomer, sub: BillingSubscription, version: Version, period: Period
+        self,
+        customer: BillingCustomer,
+        sub: BillingSubscription,
+        version: Version,
+        period: Period,
+        *,
+        late: bool = True,
     ) -> Callable[[list[CreditBalance]], dict[str, Any]]:
+        """The document of ``period`` as a function of the credits; with ``late``, adjustment lines
+        for late usage of the customer's closed periods (:mod:`authz.billing.adjust`)."""
         spec = version.spec
         dims = sorted({"workflow", *(d for c in spec.components for d, _v in c.quantity.filter)})
         prorated = any(c.quantity.source == "seats" and c.quantity.policy == "prorated_days" for c in spec.components)
@@ -119,6 +127,15 @@ class BillingService:
             subscription_id=sub.id,
             with_outcomes=any(c.quantity.when for c in spec.components),
         )
+        adjustments: list[dict[str, Any]] = []
+        if late:
+
+            def reprice(sub_id: str, version_id: str, closed: Period) -> dict[str, Any]:
+                stand_in = BillingSubscription(id=sub_id)
+                return self._price(customer, stand_in, self.store.version(version_id), closed, late=False)([])
+
+            with self.engine.connect() as conn:
+                adjustments = adjust.adjustments(conn, customer.id, period, reprice)
 
         def price(credits: list[CreditBalance]) -> dict[str, Any]:
             return preview(
@@ -129,6 +146,7 @@ class BillingService:
                 customer_id=customer.id,
                 plan_version_id=version.id,
                 subscription_id=sub.id,
+                adjustments=adjustments,
             )
 
         return price
