@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 
 from authz.admin.routes import admin_routes
+from authz.compliance.approval_page import approval_routes
 from authz.console.routes import console_routes
 from authz.core.settings import ADMIN_API_PATH as ADMIN_PATH
 from authz.core.settings import CONSOLE_PATH, Settings
@@ -24,6 +25,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/revoke", introspect.revoke, methods=["POST"]),
         Mount(ADMIN_PATH, routes=admin_routes()),
         *signal_routes(),
+        *approval_routes(),  # under the console's path, before its mount
         Mount(CONSOLE_PATH, routes=console_routes()),
     ]
     if settings.dynamic_registration:

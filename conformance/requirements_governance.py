@@ -69,4 +69,23 @@ GOVERNANCE: dict[str, Requirement] = {
         "the right to receive the personal data ... in a structured, commonly used and machine-readable format",
         "One JSON document (with a $schema): account, profile, consents, delegations, agents, activity records.",
     ),
+    "mcp:url-elicitation-required": Requirement(
+        "https://modelcontextprotocol.io/specification/2025-11-25/client/elicitation",
+        "URLElicitationRequiredError (-32042) ... data.elicitations: URL mode elicitations with elicitationId ... "
+        "the server MUST NOT return this error except when URL mode elicitation is required",
+        "A gated tool call without an unused approval gets -32042 with one url-mode elicitation (the approval page); "
+        "an approved, rejected or ungated call never does.",
+    ),
+    "euaiact:art14-human-approval": Requirement(
+        "https://eur-lex.europa.eu/eli/reg/2024/1689/oj#art_14",
+        "natural persons ... to decide, in any particular situation, not to use the high-risk AI system or to "
+        "otherwise disregard, override or reverse the output",
+        "A person approves or rejects each gated call on a signed-in, CSRF-protected page; an approval lets exactly "
+        "one call with those arguments through; approvals, rejections, overrides and expiries are audit records.",
+    ),
+    "euaiact:art14-stop": Requirement(
+        "https://eur-lex.europa.eu/eli/reg/2024/1689/oj#art_14",
+        "to intervene in the operation of the high-risk AI system or interrupt the system through a 'stop' button",
+        "Suspending an agent kills its live tokens; its agent.suspended record carries the Art. 14(4)(e) basis.",
+    ),
 }

@@ -196,8 +196,9 @@ class ResourceServerMiddleware:
             raise _Reject(errors.insufficient_scope(resource_metadata=self._prm_url, scopes=required))
 
         use = UseContext(
-            token=info, calls=calls, http_method=scope["method"], path=scope.get("path", ""), required_scopes=required
-        )
+            token=info, calls=calls, http_method=scope["method"], path=scope.get("path", ""), required_scopes=required,
+            body=body,
+        )  # fmt: skip
         if not self._noop_hook:
             try:
                 refusal = await self.hook.before(use)

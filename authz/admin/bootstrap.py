@@ -19,7 +19,15 @@ from authz.identity.registry import Registered, register_client
 from authz.storage.models import Resource
 from authz.storage.protocols import ClientStore, ResourceStore
 
-ADMIN_SCOPES = ("admin:read", "admin:write", "metering:write", "metering:read", "budgets:use", "subjects:admin")
+ADMIN_SCOPES = (
+    "admin:read",
+    "admin:write",
+    "metering:write",
+    "metering:read",
+    "budgets:use",
+    "subjects:admin",
+    "approvals:check",
+)
 DEFAULT_CLIENT_SCOPES = ("admin:read", "admin:write")
 
 

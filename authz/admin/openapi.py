@@ -26,6 +26,7 @@ SCOPE_TEXT = {
     "metering:read": "Read usage.",
     "budgets:use": "Reserve and settle budget for token uses (resource servers).",
     "subjects:admin": "Export or erase a person's data (GDPR Art. 15/17/20); granted by no other scope.",
+    "approvals:check": "Ask whether a gated tool call may go ahead; consumes a human approval (resource servers).",
 }
 ERROR_TEXT = {
     400: "The request body is not valid JSON, or nests arrays and objects too deeply. Nothing was changed.",

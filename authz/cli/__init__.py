@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     licenses.register(sub)
     doctor.register(sub)
     __import__("authz.cli.billing", fromlist=["register"]).register(sub)
+    __import__("authz.compliance.cli", fromlist=["register"]).register(sub)
     return p
 
 

@@ -238,6 +238,7 @@ def revoke_agent(deps: Agents, agent_id: str, *, actor: str, reason: str | None 
 
 EVENTS = {"suspended": "agent.suspended", "active": "agent.reinstated", "revoked": "agent.revoked"}
 VERBS = {"suspended": "suspend", "active": "reinstate", "revoked": "revoke"}
+STOP_BASIS = "AI Act Art. 14(4)(e) stop"  # suspension: interrupt the system; live tokens die at once
 
 
 def _transition(
@@ -257,7 +258,9 @@ def _transition(
     if updated is None:  # another administrator changed it between our read and our write
         latest = get_agent(deps, agent_id)
         raise Conflict(f"cannot {VERBS[status]} an agent that is {latest.status}")
-    deps.audit.record(EVENTS[status], client_id=agent_id, actor=actor, reason=reason, previous=current.status)
+    basis = STOP_BASIS if status == "suspended" else None  # the human-oversight stop (its record says so)
+    deps.audit.record(EVENTS[status], client_id=agent_id, actor=actor, reason=reason, previous=current.status,
+                      basis=basis)  # fmt: skip
     return updated
 
 

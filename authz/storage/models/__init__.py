@@ -4,7 +4,17 @@ Importing this package registers every table on :data:`Base.metadata` (Alembic a
 and re-exports the core models. The schema changes only through Alembic revisions in ``migrations/``.
 """
 
-from authz.storage.models import audit, billing, budgets, compliance, licensing, metering, policies, signals
+from authz.storage.models import (
+    audit,
+    billing,
+    budgets,
+    compliance,
+    compliance_governance,
+    licensing,
+    metering,
+    policies,
+    signals,
+)
 from authz.storage.models.base import Base
 from authz.storage.models.core import (
     Agent,
@@ -47,6 +57,7 @@ __all__ = [
     "billing",
     "budgets",
     "compliance",
+    "compliance_governance",
     "licensing",
     "metering",
     "policies",

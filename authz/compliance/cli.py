@@ -1,0 +1,91 @@
+"""``authz oversight`` (tools that need a person's approval, the approvals) and ``authz ai-act`` (the
+per-agent AI Act record). Changes are audit records with ``actor=cli``; errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from authz.compliance import ai_act, approvals
+from authz.context import Context
+from authz.identity.agents.errors import AgentError
+
+ACTOR = "cli"
+
+
+def register(sub: Any) -> None:
+    o = sub.add_parser("oversight", help="human oversight (AI Act Art. 14): tools that need a person's approval")
+    a = o.add_subparsers(dest="action", required=True)
+    p = a.add_parser("rules", help="list the tools that need approval")
+    p.add_argument("--resource")
+    p.set_defaults(func=_run(lambda ctx, args: approvals.list_rules(ctx, args.resource)))
+    p = a.add_parser("require", help="a tool of a registered resource needs a person's approval for each call")
+    p.add_argument("resource", help="the resource URI (authz resources list)")
+    p.add_argument("tool")
+    p.add_argument("--min-risk", choices=ai_act.RISKS, help="only agents at or above this AI Act risk level")
+    p.add_argument("--ttl", type=int, default=approvals.DEFAULT_TTL, help="seconds a request, then an approval, lasts")
+    p.set_defaults(func=_run(lambda ctx, args: approvals.put_rule(
+        ctx, args.resource, args.tool, min_risk=args.min_risk, ttl=args.ttl, actor=ACTOR)))  # fmt: skip
+    p = a.add_parser("unrequire", help="delete a rule")
+    p.add_argument("rule_id")
+    p.set_defaults(func=_run(lambda ctx, args: approvals.delete_rule(ctx, args.rule_id, actor=ACTOR)))
+    p = a.add_parser("approvals", help="list approval requests, newest first")
+    p.add_argument("--status", choices=("pending", "approved", "rejected", "used", "refused", "expired"))
+    p.set_defaults(func=_run(lambda ctx, args: approvals.list_approvals(ctx, args.status)))
+    p = a.add_parser("decide", help="approve or reject a request (again: an override)")
+    p.add_argument("approval_id")
+    p.add_argument("decision", choices=("approve", "reject"))
+    p.add_argument("--reason")
+    p.set_defaults(func=_run(lambda ctx, args: approvals.decide(
+        ctx, args.approval_id, args.decision == "approve", actor=ACTOR, reason=args.reason)))  # fmt: skip
+
+    r = sub.add_parser(
+        "ai-act", help="an agent's AI Act record: risk level, Annex III area, purpose, provider, deployer"
+    )
+    a = r.add_subparsers(dest="action", required=True)
+    p = a.add_parser("show")
+    p.add_argument("agent_id")
+    p.set_defaults(func=_run(_show))
+    p = a.add_parser("set", help="create or replace the record (every field; audited)")
+    p.add_argument("agent_id")
+    p.add_argument("--risk", required=True, choices=ai_act.RISKS)
+    p.add_argument("--annex-iii-area", choices=sorted(ai_act.ANNEX_III), help="required when --risk high")
+    p.add_argument("--purpose", required=True, help="intended purpose")
+    p.add_argument("--provider", required=True)
+    p.add_argument("--deployer", required=True)
+    p.set_defaults(func=_run(_set))
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> Any:
+    record = ai_act.get_record(ctx, args.agent_id)
+    if record is None:
+        raise AgentError(f"agent {args.agent_id!r} has no AI Act record: set one with `authz ai-act set`")
+    return record.as_dict()
+
+
+def _set(ctx: Context, args: argparse.Namespace) -> Any:
+    data = {"risk": args.risk, "annex_iii_area": args.annex_iii_area, "intended_purpose": args.purpose,
+            "provider": args.provider, "deployer": args.deployer}  # fmt: skip
+    return ai_act.put_record(ctx, args.agent_id, data, actor=ACTOR).as_dict()
+
+
+def _run(fn: Callable[[Context, argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        from authz.cli.admin import _ctx
+
+        ctx = _ctx()
+        try:
+            result = fn(ctx, args)
+        except AgentError as exc:
+            print(f"authz: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            ctx.audit.flush()
+        if result is not None:
+            print(json.dumps(result, indent=1))
+        return 0
+
+    return command
