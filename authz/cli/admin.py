@@ -12,6 +12,7 @@ from typing import Any
 
 from authz.app import build_context
 from authz.cli.starter import next_steps
+from authz.compliance.vault import SubjectVault
 from authz.context import Context
 from authz.core.crypto import generate_kek
 from authz.core.settings import Settings
@@ -95,6 +96,8 @@ def register(sub: Any) -> None:
         metavar="GROUP",
         help='a group the user belongs to (repeatable); scope policies see it as Authz::Group::"GROUP"',
     )
+    uadd.add_argument("--email", help="kept in the user's profile, encrypted with the user's own key")
+    uadd.add_argument("--name", help="full name, kept in the encrypted profile too")
     uadd.set_defaults(func=cmd_users_add)
     u.add_parser("list", help="list users").set_defaults(func=cmd_users_list)
     ugroups = u.add_parser("set-groups", help="replace a user's groups (what scope policies see as Authz::Group)")
@@ -112,6 +115,10 @@ def register(sub: Any) -> None:
     k.add_parser("generate-kek", help="print a new key-encryption key for AUTHZ_KEY_ENCRYPTION_KEY").set_defaults(
         func=lambda _a: print(generate_kek())
     )
+
+
+def _vault(ctx: Context) -> SubjectVault:
+    return SubjectVault(ctx.store.engine, ctx.keyring)  # type: ignore[attr-defined]
 
 
 def _ctx() -> Context:
@@ -239,7 +246,8 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         print("authz: passwords have at least 8 characters", file=sys.stderr)
         return 1
     try:
-        user = create_user(ctx.store, args.username, password, args.group)
+        profile = {"email": args.email or "", "name": args.name or ""}
+        user = create_user(ctx.store, args.username, password, args.group, profiles=_vault(ctx), profile=profile)
     except ValueError as exc:
         print(f"authz: {exc}", file=sys.stderr)
         return 1

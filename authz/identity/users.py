@@ -1,11 +1,17 @@
-"""Local human users: argon2id password hashes (slow on purpose; humans pick guessable passwords)."""
+"""Local human users: argon2id password hashes (slow on purpose; humans pick guessable passwords).
+
+A user's personal data (the name they sign in with, their name and email when given) is also their
+profile, written encrypted with their own key when the user is created (``ProfileWriter``: the
+``authz.compliance.vault.SubjectVault``), so a GDPR export returns it and erasure crypto-shreds it.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,9 +24,22 @@ _hasher = PasswordHasher()
 _DUMMY = _hasher.hash("timing equaliser")
 
 
-def create_user(store: UserStore, username: str, password: str | None, groups: Sequence[str] = ()) -> User:
+class ProfileWriter(Protocol):
+    def put(self, subject: str, profile: dict[str, Any]) -> None: ...
+
+
+def create_user(
+    store: UserStore,
+    username: str,
+    password: str | None,
+    groups: Sequence[str] = (),
+    *,
+    profiles: ProfileWriter | None = None,
+    profile: Mapping[str, str] | None = None,
+) -> User:
     """Add a user. ``password=None`` makes a user who cannot sign in with a password (dev mode only).
-    ``groups`` are what scope policies see as the user's ``Authz::Group`` parents."""
+    ``groups`` are what scope policies see as the user's ``Authz::Group`` parents. With ``profiles``,
+    the user's profile (``username`` and the non-empty ``profile`` fields) is written encrypted."""
     if not username or len(username) > 255:
         raise ValueError("a username is 1-255 characters")
     bad = [g for g in groups if not GROUP_RE.fullmatch(g)]
@@ -34,6 +53,8 @@ def create_user(store: UserStore, username: str, password: str | None, groups: S
         groups=sorted(set(groups)),
     )
     store.add_user(user)
+    if profiles is not None:
+        profiles.put(user.id, {"username": username, **{k: v for k, v in (profile or {}).items() if v}})
     return user
 
 

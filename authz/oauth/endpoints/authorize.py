@@ -241,10 +241,14 @@ def _set_session(response: Response, ctx: Context, user: User) -> None:
 
 
 def _dev_user(ctx: Context) -> User:
+    from authz.compliance.vault import SubjectVault
     from authz.identity.users import create_user
 
     user = ctx.store.get_user_by_name(ctx.settings.dev_user)
-    return user if user is not None else create_user(ctx.store, ctx.settings.dev_user, None)
+    if user is not None:
+        return user
+    profiles = SubjectVault(ctx.store.engine, ctx.keyring)  # type: ignore[attr-defined]
+    return create_user(ctx.store, ctx.settings.dev_user, None, profiles=profiles)
 
 
 def _secure(ctx: Context) -> bool:
