@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent_client.sdk import ApiError, Client, RetryPolicy, verify_offline
+from agent_client.sdk import models as m
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = {
@@ -32,18 +33,20 @@ def _uid(prefix: str) -> str:
 
 def agents_and_teams(c: Client, user_id: str) -> None:
     team = c.teams.create(_uid("team-"), description="sdk")
-    assert c.teams.get(team["id"])["name"] == team["name"]
+    assert m.Team.of(c.teams.get(team["id"])).name == team["name"]
     assert team["id"] in [t["id"] for t in c.teams.list()["items"]]
     agent = c.agents.create("surface agent", team=team["name"], tags=["surface"])
-    aid = agent["id"]
+    aid = m.Agent.of(agent).id
     assert c.agents.get(aid)["id"] == aid
-    assert aid in [a["id"] for a in c.agents.list(team=team["name"])["items"]]
+    assert aid in [a.id for a in m.AgentPage.of(c.agents.list(team=team["name"])).items]
     assert c.agents.update(aid, description="changed")["description"] == "changed"
     assert c.agents.suspend(aid)["status"] == "suspended"
     assert c.agents.reinstate(aid)["status"] == "active"
     cred = c.agents.credentials.issue(aid)
+    assert m.Credential.of(cred).secret
     assert [x["id"] for x in c.agents.credentials.list(aid)["items"]] == [cred["id"]]
     rotated = c.agents.credentials.rotate(aid, cred["id"], overlap_seconds=0)
+    assert m.Rotated.of(rotated).old.id == cred["id"]
     assert c.agents.credentials.revoke(aid, rotated["new"]["id"])["id"] == rotated["new"]["id"]
     assert c.agents.revoke(aid)["status"] == "revoked"
 
@@ -57,13 +60,13 @@ def budgets(c: Client, user_id: str) -> None:
     c.budgets.create(workflow=workflow, cost_limit_micros=5_000_000, currency="USD")
     assert [b["id"] for b in c.budgets.list(agent=agent)["items"]] == [one["id"]]
     assert len(c.budgets.list(team=team)["items"]) == len(c.budgets.list(workflow=workflow)["items"]) == 1
-    assert c.budgets.get(one["id"])["limit"] == 1
+    assert m.Budget.of(c.budgets.get(one["id"])).limit == 1
     assert c.budgets.update(one["id"], thresholds=[50, 100])["thresholds"] == [50, 100]
     hook = c.budgets.add_webhook(one["id"], "https://hooks.example.com/budget")
     assert hook["secret"]
     held = c.budgets.reserve(agent=agent, calls=1)
-    assert held["reservation_id"] and one["id"] in held["budgets"]
-    assert c.budgets.status(one["id"])["reserved"] == 1
+    assert m.Reservation.of(held).reservation_id and one["id"] in held["budgets"]
+    assert m.BudgetStatus.of(c.budgets.status(one["id"])).reserved == 1
     # the hard cap is reached: 429 with a Retry-After far beyond max_delay, so no retry is attempted
     with pytest.raises(ApiError) as err:
         c.budgets.reserve(agent=agent, calls=1)
@@ -80,10 +83,10 @@ def metering(c: Client, user_id: str) -> None:
     out = c.metering.record(
         "tokens.consumed", agent=agent, provider="anthropic", model="claude-3-5-sonnet", usage=usage
     )
-    assert (out["accepted"], out["rejected"]) == (1, [])
+    assert (m.Ingested.of(out).accepted, out["rejected"]) == (1, [])
     assert c.metering.record_batch([{"type": "call.completed", "agent": agent}] * 3)["accepted"] == 3
     assert c.outcomes.record("ticket_resolved", agent=agent, quantity=2)["accepted"] == 1
-    assert "rows" in c.metering.usage(granularity="day", group_by="type", filters={"agent": agent})
+    assert m.Usage.of(c.metering.usage(granularity="day", group_by="type", filters={"agent": agent})).group_by
 
 
 def policies_and_subjects(c: Client, user_id: str) -> None:
@@ -100,7 +103,7 @@ def billing(c: Client, user_id: str) -> None:
     agent = c.agents.create("billed")["id"]
     team = c.teams.create(_uid("cteam-"))["id"]
     cid = _uid("cus_")
-    assert c.customers.create(cid, "Acme", "USD", agents=[agent])["id"] == cid
+    assert m.Customer.of(c.customers.create(cid, "Acme", "USD", agents=[agent])).id == cid
     assert cid in [x["id"] for x in c.customers.list()["items"]]
     assert c.customers.add_member(cid, team=team)["id"] == cid
     assert {m.get("id") or m.get("team_id") or m.get("agent_id") for m in c.customers.get(cid)["members"]}
@@ -111,15 +114,16 @@ def billing(c: Client, user_id: str) -> None:
     assert pid in [p["id"] for p in c.plans.list()["items"]]
     start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     sub = c.subscriptions.create(cid, f"{pid}@1", starts_at=start)
-    assert sub["customer_id"] == cid
+    assert m.Subscription.of(sub).customer_id == cid
     assert [s["id"] for s in c.subscriptions.list(customer=cid)["items"]] == [sub["id"]]
-    assert c.credits.grant(cid, "5.00", description="welcome")["amount"] == "5.00"
+    assert m.Credit.of(c.credits.grant(cid, "5.00", description="welcome")).amount == "5.00"
     assert len(c.credits.list(customer=cid)["items"]) == 1
     c.outcomes.record("ticket_resolved", agent=agent, quantity=4)
-    assert c.invoices.preview(cid)["customer_id"] == cid
+    assert m.Invoice.of(c.invoices.preview(cid)).customer_id == cid
     assert c.customers.value_receipt(cid)["receipt"]
     closed = c.invoices.close(cid, datetime.now(UTC), force=True)
     invoice_id = closed["invoice"]["id"]
+    assert m.Invoice.of(c.invoices.get(invoice_id)).total
     assert c.invoices.get(invoice_id)["id"] == invoice_id
     assert "text/csv" in c.invoices.csv(invoice_id)["content_type"]
     assert invoice_id in [i["id"] for i in c.invoices.list(customer=cid)["items"]]
@@ -134,15 +138,16 @@ def licensing(c: Client, user_id: str) -> None:
     policy = c.license_policies.create(product["code"], "pro", entitlements=["export"], max_machines=2)
     assert policy["id"] in [p["id"] for p in c.license_policies.list(product=product["code"])["items"]]
     lic = c.licenses.create(policy["id"], name="sdk license")
-    key, lid = lic["key"], lic["id"]
+    key, lid = m.License.of(lic).key, lic["id"]
+    assert key
     assert lid in [x["id"] for x in c.licenses.list(product=product["code"])["items"]]
-    assert c.licenses.validate(key, product=product["code"])["meta"]["code"] == "VALID"
+    assert m.Signed.of(c.licenses.validate(key, product=product["code"])).meta["code"] == "VALID"
     machine = c.licenses.activate(key, "fp-sdk-1", name="laptop")["data"]
     assert c.licenses.heartbeat(key, machine["id"])["data"]["id"] == machine["id"]
     assert c.licenses.me(key)["data"]["id"] == lid
     assert c.licenses.get(lid)["id"] == lid
     assert machine["id"] in [m["id"] for m in c.machines.list(license_id=lid)["items"]]
-    assert c.machines.get(machine["id"])["id"] == machine["id"]
+    assert m.Machine.of(c.machines.get(machine["id"])).id == machine["id"]
     jwks = c.licenses.jwks()
     own = c.licenses.checkout(key=key)["data"]["certificate"]
     assert verify_offline(own, jwks, key=key).license["id"] == lid
