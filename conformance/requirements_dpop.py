@@ -73,7 +73,8 @@ DPOP: dict[str, Requirement] = {
     "rfc9449:rs-bearer-downgrade": Requirement(
         RFC.format(9449, "7.2"),
         "such a protected resource MUST reject a DPoP-bound access token received as a bearer token",
-        "A token with cnf.jkt presented as Bearer is 401 invalid_token with a DPoP challenge.",
+        "A token with cnf.jkt presented as Bearer is 401 invalid_token with a DPoP challenge, at the middleware "
+        "and at the admin API (/api/v1), which accepts it with the DPoP scheme and a proof by the bound key.",
     ),
     "rfc9449:rs-challenge": Requirement(
         RFC.format(9449, "7.1"),

@@ -128,11 +128,21 @@ def route(op: Operation) -> Route:
     return Route(op.path, _endpoint(op), methods=[op.method])
 
 
+def _public_url(ctx: Context, request: Request) -> str:
+    """The request's URI under the issuer (what a DPoP proof's ``htu`` names), as the token endpoint sees it."""
+    scope = request.scope
+    path: str = scope["path"]
+    return ctx.settings.issuer + path[len(scope.get("app_root_path", scope.get("root_path", ""))) :]
+
+
 def _endpoint(op: Operation) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         ctx: Context = request.app.state.ctx
         try:
-            principal = authenticate(ctx, request.headers, admin_resource_uri(ctx.settings), op.scope)
+            principal = authenticate(
+                ctx, request.headers, admin_resource_uri(ctx.settings), op.scope,
+                dpop=request.app.state.server.dpop, method=request.method, url=_public_url(ctx, request),
+            )  # fmt: skip
             body = await _body(request, op) if op.body is not None else None
             call = Call(ctx, principal, dict(request.path_params), request.query_params, body, request.headers)
             status, result = await anyio.to_thread.run_sync(op.handler, call)

@@ -174,6 +174,20 @@ class TokenEndpointDpop:
             raise DpopProofError("The DPoP proof was already used.")
         return proof
 
+    def check_presentation(self, values: Sequence[str], *, method: str, uri: str, token: str) -> Proof:
+        """RFC 9449 §7.1 at the AS's own protected resource (the admin API): a proof for this request
+        (``htm``, ``htu``, ``ath`` = the token's hash), its ``jti`` remembered in the shared replay
+        cache (no nonce there). Raises :class:`~dpop.ProofError`; the caller compares ``cnf.jkt``."""
+        now = time.time()
+        value = single_proof(values)
+        if value is None:
+            raise ProofError("A DPoP proof is required with the DPoP scheme")
+        htu = normalize_htu(uri)
+        proof = self.verifier.verify(value, method=method, uris={htu} if htu else set(), access_token=token, now=now)
+        if not self._replay.first_use(proof.replay_key(), proof.iat + self.verifier.window + 1, int(now)):
+            raise ProofError("The DPoP proof was already used")
+        return proof
+
     def _nonce(self) -> str:
         assert self.nonces is not None
         return self.nonces.issue()
