@@ -15,6 +15,7 @@ import pytest
 
 from agent_client.sdk import ApiError, Client, RetryPolicy, verify_offline
 from agent_client.sdk import models as m
+from tests.agent_client.conftest import RESOURCE
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = {
@@ -166,7 +167,22 @@ def licensing(c: Client, user_id: str) -> None:
     assert c.webhooks.licensing.delete(hook["id"])["id"] == hook["id"]
 
 
+def oversight(c: Client, user_id: str) -> None:
+    agent = c.agents.create("overseen")["id"]
+    record = c.agents.ai_act.put(agent, risk="limited", intended_purpose="support", provider="Acme", deployer="Acme")
+    assert record["risk"] == "limited" and c.agents.ai_act.get(agent)["provider"] == "Acme"
+    rule = c.oversight.add_rule(RESOURCE, "refund", ttl=600)
+    assert rule["id"] in [r["id"] for r in c.oversight.rules(resource=RESOURCE)["rules"]]
+    assert "refund" in c.oversight.gated(RESOURCE)["tools"]
+    asked = c.oversight.check(agent, RESOURCE, "refund", {"amount": 10})
+    assert asked["decision"] == "approval_required" and asked["approval_id"]
+    assert asked["approval_id"] in [a["id"] for a in c.oversight.approvals(status="pending")["approvals"]]
+    assert c.oversight.decide(asked["approval_id"], "approve", reason="ok")["status"] == "approved"
+    assert c.oversight.check(agent, RESOURCE, "refund", {"amount": 10})["decision"] == "allow"
+    assert c.oversight.delete_rule(rule["id"])["deleted"] == rule["id"]
+
+
 SCENARIOS: list[Callable[[Client, str], None]] = [
-    agents_and_teams, budgets, metering, policies_and_subjects, billing, licensing,
+    agents_and_teams, budgets, metering, policies_and_subjects, billing, licensing, oversight,
 ]  # fmt: skip
 NO_RETRY = RetryPolicy(attempts=1)

@@ -16,9 +16,10 @@ from conformance.procs import AuthzServer
 from tests.authz.conftest import anyio_backend, as_factory, authz
 from tests.e2e._processes import parse_fields
 
-__all__ = ["Live", "anyio_backend", "as_factory", "authz", "live"]
+__all__ = ["RESOURCE", "Live", "anyio_backend", "as_factory", "authz", "live"]
 
-SCOPES = "admin:read admin:write metering:read metering:write budgets:use subjects:admin"
+SCOPES = "admin:read admin:write metering:read metering:write budgets:use subjects:admin approvals:check"
+RESOURCE = "https://mcp.sdk.example/mcp"  # a registered resource (the oversight rules name one)
 
 
 @dataclass
@@ -46,6 +47,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         input="correct horse battery staple\n", env=server.env, cwd=server.data_dir, capture_output=True, text=True,
         timeout=60, check=True,
     )  # fmt: skip
+    server.cli("resources", "add", RESOURCE, "--scopes", "tools:read")
     server.start()
     try:
         r = httpx2.post(

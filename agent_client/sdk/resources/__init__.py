@@ -10,12 +10,37 @@ from agent_client.sdk.resources.billing import BillingWebhooks, Credits, Custome
 from agent_client.sdk.resources.budgets import Budgets
 from agent_client.sdk.resources.licensing import LicensePolicies, Licenses, LicenseWebhooks, Machines, Products
 from agent_client.sdk.resources.metering import Metering, Outcomes
+from agent_client.sdk.resources.oversight import AiAct, Oversight
 from agent_client.sdk.resources.policies import Policies, Subjects
 
 __all__ = [
-    "Agents", "BillingWebhooks", "Budgets", "Credentials", "Credits", "Customers", "Invoices", "LicensePolicies",
-    "LicenseWebhooks", "Licenses", "Machines", "Metering", "Outcomes", "Params", "Plans", "Policies", "Products",
-    "Requester", "Subjects", "Subscriptions", "Surface", "Surfaces", "Teams", "Webhooks", "operation",
+    "Agents",
+    "AiAct",
+    "BillingWebhooks",
+    "Budgets",
+    "Credentials",
+    "Credits",
+    "Customers",
+    "Invoices",
+    "LicensePolicies",
+    "LicenseWebhooks",
+    "Licenses",
+    "Machines",
+    "Metering",
+    "Outcomes",
+    "Oversight",
+    "Params",
+    "Plans",
+    "Policies",
+    "Products",
+    "Requester",
+    "Subjects",
+    "Subscriptions",
+    "Surface",
+    "Surfaces",
+    "Teams",
+    "Webhooks",
+    "operation",
     "operations_of",
 ]  # fmt: skip
 
@@ -31,11 +56,12 @@ class Webhooks(Generic[R]):
 class Surfaces(Generic[R]):
     """The surfaces of a client: ``agents`` (with ``credentials``), ``teams``, ``budgets``, ``metering``,
     ``outcomes``, ``policies``, ``customers``, ``plans``, ``subscriptions``, ``credits``, ``invoices``,
-    ``products``, ``license_policies``, ``licenses``, ``machines``, ``webhooks``, ``subjects``."""
+    ``products``, ``license_policies``, ``licenses``, ``machines``, ``webhooks``, ``subjects``, ``oversight``."""
 
     SURFACES = (
         "agents", "teams", "budgets", "metering", "outcomes", "policies", "customers", "plans", "subscriptions",
         "credits", "invoices", "products", "license_policies", "licenses", "machines", "webhooks", "subjects",
+        "oversight",
     )  # fmt: skip
 
     def _build(self, request: Requester[R]) -> None:
@@ -56,3 +82,4 @@ class Surfaces(Generic[R]):
         self.machines: Machines[R] = Machines(request)
         self.webhooks: Webhooks[R] = Webhooks(request)
         self.subjects: Subjects[R] = Subjects(request)
+        self.oversight: Oversight[R] = Oversight(request)

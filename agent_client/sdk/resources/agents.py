@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from agent_client.sdk.resources.base import R, Requester, Surface, compact, operation
 from agent_client.sdk.resources.base import seg as _seg
+from agent_client.sdk.resources.oversight import AiAct
 
 
 class Credentials(Surface[R]):
@@ -56,6 +57,7 @@ class Agents(Surface[R]):
     def __init__(self, request: Requester[R]) -> None:
         super().__init__(request)
         self.credentials = Credentials(request)
+        self.ai_act: AiAct[R] = AiAct(request)
 
     @operation("POST /agents")
     def create(
