@@ -8,6 +8,7 @@ or ``Accept: text/csv``.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -105,6 +106,17 @@ def value_receipt(call: Call) -> tuple[int, ReceiptOut]:
     ctx = call.ctx
     token, claims = billing(call).value_receipt(
         call.path["customer_id"], _at(call), ctx.keys.view.signer, ctx.settings.issuer
+    )
+    # In the audit log's transparency tree: the receipt's digest is provable (inclusion proof, signed
+    # checkpoint), so a receipt shown later can be checked against what the server issued.
+    ctx.audit.record(
+        "billing.value_receipt",
+        resource=claims["sub"],
+        actor=call.actor,
+        jti=claims["jti"],
+        receipt_sha256=hashlib.sha256(token.encode()).hexdigest(),
+        period_start=claims["period"]["start"],
+        value_total=claims["value_total"],
     )
     return 200, ReceiptOut(receipt=token, claims=claims, jwks_uri=ctx.settings.endpoint("/jwks"))
 

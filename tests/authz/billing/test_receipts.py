@@ -4,10 +4,12 @@ with the published JWKS (joserfc, as any third party would); outcome aliases and
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from joserfc import jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
@@ -83,3 +85,14 @@ async def test_receipt_is_net_of_reversals_and_verifies_offline(billed: Billed) 
     tampered = ".".join([head, base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode(), sig])
     with pytest.raises(BadSignatureError):
         jws.deserialize_compact(tampered, keys)
+    # Logged in the audit transparency log by digest (never the receipt itself).
+    billed.srv.ctx.audit.flush()
+    engine = billed.srv.ctx.store.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT resource, detail FROM audit_events WHERE event = 'billing.value_receipt'")
+        ).all()
+    details = [(r, d if isinstance(d, dict) else json.loads(d)) for r, d in rows]
+    digest = hashlib.sha256(got["receipt"].encode()).hexdigest()
+    assert [(r, d["receipt_sha256"], d["jti"]) for r, d in details] == [("acme", digest, claims["jti"])]
+    assert got["receipt"] not in str(details)
