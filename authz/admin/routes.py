@@ -8,7 +8,7 @@ from authz.admin import agents, billing, budget_use, budgets, invoices, licenses
 from authz.admin import licensing_http as licensing
 from authz.admin.api import Operation, routes
 from authz.admin.openapi import openapi_route
-from authz.compliance import oversight_http
+from authz.compliance import incidents_http, oversight_http
 
 OPERATIONS: list[Operation] = [
     *agents.OPERATIONS,
@@ -22,6 +22,7 @@ OPERATIONS: list[Operation] = [
     *invoices.OPERATIONS,
     *subjects.OPERATIONS,
     *oversight_http.OPERATIONS,
+    *incidents_http.OPERATIONS,
 ]
 
 # key-authenticated and open licensing endpoints: before the operations, so /licenses/me is not a license id

@@ -32,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     doctor.register(sub)
     __import__("authz.cli.billing", fromlist=["register"]).register(sub)
     __import__("authz.compliance.cli", fromlist=["register"]).register(sub)
+    __import__("authz.compliance.cli", fromlist=["register"]).register_incidents(sub)
     return p
 
 

@@ -1,4 +1,5 @@
-"""``authz oversight`` (tools that need a person's approval, the approvals) and ``authz ai-act`` (the
+"""``authz oversight`` (tools that need a person's approval, the approvals), ``authz incidents`` (AI Act
+Art. 73 records with their deadline) and ``authz ai-act`` (the
 per-agent AI Act record). Changes are audit records with ``actor=cli``; errors are one line."""
 
 from __future__ import annotations
@@ -7,9 +8,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from authz.compliance import ai_act, approvals
+from authz.compliance import ai_act, approvals, incidents
 from authz.context import Context
 from authz.identity.agents.errors import AgentError
 
@@ -57,6 +59,57 @@ def register(sub: Any) -> None:
     p.add_argument("--provider", required=True)
     p.add_argument("--deployer", required=True)
     p.set_defaults(func=_run(_set))
+
+
+def register_incidents(sub: Any) -> None:
+    i = sub.add_parser("incidents", help="serious incidents (AI Act Art. 73) with their reporting deadline")
+    a = i.add_subparsers(dest="action", required=True)
+    p = a.add_parser("list", help="incidents, earliest deadline first")
+    p.add_argument("--status", choices=("open", "closed"))
+    p.set_defaults(func=_run(lambda ctx, args: incidents.list_incidents(ctx, args.status)))
+    p = a.add_parser("show")
+    p.add_argument("incident_id")
+    p.set_defaults(func=_run(lambda ctx, args: incidents.get_incident(ctx, args.incident_id)))
+    for name in ("open", "update"):
+        p = a.add_parser(name, help="open an incident" if name == "open" else "change fields of an open incident")
+        if name == "update":
+            p.add_argument("incident_id")
+            p.add_argument("--reported-at", type=_when, help="when the report reached the authority (ISO 8601)")
+        p.add_argument("--title", required=name == "open")
+        p.add_argument("--kind", choices=sorted(incidents.CLOCK_DAYS), help="the clock: serious 15 d, death 10 d, "
+                       "widespread / critical-infrastructure 2 d")  # fmt: skip
+        p.add_argument("--agent", action="append", dest="agents", help="an agent concerned (repeat)")
+        p.add_argument("--from-seq", type=int, dest="seq_from", help="first audit record concerned")
+        p.add_argument("--to-seq", type=int, dest="seq_to", help="last audit record concerned")
+        p.add_argument("--description")
+        p.add_argument("--aware-at", type=_when, help="when you became aware (ISO 8601; default now)")
+        p.set_defaults(func=_run(_open if name == "open" else _update))
+    p = a.add_parser("close")
+    p.add_argument("incident_id")
+    p.add_argument("--resolution")
+    p.set_defaults(func=_run(lambda ctx, args: incidents.close_incident(
+        ctx, args.incident_id, actor=ACTOR, resolution=args.resolution)))  # fmt: skip
+
+
+def _when(value: str) -> int:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+_FIELDS = ("title", "kind", "agents", "seq_from", "seq_to", "description", "aware_at", "reported_at")
+
+
+def _open(ctx: Context, args: argparse.Namespace) -> Any:
+    given = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
+    return incidents.open_incident(ctx, **given, actor=ACTOR)
+
+
+def _update(ctx: Context, args: argparse.Namespace) -> Any:
+    given = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
+    return incidents.update_incident(ctx, args.incident_id, given, actor=ACTOR)
 
 
 def _show(ctx: Context, args: argparse.Namespace) -> Any:
