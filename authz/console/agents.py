@@ -13,6 +13,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authz.compliance import ai_act
 from authz.console import queries
 from authz.console.budgets import budget_rows
 from authz.console.web import Forbidden, Viewer, ctx_of, fail, handler, redirect, render
@@ -93,7 +94,7 @@ async def agent_page(request: Request, viewer: Viewer) -> Response:
         return {
             "agent": agent, "team": teams.get(agent.team_id or "", ""), "live": queries.live_tokens(ctx, agent),
             "credentials": credentials, "budgets": budgets, "usage": recent, "decisions": decisions,
-            "changes": changes,
+            "changes": changes, "ai_act": ai_act.get_record(ctx, agent.id),
         }  # fmt: skip
 
     data = await anyio.to_thread.run_sync(load)

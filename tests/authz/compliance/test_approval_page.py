@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from authz.compliance import approvals
+from authz.compliance import ai_act, approvals
 from tests.authz.compliance._helpers import audit_events, new_agent
 from tests.authz.conftest import AS, RESOURCE
 from tests.authz.console.conftest import ConsoleFactory, console_as, console_for
@@ -56,3 +56,14 @@ async def test_an_operator_approves_a_viewer_cannot(console_as: AS, console_for:
     bad = await olga.post(f"/approvals/{approval_id}", {"decision": "maybe"})
     assert bad.status_code == 400
     assert (await olga.get("/approvals/apv_unknown")).status_code == 404
+
+
+async def test_the_agent_page_shows_the_ai_act_record(console_as: AS, console_for: ConsoleFactory) -> None:
+    agent = new_agent(console_as, "screener")
+    victor = await console_for("victor")
+    assert "authz ai-act set " + agent in (await victor.get(f"/agents/{agent}")).text
+    record = {"risk": "high", "annex_iii_area": "employment", "intended_purpose": "screens CVs", "provider": "Acme",
+              "deployer": "Beta"}  # fmt: skip
+    ai_act.put_record(console_as.ctx, agent, record, actor="test")
+    page = (await victor.get(f"/agents/{agent}")).text
+    assert "<strong>high</strong> (Annex III: employment)" in page and "screens CVs" in page
