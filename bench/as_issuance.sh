@@ -8,6 +8,7 @@
 #   AUDIT_TREE_AB=1 bench/as_issuance.sh # the audit Merkle tree's cost: tree on vs off, alternating rounds
 #                                        # (bench/audit_cost.py; ROUNDS=5 DURATION=8)
 #   ONLY=dpop PEER=0 bench/as_issuance.sh   # only the DPoP on/off rounds (DPOP_ROUNDS, default 3)
+#   AUTHZ_DPOP_REPLICA_NONCES=1 ONLY=dpop PEER=0 bench/as_issuance.sh   # DPoP with the in-memory replay cache
 #   DURATION=10 WARMUP=2 CONNS=32 THREADS=2 RUNS=1 (passed to the peer's wrk harness)
 #
 # Scenarios (figures "<prefix>.<scenario>.<figure> <value>"): client_credentials with
@@ -52,7 +53,7 @@ authz clients add --client-id bench-pkjwt --auth-method private_key_jwt --jwks-f
 "$PY" -m authz serve --port "$PORT" --workers "$WORKERS" --no-migrate --log-level warning >"$DATA/server.log" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -fsS -o /dev/null "$ISSUER/.well-known/oauth-authorization-server" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do curl -fsS -o /dev/null "$ISSUER/.well-known/oauth-authorization-server" 2>/dev/null && break; sleep 0.1; done  # up to 60 s on a loaded machine
 
 run_dpop_rounds() {
   local basic n round
@@ -62,7 +63,12 @@ run_dpop_rounds() {
     BENCH_BASIC=$basic BENCH_RESOURCE=$RESOURCE BENCH_LABEL=ours.bearer.r$round BENCH_THREADS=$THREADS \
       timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$HERE/dpop.lua" "$ISSUER/token" \
       | grep '^ours\.\|^# '
-    "$PY" "$HERE/make_dpop_proofs.py" "$ISSUER/token" "$n" "$DATA/proofs.txt"
+    # With server nonces on (AUTHZ_DPOP_NONCE / AUTHZ_DPOP_REPLICA_NONCES), sign with the nonce the server
+    # names (replica-bound nonces: one worker's nonce only, so use WORKERS=1 for those rounds).
+    "$PY" "$HERE/make_dpop_proofs.py" "$ISSUER/token" 1 "$DATA/probe.txt"
+    nonce=$(curl -s -D - -o /dev/null -H "Authorization: Basic $basic" -H "DPoP: $(cat "$DATA/probe.txt")" \
+      -d "grant_type=client_credentials&resource=$RESOURCE" "$ISSUER/token" | sed -n 's/^dpop-nonce: *//Ip' | tr -d '\r')
+    "$PY" "$HERE/make_dpop_proofs.py" "$ISSUER/token" "$n" "$DATA/proofs.txt" ${nonce:+--nonce "$nonce"}
     BENCH_PROOFS=$DATA/proofs.txt BENCH_BASIC=$basic BENCH_RESOURCE=$RESOURCE BENCH_LABEL=ours.dpop.r$round \
       BENCH_THREADS=$THREADS timeout $((DURATION + 60)) \
       wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$HERE/dpop.lua" "$ISSUER/token" | grep '^ours\.\|^# '

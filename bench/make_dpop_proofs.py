@@ -1,6 +1,6 @@
 """Pre-sign DPoP proofs for a load run against a token endpoint (each needs a unique jti).
 
-    python bench/make_dpop_proofs.py TOKEN_URL COUNT OUT.txt [--alg ES256]
+    python bench/make_dpop_proofs.py TOKEN_URL COUNT OUT.txt [--alg ES256] [--nonce NONCE]
 
 One proof per line, all by one fresh key (one agent), ``iat`` now: the server accepts them for
 300 s, so sign them right before the run. wrk cannot sign, so bench/dpop.lua replays this file.
@@ -23,11 +23,12 @@ def main() -> None:
     p.add_argument("count", type=int)
     p.add_argument("out")
     p.add_argument("--alg", default="ES256")
+    p.add_argument("--nonce", default=None, help="the server's DPoP nonce (RFC 9449 §8), when it asks for one")
     a = p.parse_args()
     key = DpopKey.generate(a.alg)
     with open(a.out, "w") as out:
         for _ in range(a.count):
-            out.write(key.proof("POST", a.token_url) + "\n")
+            out.write(key.proof("POST", a.token_url, nonce=a.nonce) + "\n")
 
 
 if __name__ == "__main__":
