@@ -16,6 +16,7 @@ purge record carries the last purged chain hash, so the chain restarts verifiabl
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,20 @@ def verify_log(store: AuditTreeStore, verifiers: list[Verifier], origin: str, ou
             elif tree is not None and tree.root(cp.size) != cp.root:
                 report.problems.append(f"the tree does not match the checkpoint of size {cp.size} {where} (rewritten)")
     return report
+
+
+def first_broken(records: Iterable[Mapping[str, Any]], prev_hash: str = GENESIS) -> int | None:
+    """The ``seq`` of the first record whose chain link does not verify, or None: a record in the
+    tree links its leaf (``link_hash``), one written before the tree its content (``record_hash``).
+    Records need the fields of :data:`authz.audit.store.RECORD_FIELDS` plus ``prev_hash`` and ``hash``."""
+    for r in records:
+        h = r["hash"]
+        if r["prev_hash"] != prev_hash or (
+            h != link_hash(prev_hash, merkle.leaf_hash(record_line(dict(r)))) and h != record_hash(prev_hash, r)
+        ):
+            return int(r["seq"])
+        prev_hash = h
+    return None
 
 
 def _node(tree: merkle.MemoryTree, key: merkle.Node) -> bytes | None:

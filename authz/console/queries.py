@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from authz.audit.verify import first_broken
 from authz.context import Context
-from authz.storage.chain import GENESIS, first_broken
+from authz.storage.chain import GENESIS
 from authz.storage.models import Agent, AuditEvent, Client, Grant, Resource, Revocation, Team
 from authz.storage.models.audit import AuditCheckpoint
 from authz.storage.models.metering import MeteringRollup

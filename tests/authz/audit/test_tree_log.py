@@ -194,3 +194,19 @@ def test_refusal_floods_are_folded_never_dropped(store: SqlStore, tmp_path: Path
 def test_checkpoint_files_are_outside_the_database(log: Log) -> None:
     files = sorted(os.listdir(log.dir.path / "checkpoints"))
     assert files == ["25"]
+
+
+def test_first_broken_follows_tree_links_and_chain_links(log: Log) -> None:
+    """The console's chain check: records in the tree link their leaf, records outside it their content."""
+    from authz.audit.verify import first_broken
+
+    AuditTreeStore(log.tree.engine, tree=False).append_audit([{"at": 5, "event": "legacy", "outcome": "success"}])
+    log.write(3, start=25)
+    with log.tree.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(sa.select(AuditEvent.__table__).order_by(AuditEvent.seq))]
+    assert len(rows) == 29 and rows[25]["leaf_index"] is None and first_broken(rows) is None
+    assert first_broken(rows[10:], rows[9]["hash"]) is None
+    for victim in (3, 25, 27):
+        edited = [dict(r) for r in rows]
+        edited[victim]["reason"] = "edited"
+        assert first_broken(edited) == rows[victim]["seq"]
