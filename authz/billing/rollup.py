@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, TextClause, text
+from sqlalchemy import Connection, Engine, Table, TextClause, bindparam, text
 
 from authz.billing import outcomes
 from authz.billing.periods import Period, period_at
@@ -52,13 +52,14 @@ DIM_AT = tuple(_AT[d] for d in DIM_NAMES)
 SUM_AT = tuple(_AT[s] for s in SUM_NAMES)
 MARKS = text(
     "SELECT subscription_id, period_start, customer_id, lo, hi FROM billing_usage_periods "
-    "WHERE customer_id = :c AND hi > :lo AND lo <= :hi"
-)
+    "WHERE customer_id IN :cs AND hi > :lo AND lo <= :hi"
+).bindparams(bindparam("cs", expanding=True))
 SUBSCRIPTIONS = text(
-    "SELECT s.id, s.plan_version_id, s.starts_at, s.ends_at, c.timezone, v.spec "
+    "SELECT s.customer_id, s.id, s.plan_version_id, s.starts_at, s.ends_at, c.timezone, v.spec "
     "FROM billing_subscriptions s JOIN billing_customers c ON c.id = s.customer_id "
-    "JOIN billing_plan_versions v ON v.id = s.plan_version_id WHERE s.customer_id = :c"
-)
+    "JOIN billing_plan_versions v ON v.id = s.plan_version_id WHERE s.customer_id IN :cs"
+).bindparams(bindparam("cs", expanding=True))
+CHUNK = 500  # customers per IN list
 BUILT = text("SELECT period_end FROM billing_usage_periods WHERE subscription_id = :s AND period_start = :p")
 
 
@@ -133,12 +134,13 @@ class UsageKeeper:
             spec = self._specs[version_id] = parse_spec(raw if isinstance(raw, dict) else json.loads(raw))
         return spec
 
-    def _open(self, conn: Connection, customer: str, buckets: set[int], now: int) -> set[tuple[str, int]]:
+    def _open(
+        self, conn: Connection, customer: str, subs: Sequence[Sequence[Any]], buckets: set[int], now: int
+    ) -> set[tuple[str, int]]:
         """Build the subscription periods holding ``buckets``; returns those built now."""
         built: set[tuple[str, int]] = set()
-        subs = list(conn.execute(SUBSCRIPTIONS, {"c": customer}))
         for bucket in sorted(buckets):
-            for sub_id, version_id, starts_at, ends_at, tz, raw in subs:
+            for _customer, sub_id, version_id, starts_at, ends_at, tz, raw in subs:
                 if not (starts_at <= bucket and (ends_at is None or bucket < ends_at)):
                     continue
                 spec = self._spec(version_id, raw)
@@ -161,12 +163,21 @@ class UsageKeeper:
                 by_customer.setdefault(row[CUSTOMER], []).append(row)
         acc: dict[tuple[str, int, str], list[Any]] = {}
         kept_outcomes: list[tuple[tuple[str, int], Sequence[Any]]] = []
+        if not by_customer:
+            return
+        lo = min(r[BUCKET] for r in hourly)
+        hi = max(r[BUCKET] for r in hourly)
+        marks_of = _grouped(conn, MARKS, sorted(by_customer), {"lo": lo, "hi": hi}, at=2)
+        uncovered_of = {
+            customer: {r[BUCKET] for r in rows if not any(m[3] <= r[BUCKET] < m[4] for m in marks_of.get(customer, ()))}
+            for customer, rows in by_customer.items()
+        }
+        subs_of = _grouped(conn, SUBSCRIPTIONS, sorted(c for c, u in uncovered_of.items() if u), {}, at=0)
         for customer, rows in sorted(by_customer.items()):
-            lo = min(r[BUCKET] for r in rows)
-            hi = max(r[BUCKET] for r in rows)
-            marks = [tuple(m) for m in conn.execute(MARKS, {"c": customer, "lo": lo, "hi": hi})]
-            uncovered = {r[BUCKET] for r in rows if not any(m[3] <= r[BUCKET] < m[4] for m in marks)}
-            fresh = self._open(conn, customer, uncovered, now_ms // 1000) if uncovered else set()
+            marks = marks_of.get(customer, [])
+            uncovered = uncovered_of[customer]
+            subs = subs_of.get(customer, [])
+            fresh = self._open(conn, customer, subs, uncovered, now_ms // 1000) if uncovered and subs else set()
             marks = [m for m in marks if (m[0], m[1]) not in fresh]
             for o in outcome_rows.get(customer, ()):
                 kept_outcomes += [((m[0], m[1]), o) for m in marks if m[3] <= o[0] < m[4]]
@@ -186,3 +197,14 @@ class UsageKeeper:
             bulk.insert(conn, USAGE, USAGE_COLUMNS, rows_out, conflict=keys, add=SUM_NAMES)
         if kept_outcomes:
             outcomes.keep(conn, kept_outcomes)
+
+
+def _grouped(
+    conn: Connection, query: TextClause, customers: list[str], params: dict[str, Any], at: int
+) -> dict[str, list[tuple[Any, ...]]]:
+    """``query`` over ``customers`` (IN lists of :data:`CHUNK`), its rows grouped by column ``at``."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for i in range(0, len(customers), CHUNK):
+        for row in conn.execute(query, {**params, "cs": customers[i : i + CHUNK]}):
+            out.setdefault(row[at], []).append(tuple(row))
+    return out
