@@ -182,7 +182,18 @@ def oversight(c: Client, user_id: str) -> None:
     assert c.oversight.delete_rule(rule["id"])["deleted"] == rule["id"]
 
 
+def incidents(c: Client, user_id: str) -> None:
+    agent = c.agents.create(_uid("incident-agent"))["id"]
+    opened = c.incidents.open("wrong refunds", kind="death", agents=[agent], description="d")
+    assert opened["reporting_days"] == 10 and opened["status"] == "open"
+    assert opened["id"] in [i["id"] for i in c.incidents.list(status="open")["incidents"]]
+    assert c.incidents.get(opened["id"])["agents"] == [agent]
+    reported = c.incidents.update(opened["id"], reported_at=opened["aware_at"] + 60)
+    assert reported["seconds_left"] is None
+    assert c.incidents.close(opened["id"], resolution="fixed")["status"] == "closed"
+
+
 SCENARIOS: list[Callable[[Client, str], None]] = [
-    agents_and_teams, budgets, metering, policies_and_subjects, billing, licensing, oversight,
+    agents_and_teams, budgets, metering, policies_and_subjects, billing, licensing, oversight, incidents,
 ]  # fmt: skip
 NO_RETRY = RetryPolicy(attempts=1)

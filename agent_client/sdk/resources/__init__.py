@@ -8,6 +8,7 @@ from agent_client.sdk.resources.agents import Agents, Credentials, Teams
 from agent_client.sdk.resources.base import Params, R, Requester, Surface, operation, operations_of
 from agent_client.sdk.resources.billing import BillingWebhooks, Credits, Customers, Invoices, Plans, Subscriptions
 from agent_client.sdk.resources.budgets import Budgets
+from agent_client.sdk.resources.incidents import Incidents
 from agent_client.sdk.resources.licensing import LicensePolicies, Licenses, LicenseWebhooks, Machines, Products
 from agent_client.sdk.resources.metering import Metering, Outcomes
 from agent_client.sdk.resources.oversight import AiAct, Oversight
@@ -21,6 +22,7 @@ __all__ = [
     "Credentials",
     "Credits",
     "Customers",
+    "Incidents",
     "Invoices",
     "LicensePolicies",
     "LicenseWebhooks",
@@ -56,12 +58,13 @@ class Webhooks(Generic[R]):
 class Surfaces(Generic[R]):
     """The surfaces of a client: ``agents`` (with ``credentials``), ``teams``, ``budgets``, ``metering``,
     ``outcomes``, ``policies``, ``customers``, ``plans``, ``subscriptions``, ``credits``, ``invoices``,
-    ``products``, ``license_policies``, ``licenses``, ``machines``, ``webhooks``, ``subjects``, ``oversight``."""
+    ``products``, ``license_policies``, ``licenses``, ``machines``, ``webhooks``, ``subjects``, ``oversight``,
+    ``incidents``."""
 
     SURFACES = (
         "agents", "teams", "budgets", "metering", "outcomes", "policies", "customers", "plans", "subscriptions",
         "credits", "invoices", "products", "license_policies", "licenses", "machines", "webhooks", "subjects",
-        "oversight",
+        "oversight", "incidents",
     )  # fmt: skip
 
     def _build(self, request: Requester[R]) -> None:
@@ -83,3 +86,4 @@ class Surfaces(Generic[R]):
         self.webhooks: Webhooks[R] = Webhooks(request)
         self.subjects: Subjects[R] = Subjects(request)
         self.oversight: Oversight[R] = Oversight(request)
+        self.incidents: Incidents[R] = Incidents(request)
