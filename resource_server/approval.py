@@ -14,7 +14,8 @@ admin-API token (``client_credentials``, scope ``approvals:check``;
 3. ``allow``: the AS consumed one approval bound to exactly that agent + resource + tool + digest
    (single use: the next identical call needs a new approval) -> the call goes to the tool.
    ``approval_required`` -> the call is refused with JSON-RPC error ``-32042`` carrying the approval
-   URL; ``rejected`` -> refused with ``-32001`` naming who rejected it and why.
+   URL; ``rejected`` -> refused with ``-32001`` naming who rejected it and why; ``throttled`` (the agent
+   already has 20 requests waiting for a person) -> ``-32001`` too, and no new request is made.
 
 MCP 2025-11-25, client/elicitation, "URL Elicitation Required Error": a server may answer a request
 with error code ``-32042`` (``URLElicitationRequiredError``) "to indicate that URL mode elicitation
@@ -163,6 +164,9 @@ class ApprovalHook:
             why = f": {answer['reason']}" if answer.get("reason") else ""
             data = {"approvalId": answer.get("approval_id"), "rejectedBy": who, "reason": answer.get("reason")}
             return _rpc_error(ctx.request_id, REJECTED, f"The call of {tool} was rejected by {who}{why}", data)
+        if decision == "throttled":
+            message = "Too many calls of this agent are waiting for a person's approval: wait for a decision"
+            return _rpc_error(ctx.request_id, REJECTED, message, {"throttled": True})
         raise ValueError("unexpected answer")
 
     async def after(self, ctx: UseContext, outcome: UseOutcome) -> None:

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from authz.compliance.ai_act import RISK_RANK, RISKS, risk_of
 from authz.context import Context
@@ -38,13 +38,15 @@ from authz.storage.models.compliance_governance import Approval, ApprovalRule
 
 DEFAULT_TTL = 600
 MAX_ARGUMENTS_SHOWN = 4096
+MAX_PENDING = 20  # per agent: more distinct gated calls waiting at once are refused (throttled)
 APPROVAL_PATH = "/console/approvals/"
 
 
 @dataclass(frozen=True)
 class Decision:
     """What :func:`check` answers: ``allow`` (a consumed approval, or no rule applies), ``approval_required``
-    (``approval`` is the pending request, ``url`` where a person decides), or ``rejected``."""
+    (``approval`` is the pending request, ``url`` where a person decides), ``rejected``, or ``throttled``
+    (the agent already has ``MAX_PENDING`` requests waiting: no new one is created)."""
 
     decision: str
     approval: dict[str, Any] | None = None
@@ -186,6 +188,12 @@ def check(ctx: Context, *, agent: str, resource: str, tool: str, args_sha256: st
         pending = s.scalars(select(Approval).where(*bound, Approval.status == "pending",
                                                    Approval.expires_at > now)).first()  # fmt: skip
         if pending is None:
+            waiting = s.scalar(select(func.count()).select_from(Approval).where(
+                Approval.agent == agent, Approval.status == "pending", Approval.expires_at > now))  # fmt: skip
+            if (waiting or 0) >= MAX_PENDING:  # a flood of distinct calls must not flood the approvers
+                ctx.audit.refusal("approval.throttled", client_id=agent, resource=resource, reason="too_many_pending",
+                                  tool=tool)  # fmt: skip
+                return Decision("throttled")
             shown = arguments if arguments is not None and len(arguments) <= MAX_ARGUMENTS_SHOWN else None
             pending = Approval(id="apv_" + secrets.token_urlsafe(18), agent=agent, resource=resource, tool=tool,
                                args_sha256=args_sha256, arguments=shown, status="pending", requested_at=now,

@@ -101,7 +101,7 @@ class CheckIn(_In):
 
 
 class CheckOut(BaseModel):
-    decision: Literal["allow", "approval_required", "rejected"]
+    decision: Literal["allow", "approval_required", "rejected", "throttled"]
     approval_id: str | None = None
     url: str | None = None
     expires_at: int | None = None

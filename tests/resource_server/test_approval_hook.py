@@ -104,3 +104,13 @@ async def test_rejection_and_batches_and_outage(authz: AS) -> None:
         assert await down.before(use(agent, {"jsonrpc": "2.0", "id": 1, "method": "initialize"})) is None
         assert await ApprovalHook("http://127.0.0.1:9", RESOURCE, "c", "s", http_client=http,
                                   fail_closed=False).before(use(agent, call("delete_file", {}))) is None  # fmt: skip
+
+
+async def test_throttled_is_a_refusal_without_a_new_request(authz: AS) -> None:
+    agent = new_agent(authz)
+    approvals.put_rule(authz.ctx, RESOURCE, "delete_file", actor="test")
+    h = hook(authz)
+    for i in range(approvals.MAX_PENDING):
+        assert rpc_error(await h.before(use(agent, call("delete_file", {"n": i}))))["code"] == -32042
+    error = rpc_error(await h.before(use(agent, call("delete_file", {"n": "one more"}))))
+    assert error["code"] == -32001 and error["data"] == {"throttled": True} and "waiting" in error["message"]

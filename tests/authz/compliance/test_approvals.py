@@ -138,3 +138,17 @@ async def test_admin_api(authz: AS) -> None:
     missing = await authz.http.post("/api/v1/oversight/approvals/apv_nope/decision", json={"decision": "approve"},
                                     headers=h)  # fmt: skip
     assert missing.status_code == 404
+
+
+async def test_a_flood_of_distinct_calls_is_throttled(authz: AS) -> None:
+    agent = new_agent(authz)
+    approvals.put_rule(authz.ctx, RESOURCE, "delete_file", actor="test")
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(approvals.MAX_PENDING + 3)]
+    answers = [check(authz, agent, digest=d).decision for d in digests]
+    assert answers == ["approval_required"] * approvals.MAX_PENDING + ["throttled"] * 3
+    assert len(approvals.list_approvals(authz.ctx, "pending")) == approvals.MAX_PENDING
+    assert check(authz, agent, digest=digests[0]).decision == "approval_required"  # a waiting one is still answered
+    assert check(authz, new_agent(authz, "other")).decision == "approval_required"  # per agent
+    throttled = audit_events(authz, "approval.throttled")
+    assert {e["outcome"] for e in throttled} == {"failure"}
+    assert sum(e["detail"].get("count", 1) for e in throttled) == 3  # repeats folded with a count, none dropped
