@@ -14,11 +14,12 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
+import policies
 from authz.console.web import Forbidden, Viewer, ctx_of, fail, handler, redirect, render
 from authz.identity.console_roles import WRITE
 from authz.policy import versions
-from authz.policy.engine import DB_SETTING, PolicyVersionStore, Subject
-from policies import PolicyError, Principal
+from authz.policy.engine import DB_SETTING, PolicyEngine, PolicyVersionStore, Subject, user_subject
+from policies import Decision, PolicyError, Principal
 
 MAX_TEXT = 256 * 1024
 GRANT_TYPES = ("client_credentials", "token_exchange", "authorization_code", "jwt_bearer")
@@ -51,14 +52,64 @@ async def policies_page(request: Request, viewer: Viewer) -> Response:
     })  # fmt: skip
 
 
+def _page(request: Request, viewer: Viewer, state: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    ctx = ctx_of(request)
+    return {
+        "me": viewer, "title": "Policies", "nav": "policies", **state, "problems": [], "validated": False,
+        "db_mode": ctx.settings.policies == DB_SETTING, "setting": ctx.settings.policies,
+        "grant_types": GRANT_TYPES, "sim": None, **extra,
+    }  # fmt: skip
+
+
+def _subject(ctx: Any, kind: str, pid: str) -> Subject:
+    """Who the simulator asks about, as a token request would present them to the policies: an agent
+    with its team's name, its owner's username and its tags; a local user with their groups."""
+    if kind == "agent":
+        agent = ctx.store.get_agent(pid)
+        team = ctx.store.get_team(agent.team_id) if agent is not None and agent.team_id else None
+        owner = ctx.store.get_user(agent.owner) if agent is not None and agent.owner else None
+        return Subject(Principal(
+            kind="agent", id=pid, team=team.name if team else None, owner=owner.username if owner else None,
+            tags=tuple(agent.tags or ()) if agent is not None else (),
+        ))  # fmt: skip
+    if kind == "user":
+        user = ctx.store.get_user_by_name(pid)
+        return user_subject(pid, tuple(user.groups or ()) if user is not None else ())
+    return Subject(Principal(kind="client", id=pid))
+
+
+def _question(form: Any) -> dict[str, Any]:
+    kind = str(form.get("kind", "agent"))
+    grant = str(form.get("grant_type", "client_credentials"))
+    return {
+        "kind": kind if kind in ("agent", "user", "client") else "agent",
+        "principal": str(form.get("principal", "")).strip()[:255],
+        "server": str(form.get("server", "")).strip()[:2048],
+        "scopes": " ".join([s for s in str(form.get("scopes", "")).split() if s][:20]),
+        "grant_type": grant if grant in GRANT_TYPES else "client_credentials",
+    }
+
+
+def _decide(ctx: Any, engine: PolicyEngine, q: dict[str, Any]) -> Decision | None:
+    if not (q["principal"] and q["server"] and q["scopes"]):
+        return None
+    subject = _subject(ctx, q["kind"], q["principal"])
+    return engine.decide(subject, q["principal"], q["server"], q["scopes"].split(), q["grant_type"])
+
+
+def _rows(decision: Decision | None) -> list[tuple[str, bool, Any]]:
+    return [(s, d.allowed, d.policies) for s, d in (decision.by_scope.items() if decision else [])]
+
+
 @handler()
 async def edit(request: Request, viewer: Viewer) -> Response:
-    """POST validate (anyone) or deploy (admin) one edited file of the active set."""
+    """POST validate (anyone), simulate a decision with the edited set (anyone; nothing is stored) or
+    deploy it (admin), for one edited file of the active set."""
     ctx = ctx_of(request)
     form = await request.form()
     file, text = str(form.get("file", "")), str(form.get("text", ""))[:MAX_TEXT].replace("\r\n", "\n")
     comment = str(form.get("comment", ""))[:2000]
-    deploying = form.get("do") == "deploy"
+    deploying, drafting = form.get("do") == "deploy", form.get("do") == "simulate"
     if deploying and not viewer.may(WRITE):
         raise Forbidden
     state = await anyio.to_thread.run_sync(_state, request)
@@ -66,6 +117,7 @@ async def edit(request: Request, viewer: Viewer) -> Response:
         return fail(request, viewer, "Not found", "No such policy file.", 404)
     sources = {**state["sources"], file: text}
     problems: list[Any] = []
+    sim = None
     try:
         if deploying:
             row = await anyio.to_thread.run_sync(lambda: versions.deploy(
@@ -73,54 +125,47 @@ async def edit(request: Request, viewer: Viewer) -> Response:
                 comment=comment, schema_text=state["schema"], sources=sources, entities=state["entities"],
             ))  # fmt: skip
             return redirect(request, f"/policies?file={file}&done=deployed+version+{row.version}")
-        await anyio.to_thread.run_sync(versions.validate, state["schema"], sources, state["entities"])
+        bundle = await anyio.to_thread.run_sync(policies.build, state["schema"], sources, state["entities"])
+        if drafting:
+            draft = PolicyEngine(bundle)
+            draft.clock = ctx.policy.clock
+            q = _question(form)
+
+            def both() -> tuple[Decision | None, Decision | None]:
+                return _decide(ctx, ctx.policy, q), _decide(ctx, draft, q)
+
+            active, drafted = await anyio.to_thread.run_sync(both)
+            was = active.by_scope if active else {}
+            rows = [(sc, d.allowed, d.policies, was.get(sc)) for sc, d in (drafted.by_scope if drafted else {}).items()]
+            sim = {**q, "enabled": True, "decision": drafted, "draft": True, "rows": rows}
     except versions.NotStored as exc:
         return fail(request, viewer, "Not deployed", str(exc), 409)
     except PolicyError as exc:
         problems = list(exc.problems)
     lines = text.split("\n")
     bad = {p.line for p in problems if p.file == file}
-    return render(request, "policies.html", {
-        "me": viewer, "title": "Policies", "nav": "policies", **state, "file": file, "text": text,
-        "problems": problems, "numbered": [(i + 1, line, (i + 1) in bad) for i, line in enumerate(lines)],
-        "db_mode": ctx.settings.policies == DB_SETTING, "setting": ctx.settings.policies,
-        "grant_types": GRANT_TYPES, "sim": None, "validated": True, "comment": comment,
-    }, 422 if problems else 200)  # fmt: skip
+    return render(request, "policies.html", _page(
+        request, viewer, state, file=file, text=text, problems=problems, sim=sim, validated=True,
+        numbered=[(i + 1, line, (i + 1) in bad) for i, line in enumerate(lines)], comment=comment,
+    ), 422 if problems else 200)  # fmt: skip
 
 
 @handler()
 async def simulate(request: Request, viewer: Viewer) -> Response:
-    """POST: decide with the active set; shows permitted / denied scopes and the deciding policies."""
+    """POST: decide with the active set; shows permitted / denied scopes and the deciding policies.
+    The editor's file and text come along in the same form and are shown again unchanged."""
     ctx = ctx_of(request)
     form = await request.form()
-    kind = str(form.get("kind", "agent"))
-    kind = kind if kind in ("agent", "user", "client") else "agent"
-    pid, server = str(form.get("principal", "")).strip()[:255], str(form.get("server", "")).strip()[:2048]
-    scopes = [s for s in str(form.get("scopes", "")).split() if s][:20]
-    grant = str(form.get("grant_type", "client_credentials"))
-    grant = grant if grant in GRANT_TYPES else "client_credentials"
-    team = None
-    if kind == "agent":
-        agent = await anyio.to_thread.run_sync(ctx.store.get_agent, pid)
-        team = agent.team_id if agent is not None else None
-    subject = Subject(
-        Principal(kind=kind, id=pid, team=team),  # type: ignore[arg-type]
-        delegated=kind == "user",
-        user=pid if kind == "user" else None,
-    )
-    decision = ctx.policy.decide(subject, pid, server, scopes, grant) if pid and server and scopes else None
-    sim = {
-        "kind": kind, "principal": pid, "server": server, "scopes": " ".join(scopes), "grant_type": grant,
-        "enabled": ctx.policy.enabled, "decision": decision,
-        "rows": [(s, d.allowed, d.policies) for s, d in (decision.by_scope.items() if decision else [])],
-    }  # fmt: skip
+    q = _question(form)
+    decision = await anyio.to_thread.run_sync(_decide, ctx, ctx.policy, q)
+    sim = {**q, "enabled": ctx.policy.enabled, "decision": decision, "draft": False, "rows": _rows(decision)}
     state = await anyio.to_thread.run_sync(_state, request)
-    file = next(iter(sorted(state["sources"])), "")
-    return render(request, "policies.html", {
-        "me": viewer, "title": "Policies", "nav": "policies", **state, "file": file,
-        "text": state["sources"].get(file, ""), "problems": [], "db_mode": ctx.settings.policies == DB_SETTING,
-        "setting": ctx.settings.policies, "grant_types": GRANT_TYPES, "sim": sim, "validated": False,
-    })  # fmt: skip
+    file = str(form.get("file", ""))
+    file = file if file in state["sources"] else next(iter(sorted(state["sources"])), "")
+    text = (
+        str(form.get("text", ""))[:MAX_TEXT].replace("\r\n", "\n") if "text" in form else state["sources"].get(file, "")
+    )
+    return render(request, "policies.html", _page(request, viewer, state, file=file, text=text, sim=sim))
 
 
 @handler()

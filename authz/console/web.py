@@ -113,7 +113,7 @@ def load_viewer(request: Request) -> Viewer | None:
     user = ctx.store.get_user(session.user_id)
     if user is None or user.disabled:
         return None
-    allowed = set(ROLES.get(role_of(ctx.settings, user.username) or "", ()))
+    allowed = set(ROLES.get(role_of(ctx.settings, user.username, user.groups or ()) or "", ()))
     scopes = frozenset(s for s in session.scopes if s in allowed)
     if READ not in scopes:
         return None

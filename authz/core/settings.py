@@ -26,14 +26,15 @@ CONSOLE_ROLES = ("viewer", "operator", "admin")
 
 
 def parse_console_roles(text: str) -> dict[str, str]:
-    """``"alice=admin, bob=viewer"`` -> ``{"alice": "admin", "bob": "viewer"}``. Raises ValueError."""
+    """``"alice=admin, bob=viewer"`` -> ``{"alice": "admin", "bob": "viewer"}`` (usernames, or group
+    names for ``console_group_roles``). Raises ValueError."""
     roles: dict[str, str] = {}
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
         user, sep, role = (x.strip() for x in item.partition("="))
         if not sep or not user or role not in CONSOLE_ROLES:
-            raise ValueError(f"{item!r} is not username=role with role one of {', '.join(CONSOLE_ROLES)}")
+            raise ValueError(f"{item!r} is not name=role with role one of {', '.join(CONSOLE_ROLES)}")
         roles[user] = role
     return roles
 
@@ -83,6 +84,12 @@ class Settings(BaseSettings):
         description="Admin console roles: comma-separated `username=role`, role one of viewer, operator, admin "
         "(e.g. `alice=admin,bob=viewer`). Users not listed cannot sign in to the console; in development mode "
         "dev_user is an admin.",
+    )
+    console_group_roles: str = Field(
+        "",
+        description="Admin console roles from user groups: comma-separated `group=role` (e.g. "
+        "`security=admin,finance=viewer`). A user's role is the highest of their username's entry in "
+        "console_roles and their groups' entries here.",
     )
     dynamic_registration: bool = Field(False, description="Open RFC 7591 dynamic client registration.")
     client_id_metadata_documents: bool = Field(True, description="Accept https client_id URLs (CIMD).")
@@ -182,7 +189,7 @@ class Settings(BaseSettings):
         "(AI Act Art. 19/26(6): at least six months).",
     )
 
-    @field_validator("console_roles")
+    @field_validator("console_roles", "console_group_roles")
     @classmethod
     def _console_roles_shape(cls, value: str) -> str:
         parse_console_roles(value)  # ValueError names the bad entry

@@ -4,8 +4,11 @@ mode, policies in the database) and the demo MCP server (hybrid validation, budg
 One story, every page: alice (admin) signs in through the AS's own sign-in page; an agent calls
 tools and its budget bar moves; alice suspends the agent and its token is refused at the MCP
 server while the agent page shows 0 live tokens; a policy edit with an error is located to its
-file and line, then a valid edit is deployed and diffed; the simulator names the deciding policy;
-usage, servers and audit render; sign-out revokes; victor (viewer) cannot suspend. Each page is
+file and line, then a valid edit is simulated as a draft (the
+deciding policies, what changes), deployed and diffed; the simulator names the deciding policy;
+usage, servers and audit render; alice grants a customer credit, sees it in the invoice preview,
+closes the period and downloads the invoice's CSV; sign-out revokes; victor (viewer) can neither
+reinstate the agent nor close a period. Each page is
 screenshotted under the test's tmp dir, checked by axe-core (no serious or critical violation),
 raises no CSP violation, and never contains a secret or a token.
 """
@@ -125,6 +128,10 @@ def test_console_in_a_browser(
     created = server.cli("budgets", "create", "--agent", agent_id, "--metric", "calls", "--limit", "20",
                          "--period", "day").stdout  # fmt: skip
     budget_id = parse_fields(created)["budget_id"]
+    month = time.strftime("%Y-%m-01T00:00:00+00:00", time.gmtime())
+    server.cli("billing", "plan", "hybrid", "--example", "hybrid", "--name", "Hybrid")
+    server.cli("billing", "customer", "acme", "--name", "Acme Inc", "--currency", "USD", "--agent", agent_id)
+    server.cli("billing", "subscribe", "acme", "hybrid", "--starts-at", month)
     add_user(server, "alice", PASSWORD)
     add_user(server, "victor", PASSWORD)
     server.start()
@@ -216,13 +223,22 @@ def test_console_in_a_browser(
             edited = original.replace('"tools:write", "tools:admin"]', '"tools:write"]')
             assert edited != original
             page.fill("#text", edited)
+            page.fill("#principal", agent_id)
+            page.fill("#server", mcp_url)
+            page.fill("#scopes", "tools:read tools:admin")
+            page.click("[data-test=decide-draft]")  # the draft decides before it is deployed
+            page.wait_for_selector("[data-test=draft-row]")
+            assert page.locator("[data-test=changed]").count() == 1
+            assert page.input_value("#text") == edited
+            pages.check("policy-draft")
             page.fill("#comment", "no tools:admin for anyone")
             page.click("button[value=deploy]")
             page.wait_for_selector("text=deployed version 1")
             page.fill("#principal", agent_id)
             page.fill("#server", mcp_url)
             page.fill("#scopes", "tools:read tools:admin")
-            page.click("text=Decide")
+            page.click("[data-test=decide]")
+            page.wait_for_selector("[data-test=decision]")
             decision = page.text_content("[data-test=decision]") or ""
             assert "permit" in decision and "deny" in decision and "demo.loopback-tools" in decision, decision
             pages.check("policies")
@@ -249,6 +265,45 @@ def test_console_in_a_browser(
             _nav(page, "Licenses", "/console/licenses")
             pages.check("licenses")
 
+            # Billing: grant credit, see it in the preview (199.00 platform fee - 20.00), close the
+            # period behind its confirmation, download the invoice's CSV; plans in words.
+            _nav(page, "Billing", "/console/billing")
+            pages.check("billing-customers")
+            page.click("text=Acme Inc")
+            page.wait_for_url(re.compile(r".*/console/billing/customers/acme$"))
+            page.fill("#amount", "20.00")
+            page.click("[data-test=grant]")
+            page.wait_for_selector("text=credit granted")
+            pages.check("billing-customer")
+            balance = page.text_content("[data-test=credit-balance]")
+            assert balance == "20.00 USD", page.inner_text("main")[:3000]
+            page.click("[data-test=preview-link]")
+            page.wait_for_url(re.compile(r".*/acme/preview$"))
+            assert (page.text_content("[data-test=total]") or "").strip() == "179.00"
+            pages.check("billing-preview")
+            page.click("text=Close this period…")
+            page.wait_for_url(re.compile(r".*/acme/close.*"))
+            pages.check("billing-close")
+            page.check("#force")
+            page.click("[data-test=confirm]")
+            page.wait_for_selector("text=finalized")
+            assert re.search(r"/console/billing/invoices/in_[0-9a-f]+", page.url)
+            pages.check("billing-invoice")
+            csv = context.request.get(base + (page.get_attribute("[data-test=csv]", "href") or ""))
+            assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
+            assert b"179.00" in csv.body()
+            page.click("nav.tabs >> text=Invoices")
+            page.wait_for_url(re.compile(r".*/console/billing/invoices$"))
+            assert page.locator("[data-test=invoice-row]").count() == 1
+            pages.check("billing-invoices")
+            page.click("nav.tabs >> text=Plans")
+            page.wait_for_url(re.compile(r".*/console/billing/plans$"))
+            pages.check("billing-plans")
+            page.click("text=hybrid@1")
+            page.wait_for_url(re.compile(r".*/console/billing/plans/hybrid@1$"))
+            assert page.locator("[data-test=component]").count() == 3
+            pages.check("billing-plan")
+
             # Sign out revokes the session: the old cookie no longer opens a page.
             page.click("text=Sign out")
             page.wait_for_selector("text=Signed out")
@@ -266,6 +321,10 @@ def test_console_in_a_browser(
             assert "Not allowed" in vpage.content()
             vpage.goto(f"{base}/console/agents/{agent_id}")
             assert vpage.text_content("[data-test=agent-status]") == "suspended"
+            vpage.goto(f"{base}/console/billing/customers/acme/close")  # nor close a period
+            assert "does not allow this" in vpage.content()
+            vpage.click("[data-test=confirm]")
+            assert "Not allowed" in vpage.content()
         finally:
             browser.close()
-    assert len(pages.shots) >= 13
+    assert len(pages.shots) >= 20

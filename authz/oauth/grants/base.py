@@ -146,7 +146,8 @@ class IssuingGrant:
             return scopes
         if resource == ctx.settings.console_resource:  # roles, not Cedar, decide console scopes
             user = ctx.store.get_user_by_name(subject.user) if subject.user else None  # policies name users
-            allowed = role_scopes(ctx.settings, user.username if user and not user.disabled else None, scopes)
+            live = user if user and not user.disabled else None
+            allowed = role_scopes(ctx.settings, live.username if live else None, scopes, live.groups if live else ())
             if scopes and not allowed:
                 self.request.auth_failure = "no_console_role"
                 raise InvalidScopeError("This user has no admin console role.")
