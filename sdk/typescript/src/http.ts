@@ -5,6 +5,7 @@
  */
 
 import { ApiError } from "./errors.js";
+import type { AgentTokenSource } from "./agent.js";
 import { IDEMPOTENT_METHODS, RetryPolicy, type RetryOptions } from "./retry.js";
 
 /** The default timeout of one attempt, in milliseconds. */
@@ -46,8 +47,11 @@ export interface RequestSpec {
 export interface TransportOptions {
   /** The server's base URL (`https://auth.example.com`) or the API root (`.../api/v1`). */
   baseUrl: string;
-  /** An access token for the admin API resource (`<baseUrl>/api/v1`). */
-  apiKey?: string | undefined;
+  /**
+   * An access token for the admin API resource (`<baseUrl>/api/v1`), or a function returning a
+   * current one (e.g. `() => source.accessToken()` of an {@link AgentTokenSource}), asked per call.
+   */
+  apiKey?: string | (() => string | Promise<string>) | undefined;
   /** Timeout of each attempt in milliseconds. Default 10000. */
   timeoutMs?: number;
   /** Retry policy; `{ attempts: 1 }` turns retries off. */
@@ -86,7 +90,7 @@ export class Transport {
   readonly root: string;
   readonly retry: RetryPolicy;
   readonly timeoutMs: number;
-  private readonly apiKey: string | undefined;
+  private readonly apiKey: TransportOptions["apiKey"];
   private readonly fetchImpl: typeof fetch;
   private readonly agent: string;
 
@@ -116,8 +120,9 @@ export class Transport {
     const headers: Record<string, string> = { accept: "application/json", "x-authz-sdk": this.agent };
     const auth = spec.auth ?? { kind: "bearer" };
     if (auth.kind === "bearer") {
-      if (!this.apiKey) throw new ApiError({ status: 0, title: "NoApiKey", detail: "this call needs the client's apiKey" });
-      headers.authorization = `Bearer ${this.apiKey}`;
+      const key = typeof this.apiKey === "function" ? await this.apiKey() : this.apiKey;
+      if (!key) throw new ApiError({ status: 0, title: "NoApiKey", detail: "this call needs the client's apiKey" });
+      headers.authorization = `Bearer ${key}`;
     } else if (auth.kind === "license") {
       headers.authorization = `License ${auth.key}`;
     }

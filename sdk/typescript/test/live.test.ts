@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, test } from "node:test";
 
-import { ApiError, Client, OPERATION_IDS, SURFACE } from "../src/index.js";
+import { ApiError, Client, LicenseError, OPERATION_IDS, SURFACE, verifyOffline, type HighWaterMark } from "../src/index.js";
 
 const BASE = process.env.AUTHZ_BASE_URL ?? "";
 const TOKEN = process.env.AUTHZ_ADMIN_TOKEN ?? "";
@@ -195,7 +195,38 @@ test("licensing: admin side and key side", async () => {
   assert.match(file.data.certificate, /BEGIN MACHINE FILE/);
   const adminFile = await client.licenses.checkout(created.id, {});
   assert.match(adminFile.certificate, /BEGIN LICENSE FILE/);
-  assert.ok(Array.isArray((await client.licenses.jwks()).keys));
+  const jwks = (await client.licenses.jwks()) as unknown as { keys: Array<{ kty: string; crv: string; x: string; kid: string }> };
+  assert.ok(jwks.keys.length >= 1);
+
+  // offline verification (WebCrypto Ed25519, AES-256-GCM): plain and encrypted files, and refusals
+  const plain = await client.licenses.checkout({ key, fingerprint: "fp-ts-1", encrypt: false });
+  assert.equal(plain.data.alg, "base64+ed25519");
+  const machineFile = await verifyOffline(plain.data.certificate, jwks, { fingerprint: "fp-ts-1", entitlements: ["pro"] });
+  assert.equal(machineFile.kind, "machine");
+  assert.equal(machineFile.license.id, created.id);
+  const licenseFile = await verifyOffline(adminFile.certificate, jwks.keys[0]!, {});
+  assert.equal(licenseFile.kind, "license");
+  assert.deepEqual(licenseFile.entitlements, ["pro"]);
+  const sealed = await client.licenses.checkout({ key, fingerprint: "fp-ts-1", encrypt: true });
+  assert.equal(sealed.data.alg, "aes-256-gcm+ed25519");
+  assert.equal((await verifyOffline(sealed.data.certificate, jwks, { key: key.toLowerCase(), fingerprint: "fp-ts-1" })).kind, "machine");
+  const refused = async (promise: Promise<unknown>, code: string) =>
+    assert.rejects(promise, (err: unknown) => err instanceof LicenseError && err.code === code);
+  await refused(verifyOffline(sealed.data.certificate, jwks, { fingerprint: "fp-ts-1" }), "KEY_REQUIRED");
+  await refused(verifyOffline(sealed.data.certificate, jwks, { key: "LK" + "A".repeat(36), fingerprint: "fp-ts-1" }), "DECRYPTION_FAILED");
+  await refused(verifyOffline(plain.data.certificate, jwks, { fingerprint: "fp-other" }), "FINGERPRINT_MISMATCH");
+  assert.equal((await verifyOffline(file.data.certificate, jwks, { key, fingerprint: "fp-ts-1" })).kind, "machine");
+  await refused(verifyOffline(adminFile.certificate, jwks, { entitlements: ["enterprise"] }), "ENTITLEMENTS_MISSING");
+  await refused(verifyOffline(adminFile.certificate, jwks, { now: licenseFile.expiresAt + 1 }), "FILE_EXPIRED");
+  await refused(verifyOffline("-----BEGIN LICENSE FILE-----\nnope\n-----END LICENSE FILE-----", jwks), "FILE_MALFORMED");
+  const inner = JSON.parse(atob(adminFile.certificate.split("\n").slice(1, -1).join("").replace(/-.*$/, "")));
+  const forged = { ...inner, enc: btoa(JSON.stringify({ meta: {}, data: {} })) };
+  const armored = `-----BEGIN LICENSE FILE-----\n${btoa(JSON.stringify(forged))}\n-----END LICENSE FILE-----`;
+  await refused(verifyOffline(armored, jwks), "SIGNATURE_INVALID");
+  let seenMark = 0;
+  const mark: HighWaterMark = { get: () => seenMark, set: (v) => { seenMark = v; } };
+  await verifyOffline(adminFile.certificate, jwks, { mark });
+  await refused(verifyOffline(adminFile.certificate, jwks, { mark, now: seenMark - 3600 }), "CLOCK_ROLLBACK");
   assert.ok((await client.licenses.deactivate(key, machine.id)).data);
 
   const second = (await client.licenses.activate(key, "fp-ts-2")).data;
@@ -250,6 +281,28 @@ test("billing: plans, customers, subscriptions, credits, invoices, webhooks", as
 test("data subjects: export, erase", async () => {
   assert.ok(await client.subjects.export(SUBJECT));
   assert.ok(await client.subjects.erase(SUBJECT, { reason: "ts test" }));
+});
+
+test("a hard budget's 429 carries Retry-After; a reserve with a request_id is retried, one without is not", async () => {
+  const budget = await client.budgets.create({ workflow: "ts-hard" }, { call_limit: 1, hard_cap: true, period: "day" });
+  const held = await client.budgets.reserve({ workflow: "ts-hard", estimate: { calls: 1 } });
+  assert.ok(held.reservation_id);
+  const attempts: string[] = [];
+  const counting: typeof fetch = async (input, init) => {
+    attempts.push(String(input));
+    return fetch(input, init);
+  };
+  const patient = new Client({ baseUrl: BASE, apiKey: TOKEN, fetch: counting, retry: { attempts: 3, maxDelayMs: 5 } });
+  await assert.rejects(patient.budgets.reserve({ workflow: "ts-hard", estimate: { calls: 1 }, request_id: "ts-hard-2" }), (err: unknown) => {
+    assert.ok(err instanceof ApiError && err.status === 429, String(err));
+    assert.ok(Number(err.headers["retry-after"]) > 0, JSON.stringify(err.headers));
+    return true;
+  });
+  assert.equal(attempts.length, 3);
+  attempts.length = 0;
+  await assert.rejects(patient.budgets.reserve({ workflow: "ts-hard", estimate: { calls: 1 } }), (err: unknown) => err instanceof ApiError && err.status === 429);
+  assert.equal(attempts.length, 1);
+  await client.budgets.delete(budget.id);
 });
 
 test("timeouts and aborts: status 0, an aborted call is not retried", async () => {
