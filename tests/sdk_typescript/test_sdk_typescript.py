@@ -27,7 +27,8 @@ from conformance.procs import AuthzServer
 from tests.e2e._processes import parse_fields
 from tests.sdk_typescript._node import ROOT, SDK, build, node22, node_test
 
-SCOPES = "admin:read admin:write metering:read metering:write budgets:use subjects:admin"
+SCOPES = "admin:read admin:write metering:read metering:write budgets:use subjects:admin approvals:check"
+RESOURCE = "http://127.0.0.1:9/mcp"  # registered, never called: the subject of oversight rules
 GENERATOR = ROOT / "scripts" / "sdk_ts_types.py"
 
 
@@ -65,6 +66,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         env={"AUTHZ_CACHE_STALENESS": "0.1", "AUTHZ_METERING_FLUSH_INTERVAL_S": "0.2", "AUTHZ_POLICIES": "db"},
     )
     server.cli("migrate")
+    server.cli("resources", "add", RESOURCE, "--scopes", "tools:read")
     admin = parse_fields(server.cli("admin-client", "create", "--name", "sdk-ts", "--scopes", SCOPES).stdout)
     added = subprocess.run(
         [sys.executable, "-m", "authz", "users", "add", "--password-stdin", "ts-subject"],
@@ -89,7 +91,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 def test_node_suite_against_the_live_server(live: Live) -> None:
     node = node22()
     build(node)
-    env = {"AUTHZ_BASE_URL": live.server.issuer, "AUTHZ_ADMIN_TOKEN": live.token, "AUTHZ_SUBJECT_ID": live.subject}
+    env = {
+        "AUTHZ_BASE_URL": live.server.issuer,
+        "AUTHZ_ADMIN_TOKEN": live.token,
+        "AUTHZ_SUBJECT_ID": live.subject,
+        "AUTHZ_RESOURCE_URI": RESOURCE,
+    }
     done = node_test(node, ["build/test/live.test.js", "build/test/retry.test.js"], env)
     assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + live.server.log()[-4000:]
     assert re.search(r"^# fail 0$", done.stdout, re.MULTILINE), done.stdout

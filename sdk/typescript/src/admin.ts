@@ -8,6 +8,7 @@ import type { CallOptions } from "./http.js";
 import { seg } from "./http.js";
 import type { Body, Query, Result } from "./types.js";
 import { Surface } from "./types.js";
+import { AiAct } from "./oversight.js";
 
 /** Reason recorded in the audit trail for a status change. */
 export type Reason = Body<"suspend_agent">;
@@ -64,6 +65,8 @@ export class Agents extends Surface {
   readonly credentials = new Credentials(this.transport);
   /** Budgets on an agent. */
   readonly budgets = new OwnerBudgets(this.transport, "agents");
+  /** The agent's AI Act record. */
+  readonly aiAct = new AiAct(this.transport);
 
   /** Create an agent. */
   create(input: Body<"create_agent">, options?: CallOptions): Promise<Result<"create_agent">> {

@@ -8,6 +8,7 @@ import { BillingWebhooks, Credits, Customers, Invoices, Plans, Subscriptions } f
 import { type CallOptions, Transport, type TransportOptions } from "./http.js";
 import { LicensePolicies, Licenses, LicenseWebhooks, Machines, Products } from "./licensing.js";
 import { Metering, Outcomes } from "./metering.js";
+import { Oversight } from "./oversight.js";
 import type { Result } from "./types.js";
 
 /** Options of {@link Client}: `baseUrl`, `apiKey`, `timeoutMs`, `retry`, `fetch`. */
@@ -58,6 +59,7 @@ export class Client {
   readonly machines: Machines;
   readonly webhooks: Webhooks;
   readonly subjects: Subjects;
+  readonly oversight: Oversight;
 
   constructor(options: ClientOptions) {
     const t = (this.transport = new Transport(options));
@@ -78,6 +80,7 @@ export class Client {
     this.machines = new Machines(t);
     this.webhooks = new Webhooks(t);
     this.subjects = new Subjects(t);
+    this.oversight = new Oversight(t);
   }
 
   /** The server's OpenAPI document of this API. */

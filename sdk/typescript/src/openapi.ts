@@ -56,6 +56,47 @@ export type AgentUpdate = {
   tags?: (Array<string> | null);
 };
 
+export type AiActIn = {
+  /** minimal | limited | high */
+  risk: string;
+  /** Required when risk is high: biometrics, critical-infrastructure, education, employment, essential-services, law-enforcement, migration, justice-democracy */
+  annex_iii_area?: (string | null);
+  intended_purpose: string;
+  provider: string;
+  deployer: string;
+};
+
+export type AiActOut = {
+  agent_id: string;
+  risk: string;
+  annex_iii_area: (string | null);
+  intended_purpose: string;
+  provider: string;
+  deployer: string;
+  updated_at: number;
+  updated_by: string;
+  note?: string;
+};
+
+export type ApprovalOut = {
+  id: string;
+  agent: string;
+  resource: string;
+  tool: string;
+  arguments_sha256: string;
+  status: string;
+  requested_at: number;
+  expires_at: number;
+  decided_at: (number | null);
+  decided_by: (string | null);
+  reason: (string | null);
+  used_at: (number | null);
+};
+
+export type Approvals = {
+  approvals: Array<ApprovalOut>;
+};
+
 export type BillingWebhookDeleted = {
   id: string;
   deleted: boolean;
@@ -138,6 +179,26 @@ export type BudgetUpdate = {
   timezone?: (string | null);
   hard_cap?: (boolean | null);
   thresholds?: (Array<number> | null);
+};
+
+export type CheckIn = {
+  /** The calling agent (the token's agent or client_id). */
+  agent: string;
+  resource: string;
+  tool: string;
+  /** SHA-256 of the arguments (sorted-key JSON). */
+  arguments_sha256: string;
+  /** The arguments as JSON, shown to the approver (never audited). */
+  arguments?: (string | null);
+};
+
+export type CheckOut = {
+  decision: "allow" | "approval_required" | "rejected";
+  approval_id?: (string | null);
+  url?: (string | null);
+  expires_at?: (number | null);
+  decided_by?: (string | null);
+  reason?: (string | null);
 };
 
 export type CheckoutIn = {
@@ -271,9 +332,20 @@ export type Deactivated = {
   deactivated: boolean;
 };
 
+export type DecisionIn = {
+  decision: "approve" | "reject";
+  reason?: (string | null);
+};
+
 export type Deleted = {
-  id: string;
-  deleted: boolean;
+  deleted: string;
+};
+
+export type Gated = {
+  resource: string;
+  tools: Array<string>;
+  /** Seconds the list may be cached. */
+  ttl: number;
 };
 
 export type IngestOut = {
@@ -611,6 +683,31 @@ export type RotateIn = {
 export type Rotated = {
   new: IssuedCredential;
   old: CredentialOut;
+};
+
+export type Rule = {
+  id: string;
+  resource: string;
+  tool: string;
+  min_risk: (string | null);
+  ttl: number;
+  created_at: number;
+  created_by: string;
+};
+
+export type RuleIn = {
+  /** A registered resource (its URI). */
+  resource: string;
+  /** The tool name (tools/call params.name). */
+  tool: string;
+  /** Only agents at or above this AI Act risk level need approval; absent: every agent. */
+  min_risk?: ("minimal" | "limited" | "high" | null);
+  /** Seconds a request, then an approval, stays valid. */
+  ttl?: number;
+};
+
+export type Rules = {
+  rules: Array<Rule>;
 };
 
 export type SecretIn = {
@@ -1645,6 +1742,104 @@ export interface Operations {
     body: SubjectEraseRequest;
     response: SubjectErasure;
   };
+  /** GET /oversight/rules: Tools that need human approval */
+  list_rules_op: {
+    method: "GET";
+    path: "/oversight/rules";
+    params: Record<string, never>;
+    query: {
+      /** A registered resource URI. */
+      resource?: string;
+    };
+    body: never;
+    response: Rules;
+  };
+  /** POST /oversight/rules: Mark a tool as needing human approval */
+  put_rule_op: {
+    method: "POST";
+    path: "/oversight/rules";
+    params: Record<string, never>;
+    query: Record<string, never>;
+    body: RuleIn;
+    response: Rule;
+  };
+  /** DELETE /oversight/rules/{rule_id}: Stop requiring approval */
+  delete_rule_op: {
+    method: "DELETE";
+    path: "/oversight/rules/{rule_id}";
+    params: {
+      rule_id: string;
+    };
+    query: Record<string, never>;
+    body: never;
+    response: Deleted;
+  };
+  /** GET /oversight/approvals: Approval requests, newest first */
+  list_approvals_op: {
+    method: "GET";
+    path: "/oversight/approvals";
+    params: Record<string, never>;
+    query: {
+      /** pending | approved | rejected | used | refused | expired */
+      status?: string;
+    };
+    body: never;
+    response: Approvals;
+  };
+  /** POST /oversight/approvals/{approval_id}/decision: Approve or reject (again: an override) */
+  decide_op: {
+    method: "POST";
+    path: "/oversight/approvals/{approval_id}/decision";
+    params: {
+      approval_id: string;
+    };
+    query: Record<string, never>;
+    body: DecisionIn;
+    response: ApprovalOut;
+  };
+  /** GET /oversight/gated: Tools of a resource some rule gates (resource servers) */
+  gated_op: {
+    method: "GET";
+    path: "/oversight/gated";
+    params: Record<string, never>;
+    query: {
+      /** A registered resource URI. */
+      resource?: string;
+    };
+    body: never;
+    response: Gated;
+  };
+  /** POST /oversight/check: May this call go ahead? Consumes an approval */
+  check_op: {
+    method: "POST";
+    path: "/oversight/check";
+    params: Record<string, never>;
+    query: Record<string, never>;
+    body: CheckIn;
+    response: CheckOut;
+  };
+  /** GET /agents/{agent_id}/ai-act: An agent's AI Act record */
+  get_ai_act_op: {
+    method: "GET";
+    path: "/agents/{agent_id}/ai-act";
+    params: {
+      agent_id: string;
+    };
+    query: Record<string, never>;
+    body: never;
+    response: AiActOut;
+  };
+  /** PUT /agents/{agent_id}/ai-act: Set an agent's AI Act record */
+  put_ai_act_op: {
+    method: "PUT";
+    path: "/agents/{agent_id}/ai-act";
+    params: {
+      agent_id: string;
+    };
+    query: Record<string, never>;
+    body: AiActIn;
+    response: AiActOut;
+  };
   /** POST /licenses/actions/validate-key: Validate a license key (no authentication: the key is the credential) */
   validate_key: {
     method: "POST";
@@ -1897,6 +2092,15 @@ export const OPERATION_IDS = [
   "remove_billing_webhook",
   "export_subject_op",
   "erase_subject_op",
+  "list_rules_op",
+  "put_rule_op",
+  "delete_rule_op",
+  "list_approvals_op",
+  "decide_op",
+  "gated_op",
+  "check_op",
+  "get_ai_act_op",
+  "put_ai_act_op",
   "validate_key",
   "get_own_license",
   "checkout_own_license",

@@ -11,7 +11,8 @@ import { ApiError, Client, LicenseError, OPERATION_IDS, SURFACE, verifyOffline, 
 const BASE = process.env.AUTHZ_BASE_URL ?? "";
 const TOKEN = process.env.AUTHZ_ADMIN_TOKEN ?? "";
 const SUBJECT = process.env.AUTHZ_SUBJECT_ID ?? "";
-assert.ok(BASE && TOKEN && SUBJECT, "AUTHZ_BASE_URL, AUTHZ_ADMIN_TOKEN and AUTHZ_SUBJECT_ID must be set");
+const RESOURCE = process.env.AUTHZ_RESOURCE_URI ?? "";
+assert.ok(BASE && TOKEN && SUBJECT && RESOURCE, "AUTHZ_BASE_URL, AUTHZ_ADMIN_TOKEN, AUTHZ_SUBJECT_ID, AUTHZ_RESOURCE_URI must be set");
 
 const seen: string[] = [];
 const observe: typeof fetch = async (input, init) => {
@@ -276,6 +277,26 @@ test("billing: plans, customers, subscriptions, credits, invoices, webhooks", as
   const hook = await client.webhooks.billing.add({ url: "https://hooks.example.com/billing" });
   assert.ok((await client.webhooks.billing.list()).items.some((w) => w.id === hook.id));
   assert.ok(await client.webhooks.billing.delete(hook.id));
+});
+
+test("oversight: a gated tool needs an approval, used once; the AI Act record", async () => {
+  const rule = await client.oversight.rules.add({ resource: RESOURCE, tool: "danger" });
+  assert.ok((await client.oversight.rules.list({ resource: RESOURCE })).rules.some((r) => r.id === rule.id));
+  assert.deepEqual((await client.oversight.gated({ resource: RESOURCE })).tools, ["danger"]);
+  const call = { agent: agentId, resource: RESOURCE, tool: "danger", arguments_sha256: "a".repeat(64) };
+  const asked = await client.oversight.check(call);
+  assert.equal(asked.decision, "approval_required");
+  assert.ok(asked.approval_id);
+  const pending = (await client.oversight.approvals.list({ status: "pending" })).approvals;
+  assert.ok(pending.some((a) => a.id === asked.approval_id));
+  assert.equal((await client.oversight.approvals.decide(asked.approval_id, { decision: "approve", reason: "ts" })).status, "approved");
+  assert.equal((await client.oversight.check(call)).decision, "allow");
+  assert.notEqual((await client.oversight.check(call)).decision, "allow"); // an approval is used once
+  assert.ok(await client.oversight.rules.delete(rule.id));
+
+  const record = { risk: "limited", intended_purpose: "answers support tickets", provider: "Example Ltd", deployer: "Example Ltd" };
+  assert.equal((await client.agents.aiAct.put(agentId, record)).risk, "limited");
+  assert.equal((await client.agents.aiAct.get(agentId)).intended_purpose, record.intended_purpose);
 });
 
 test("data subjects: export, erase", async () => {
