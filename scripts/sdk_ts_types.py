@@ -37,6 +37,11 @@ def load_document() -> dict[str, Any]:
     return document(Settings(), OPERATIONS)
 
 
+def _type_name(name: str) -> str:
+    """A component name as a TypeScript identifier (``incidents_http.CloseIn`` -> ``incidents_http_CloseIn``)."""
+    return re.sub(r"[^A-Za-z0-9_$]", "_", name)
+
+
 def _key(name: str) -> str:
     return name if IDENT.match(name) else json.dumps(name)
 
@@ -56,7 +61,7 @@ def ts(schema: Any, indent: str = "") -> str:
     if not isinstance(schema, dict):
         return "unknown"
     if "$ref" in schema:
-        return str(schema["$ref"]).rsplit("/", 1)[-1]
+        return _type_name(str(schema["$ref"]).rsplit("/", 1)[-1])
     if "const" in schema:
         return json.dumps(schema["const"])
     if "enum" in schema:
@@ -143,7 +148,7 @@ def render(doc: dict[str, Any]) -> str:
     out = [HEADER, "\n"]
     for name, schema in sorted(doc["components"]["schemas"].items()):
         out.append(_doc(schema, ""))
-        out.append(f"export type {name} = {ts(schema)};\n\n")
+        out.append(f"export type {_type_name(name)} = {ts(schema)};\n\n")
     ops = [(m, p, op) for p, item in doc["paths"].items() for m, op in item.items()]
     out.append("/** Every operation of the admin API, by operationId. */\n")
     out.append("export interface Operations {\n")

@@ -132,8 +132,11 @@ def _schema(model: type[BaseModel] | TypeAdapter[Any], mode: str, schemas: dict[
     schemas.update(schema.pop("$defs", {}))
     if isinstance(model, TypeAdapter):
         return schema
-    schemas[model.__name__] = schema
-    return {"$ref": REF.format(model=model.__name__)}
+    name = model.__name__
+    if schemas.get(name, schema) != schema:  # two models of one name (e.g. CloseIn): qualify the later one
+        name = f"{model.__module__.rsplit('.', 1)[-1]}.{name}"
+    schemas[name] = schema
+    return {"$ref": REF.format(model=name)}
 
 
 def _path_params(path: str) -> list[str]:

@@ -8,7 +8,7 @@ import { BillingWebhooks, Credits, Customers, Invoices, Plans, Subscriptions } f
 import { type CallOptions, Transport, type TransportOptions } from "./http.js";
 import { LicensePolicies, Licenses, LicenseWebhooks, Machines, Products } from "./licensing.js";
 import { Metering, Outcomes } from "./metering.js";
-import { Oversight } from "./oversight.js";
+import { Incidents, Oversight } from "./oversight.js";
 import type { Result } from "./types.js";
 
 /** Options of {@link Client}: `baseUrl`, `apiKey`, `timeoutMs`, `retry`, `fetch`. */
@@ -60,6 +60,7 @@ export class Client {
   readonly webhooks: Webhooks;
   readonly subjects: Subjects;
   readonly oversight: Oversight;
+  readonly incidents: Incidents;
 
   constructor(options: ClientOptions) {
     const t = (this.transport = new Transport(options));
@@ -81,6 +82,7 @@ export class Client {
     this.webhooks = new Webhooks(t);
     this.subjects = new Subjects(t);
     this.oversight = new Oversight(t);
+    this.incidents = new Incidents(t);
   }
 
   /** The server's OpenAPI document of this API. */

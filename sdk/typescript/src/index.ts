@@ -18,4 +18,4 @@ export type * from "./openapi.js";
 export { OPERATION_IDS } from "./openapi.js";
 export { AgentAuthProvider, AgentTokenSource, type AgentTokenOptions, type McpTokens, type TokenResponse } from "./agent.js";
 export { LicenseError, canonicalKey, verifyOffline, type Ed25519Jwk, type HighWaterMark, type LicenseFile, type VerifyOptions } from "./verify.js";
-export { AiAct, Approvals, Oversight, OversightRules } from "./oversight.js";
+export { AiAct, Approvals, Incidents, Oversight, OversightRules } from "./oversight.js";

@@ -193,7 +193,7 @@ export type CheckIn = {
 };
 
 export type CheckOut = {
-  decision: "allow" | "approval_required" | "rejected";
+  decision: "allow" | "approval_required" | "rejected" | "throttled";
   approval_id?: (string | null);
   url?: (string | null);
   expires_at?: (number | null);
@@ -338,7 +338,8 @@ export type DecisionIn = {
 };
 
 export type Deleted = {
-  deleted: string;
+  id: string;
+  deleted: boolean;
 };
 
 export type Gated = {
@@ -346,6 +347,56 @@ export type Gated = {
   tools: Array<string>;
   /** Seconds the list may be cached. */
   ttl: number;
+};
+
+export type IncidentIn = {
+  title: string;
+  /** The reporting clock: 15, 10 (death) or 2 days (Art. 73(2)-(4)). */
+  kind?: "serious" | "death" | "widespread" | "critical-infrastructure";
+  agents?: Array<string>;
+  /** First audit record concerned (authz audit export --from-seq). */
+  seq_from?: (number | null);
+  seq_to?: (number | null);
+  description?: string;
+  /** Unix time the organisation became aware (default: now). */
+  aware_at?: (number | null);
+};
+
+export type IncidentOut = {
+  id: string;
+  title: string;
+  kind: string;
+  status: string;
+  agents: Array<string>;
+  seq_from: (number | null);
+  seq_to: (number | null);
+  description: string;
+  aware_at: number;
+  deadline: number;
+  reporting_days: number;
+  reported_at: (number | null);
+  seconds_left: (number | null);
+  overdue: boolean;
+  opened_at: number;
+  opened_by: string;
+  updated_at: number;
+  closed_at: (number | null);
+};
+
+export type IncidentPatch = {
+  title?: (string | null);
+  kind?: ("serious" | "death" | "widespread" | "critical-infrastructure" | null);
+  agents?: (Array<string> | null);
+  seq_from?: (number | null);
+  seq_to?: (number | null);
+  description?: (string | null);
+  aware_at?: (number | null);
+  /** Unix time the report reached the authority (stops the clock). */
+  reported_at?: (number | null);
+};
+
+export type Incidents = {
+  incidents: Array<IncidentOut>;
 };
 
 export type IngestOut = {
@@ -868,8 +919,10 @@ export type WebhookCreated = {
 };
 
 export type WebhookIn = {
-  /** https URL receiving license.expiring and machine.heartbeat.dead events. */
+  /** Absolute http(s) URL that receives signed threshold events. */
   url: string;
+  /** A Standard Webhooks secret (whsec_...); generated when absent. */
+  secret?: (string | null);
 };
 
 export type WebhookList = {
@@ -880,6 +933,19 @@ export type WebhookOut = {
   id: string;
   url: string;
   created_at: (string | null);
+};
+
+export type incidents_http_CloseIn = {
+  resolution?: (string | null);
+};
+
+export type oversight_http_Deleted = {
+  deleted: string;
+};
+
+export type schemas_WebhookIn = {
+  /** https URL receiving license.expiring and machine.heartbeat.dead events. */
+  url: string;
 };
 
 /** Every operation of the admin API, by operationId. */
@@ -1481,7 +1547,7 @@ export interface Operations {
     path: "/license-webhooks";
     params: Record<string, never>;
     query: Record<string, never>;
-    body: WebhookIn;
+    body: schemas_WebhookIn;
     response: WebhookCreated;
   };
   /** GET /license-webhooks: List licensing webhook endpoints */
@@ -1772,7 +1838,7 @@ export interface Operations {
     };
     query: Record<string, never>;
     body: never;
-    response: Deleted;
+    response: oversight_http_Deleted;
   };
   /** GET /oversight/approvals: Approval requests, newest first */
   list_approvals_op: {
@@ -1839,6 +1905,60 @@ export interface Operations {
     query: Record<string, never>;
     body: AiActIn;
     response: AiActOut;
+  };
+  /** GET /incidents: Incidents, earliest deadline first */
+  list_incidents_op: {
+    method: "GET";
+    path: "/incidents";
+    params: Record<string, never>;
+    query: {
+      /** Only these. */
+      status?: "open" | "closed";
+    };
+    body: never;
+    response: Incidents;
+  };
+  /** POST /incidents: Open a serious-incident record (AI Act Art. 73) */
+  open_incident_op: {
+    method: "POST";
+    path: "/incidents";
+    params: Record<string, never>;
+    query: Record<string, never>;
+    body: IncidentIn;
+    response: IncidentOut;
+  };
+  /** GET /incidents/{incident_id}: An incident, with its reporting deadline */
+  get_incident_op: {
+    method: "GET";
+    path: "/incidents/{incident_id}";
+    params: {
+      incident_id: string;
+    };
+    query: Record<string, never>;
+    body: never;
+    response: IncidentOut;
+  };
+  /** PATCH /incidents/{incident_id}: Update an incident (reported_at stops the clock) */
+  update_incident_op: {
+    method: "PATCH";
+    path: "/incidents/{incident_id}";
+    params: {
+      incident_id: string;
+    };
+    query: Record<string, never>;
+    body: IncidentPatch;
+    response: IncidentOut;
+  };
+  /** POST /incidents/{incident_id}/close: Close an incident */
+  close_incident_op: {
+    method: "POST";
+    path: "/incidents/{incident_id}/close";
+    params: {
+      incident_id: string;
+    };
+    query: Record<string, never>;
+    body: incidents_http_CloseIn;
+    response: IncidentOut;
   };
   /** POST /licenses/actions/validate-key: Validate a license key (no authentication: the key is the credential) */
   validate_key: {
@@ -2101,6 +2221,11 @@ export const OPERATION_IDS = [
   "check_op",
   "get_ai_act_op",
   "put_ai_act_op",
+  "list_incidents_op",
+  "open_incident_op",
+  "get_incident_op",
+  "update_incident_op",
+  "close_incident_op",
   "validate_key",
   "get_own_license",
   "checkout_own_license",

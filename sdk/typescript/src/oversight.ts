@@ -68,3 +68,31 @@ export class AiAct extends Surface {
     return this.call("put_ai_act_op", { method: "PUT", path: `/agents/${seg(agentId)}/ai-act`, body: input }, options);
   }
 }
+
+/** `/incidents`: serious-incident records (AI Act Art. 73) and their reporting deadlines. */
+export class Incidents extends Surface {
+  /** Incidents, earliest deadline first, optionally open or closed only. */
+  list(query: Query<"list_incidents_op"> = {}, options?: CallOptions): Promise<Result<"list_incidents_op">> {
+    return this.call("list_incidents_op", { method: "GET", path: "/incidents", query }, options);
+  }
+
+  /** Open an incident record (its reporting clock starts at `aware_at`, default now). */
+  open(input: Body<"open_incident_op">, options?: CallOptions): Promise<Result<"open_incident_op">> {
+    return this.call("open_incident_op", { method: "POST", path: "/incidents", body: input }, options);
+  }
+
+  /** An incident with its deadline. */
+  get(incidentId: string, options?: CallOptions): Promise<Result<"get_incident_op">> {
+    return this.call("get_incident_op", { method: "GET", path: `/incidents/${seg(incidentId)}` }, options);
+  }
+
+  /** Change only the fields given (`reported_at` stops the clock). */
+  update(incidentId: string, input: Body<"update_incident_op">, options?: CallOptions): Promise<Result<"update_incident_op">> {
+    return this.call("update_incident_op", { method: "PATCH", path: `/incidents/${seg(incidentId)}`, body: input }, options);
+  }
+
+  /** Close an incident. */
+  close(incidentId: string, input: Body<"close_incident_op"> = {}, options?: CallOptions): Promise<Result<"close_incident_op">> {
+    return this.call("close_incident_op", { method: "POST", path: `/incidents/${seg(incidentId)}/close`, body: input }, options);
+  }
+}

@@ -299,6 +299,17 @@ test("oversight: a gated tool needs an approval, used once; the AI Act record", 
   assert.equal((await client.agents.aiAct.get(agentId)).intended_purpose, record.intended_purpose);
 });
 
+test("incidents: open, list, get, update, close", async () => {
+  const opened = await client.incidents.open({ title: "ts incident", kind: "serious", agents: [agentId], description: "d" });
+  assert.equal(opened.status, "open");
+  assert.ok(opened.deadline > opened.aware_at);
+  assert.ok((await client.incidents.list({ status: "open" })).incidents.some((i) => i.id === opened.id));
+  assert.equal((await client.incidents.get(opened.id)).title, "ts incident");
+  const reported = Math.floor(Date.now() / 1000);
+  assert.equal((await client.incidents.update(opened.id, { reported_at: reported })).reported_at, reported);
+  assert.equal((await client.incidents.close(opened.id)).status, "closed");
+});
+
 test("data subjects: export, erase", async () => {
   assert.ok(await client.subjects.export(SUBJECT));
   assert.ok(await client.subjects.erase(SUBJECT, { reason: "ts test" }));
