@@ -7,10 +7,11 @@ metering::
     AUTHZ_DATA_DIR=.authz/demo authz admin-client create --name example \\
         --scopes "metering:read metering:write"    # note its client_id/client_secret
     python examples/python/agent.py --issuer http://127.0.0.1:9100 --mcp http://127.0.0.1:9200/mcp \\
-        --agent-id agt_... --agent-secret ... --admin-id ... --admin-secret ...
+        --agent-id agt_... --agent-secret=... --admin-id ... --admin-secret=...
 
 Each flag can come from the environment instead (``AUTHZ_ISSUER``, ``AUTHZ_MCP_URL``,
-``AUTHZ_AGENT_ID``, ``AUTHZ_AGENT_SECRET``, ``AUTHZ_ADMIN_ID``, ``AUTHZ_ADMIN_SECRET``).
+``AUTHZ_AGENT_ID``, ``AUTHZ_AGENT_SECRET``, ``AUTHZ_ADMIN_ID``, ``AUTHZ_ADMIN_SECRET``). Write
+secrets as ``--agent-secret=VALUE``: a secret may begin with ``-``, which argparse takes for a flag.
 
 What it does: (1) gets an access token for the MCP server with the agent's own credential
 (client_credentials, RFC 8707 ``resource``; cached and refreshed by ``TokenSource``), (2) calls the

@@ -46,8 +46,8 @@ def test_example_agent_against_the_demo(processes: Processes, tmp_path: Path) ->
     admin = parse_fields(made.stdout)
     run = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "python" / "agent.py"), "--issuer", issuer[1], "--mcp", mcp[1],
-         "--agent-id", secret[1], "--agent-secret", secret[2], "--admin-id", admin["client_id"],
-         "--admin-secret", admin["client_secret"]],
+         "--agent-id", secret[1], f"--agent-secret={secret[2]}", "--admin-id", admin["client_id"],
+         f"--admin-secret={admin['client_secret']}"],  # "=": a secret may start with "-"
         env=base_env(), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr

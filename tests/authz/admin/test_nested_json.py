@@ -17,7 +17,7 @@ from tests.authz.conftest import AS, ASFactory
 pytestmark = pytest.mark.anyio
 
 DEEP = b"[" * 15_000
-SCOPES = "admin:read admin:write metering:write metering:read budgets:use subjects:admin"
+SCOPES = "admin:read admin:write metering:write metering:read budgets:use subjects:admin approvals:check"
 
 
 def _rows(srv: AS) -> dict[str, int]:
