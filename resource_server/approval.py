@@ -39,7 +39,6 @@ from typing import Any
 
 import httpx2
 
-from guard.jsonload import JsonRefused, load_json
 from resource_server.admin_token import AdminApiToken
 from resource_server.hooks import Refusal, UseContext, UseOutcome
 
@@ -135,14 +134,7 @@ class ApprovalHook:
             return Refusal.problem(503, "Approval service unavailable", retry_after=self.retry_after, detail=detail)
 
     async def _check(self, ctx: UseContext, tool: str) -> Refusal | None:
-        arguments: Any = None
-        if ctx.body is not None:
-            try:
-                message = load_json(ctx.body, max_bytes=len(ctx.body) + 1)
-            except JsonRefused:
-                message = None
-            if isinstance(message, dict) and isinstance(message.get("params"), dict):
-                arguments = message["params"].get("arguments")
+        arguments = ctx.calls[0].arguments  # parsed once by the middleware, at its depth limit
         digest, text = arguments_digest(arguments)
         agent = ctx.token.agent or ctx.token.client_id or ""
         payload = {"agent": agent, "resource": self.resource, "tool": tool, "arguments_sha256": digest,

@@ -37,7 +37,6 @@ class UseContext:
     http_method: str
     path: str
     required_scopes: frozenset[str]
-    body: bytes | None = None  # the JSON-RPC body as received (hooks that need the arguments parse it)
 
     @property
     def method(self) -> str | None:

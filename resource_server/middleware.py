@@ -196,9 +196,8 @@ class ResourceServerMiddleware:
             raise _Reject(errors.insufficient_scope(resource_metadata=self._prm_url, scopes=required))
 
         use = UseContext(
-            token=info, calls=calls, http_method=scope["method"], path=scope.get("path", ""), required_scopes=required,
-            body=body,
-        )  # fmt: skip
+            token=info, calls=calls, http_method=scope["method"], path=scope.get("path", ""), required_scopes=required
+        )
         if not self._noop_hook:
             try:
                 refusal = await self.hook.before(use)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from guard.jsonload import JsonRefused, load_json
 from resource_server.errors import InvalidRequest
@@ -45,6 +46,9 @@ class McpCall:
     method: str | None
     name: str | None = None
     request_id: str | int | None = None
+    # ``params.arguments`` of a ``tools/call`` as parsed here (hooks that bind a decision to the
+    # arguments read it instead of parsing the body again); not part of equality or hashing.
+    arguments: Any = field(default=None, compare=False, hash=False)
 
 
 def _frozen(mapping: Mapping[str, Iterable[str]]) -> Mapping[str, frozenset[str]]:
@@ -176,7 +180,8 @@ def parse_calls(body: bytes) -> tuple[McpCall, ...]:
             name = params[key]
         rid = message.get("id")
         request_id = rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
-        calls.append(McpCall(method=method, name=name, request_id=request_id))
+        arguments = params.get("arguments") if method == "tools/call" and isinstance(params, dict) else None
+        calls.append(McpCall(method=method, name=name, request_id=request_id, arguments=arguments))
     return tuple(calls)
 
 

@@ -41,7 +41,7 @@ def use(agent: str, *messages: dict[str, Any]) -> UseContext:
     body = json.dumps(messages[0] if len(messages) == 1 else list(messages)).encode()
     info = TokenInfo.from_claims({"sub": "u", "client_id": agent, "exp": time.time() + 60})
     return UseContext(token=info, calls=parse_calls(body), http_method="POST", path="/mcp",
-                      required_scopes=frozenset(), body=body)  # fmt: skip
+                      required_scopes=frozenset())  # fmt: skip
 
 
 def call(tool: str, arguments: dict[str, Any], request_id: int = 7) -> dict[str, Any]:
@@ -114,3 +114,16 @@ async def test_throttled_is_a_refusal_without_a_new_request(authz: AS) -> None:
         assert rpc_error(await h.before(use(agent, call("delete_file", {"n": i}))))["code"] == -32042
     error = rpc_error(await h.before(use(agent, call("delete_file", {"n": "one more"}))))
     assert error["code"] == -32001 and error["data"] == {"throttled": True} and "waiting" in error["message"]
+
+
+def test_the_approval_binds_the_arguments_the_middleware_parsed_even_deeply_nested_ones() -> None:
+    """Arguments nested past the AS's general JSON limit (32) but within JSON-RPC's (64) are bound."""
+    deep: Any = 1
+    for _ in range(40):
+        deep = [deep]
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "refund", "arguments": {"x": deep}}}).encode()  # fmt: skip
+    (call,) = parse_calls(body)
+    assert call.arguments == {"x": deep}
+    assert arguments_digest(call.arguments) != arguments_digest(None)
+    assert arguments_digest(call.arguments) != arguments_digest({"x": [deep]})
