@@ -14,20 +14,16 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
 import pytest
 
 from authz.admin.openapi import document
 from authz.admin.routes import OPERATIONS
 from authz.core.settings import Settings
-from conformance.procs import AuthzServer
-from tests.e2e._processes import parse_fields
+from tests.live_admin import Live, live_admin_server
 from tests.sdk_typescript._node import ROOT, SDK, build, node22, node_test
 
-SCOPES = "admin:read admin:write metering:read metering:write budgets:use subjects:admin approvals:check"
 RESOURCE = "http://127.0.0.1:9/mcp"  # registered, never called: the subject of oversight rules
 GENERATOR = ROOT / "scripts" / "sdk_ts_types.py"
 
@@ -52,39 +48,12 @@ def test_every_operation_has_an_sdk_method_and_no_entry_is_stale() -> None:
         assert f"| `{path}` |" in docs and f"| `{op}` |" in docs, f"docs/sdk-typescript.md lacks {path} ({op})"
 
 
-@dataclass
-class Live:
-    server: AuthzServer
-    token: str
-    subject: str
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = AuthzServer(
-        Path(tmp_path_factory.mktemp("sdkts")),
-        env={"AUTHZ_CACHE_STALENESS": "0.1", "AUTHZ_METERING_FLUSH_INTERVAL_S": "0.2", "AUTHZ_POLICIES": "db"},
-    )
-    server.cli("migrate")
-    server.cli("resources", "add", RESOURCE, "--scopes", "tools:read")
-    admin = parse_fields(server.cli("admin-client", "create", "--name", "sdk-ts", "--scopes", SCOPES).stdout)
-    added = subprocess.run(
-        [sys.executable, "-m", "authz", "users", "add", "--password-stdin", "ts-subject"],
-        input="correct horse battery staple\n", env=server.env, cwd=server.data_dir, capture_output=True, text=True,
-        timeout=60, check=True,
-    )  # fmt: skip
-    server.start()
-    try:
-        r = httpx2.post(
-            f"{server.issuer}/token",
-            data={"grant_type": "client_credentials", "resource": f"{server.issuer}/api/v1", "scope": SCOPES},
-            auth=(admin["client_id"], admin["client_secret"]),
-            timeout=10,
-        )
-        assert r.status_code == 200, r.text
-        yield Live(server, str(r.json()["access_token"]), added.stdout.split("(")[1].split(")")[0])
-    finally:
-        server.stop()
+    with live_admin_server(
+        Path(tmp_path_factory.mktemp("sdkts")), resource=RESOURCE, client_name="sdk-ts", username="ts-subject"
+    ) as live:
+        yield live
 
 
 @pytest.mark.timeout(900)
@@ -94,7 +63,7 @@ def test_node_suite_against_the_live_server(live: Live) -> None:
     env = {
         "AUTHZ_BASE_URL": live.server.issuer,
         "AUTHZ_ADMIN_TOKEN": live.token,
-        "AUTHZ_SUBJECT_ID": live.subject,
+        "AUTHZ_SUBJECT_ID": live.user_id,
         "AUTHZ_RESOURCE_URI": RESOURCE,
     }
     done = node_test(node, ["build/test/live.test.js", "build/test/retry.test.js"], env)
