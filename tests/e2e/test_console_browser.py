@@ -318,13 +318,13 @@ def test_console_in_a_browser(
             vpage.goto(f"{base}/console/agents/{agent_id}/reinstate")
             assert "does not allow this" in vpage.content()
             vpage.click("[data-test=confirm]")
-            assert "Not allowed" in vpage.content()
+            vpage.wait_for_selector("text=Not allowed")  # the refusal is the POST's answer: wait for it
             vpage.goto(f"{base}/console/agents/{agent_id}")
             assert vpage.text_content("[data-test=agent-status]") == "suspended"
             vpage.goto(f"{base}/console/billing/customers/acme/close")  # nor close a period
             assert "does not allow this" in vpage.content()
             vpage.click("[data-test=confirm]")
-            assert "Not allowed" in vpage.content()
+            vpage.wait_for_selector("text=Not allowed")  # the refusal is the POST's answer: wait for it
         finally:
             browser.close()
     assert len(pages.shots) >= 20
