@@ -11,10 +11,20 @@ from typing import Any
 import cedarpy
 
 from .bundle import PolicyBundle, server_entities
-from .model import PolicyError
+from .model import PolicyError, Problem
 from .source import locate_parse_error, position
 
-__all__ = ["DiffResult", "ExampleResult", "diff", "fmt", "generate_server_actions", "run_examples"]
+__all__ = [
+    "DiffResult",
+    "ExampleResult",
+    "diff",
+    "example_texts",
+    "fmt",
+    "generate_server_actions",
+    "parse_examples",
+    "run_example_doc",
+    "run_examples",
+]
 
 
 def fmt(text: str, *, name: str = "<policies>") -> str:
@@ -22,7 +32,6 @@ def fmt(text: str, *, name: str = "<policies>") -> str:
     try:
         return str(cedarpy.format_policies(text))
     except ValueError as exc:
-        from .model import Problem
 
         def parse(t: str) -> str | None:
             try:
@@ -130,6 +139,15 @@ def run_example(bundle: PolicyBundle, path: Path, expected: str) -> ExampleResul
     name = f"{expected}/{path.name}"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        return ExampleResult(name, expected, "ERROR", (), (str(exc),), f"cannot evaluate: {exc}")
+    return run_example_doc(bundle, name, expected, doc)
+
+
+def run_example_doc(bundle: PolicyBundle, name: str, expected: str, doc: Any) -> ExampleResult:
+    """Evaluate one parsed example (``principal``, ``resource``, optional ``action``, ``context``,
+    ``entities``, ``expect_policies``); a request Cedar cannot evaluate is an ``ERROR`` result."""
+    try:
         resource = _uid(doc["resource"])
         extra: list[dict[str, Any]] = list(doc.get("entities", []))
         if resource["type"].endswith("::Scope") and "#" in resource["id"]:
@@ -144,7 +162,7 @@ def run_example(bundle: PolicyBundle, path: Path, expected: str) -> ExampleResul
             "context": json.dumps(doc.get("context", {})),
         }
         result = cedarpy.is_authorized(request, bundle.policy_set, ents, bundle.schema)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return ExampleResult(name, expected, "ERROR", (), (str(exc),), f"cannot evaluate: {exc}")
     actual = "ALLOW" if result.allowed else "DENY"
     ids = tuple(sorted(result.diagnostics.reasons))
@@ -157,6 +175,38 @@ def run_example(bundle: PolicyBundle, path: Path, expected: str) -> ExampleResul
     elif errors:
         failure = f"evaluation errors: {list(errors)}"
     return ExampleResult(name, expected, actual, ids, errors, failure)
+
+
+def parse_examples(tests: Mapping[str, str | Mapping[str, Any]]) -> list[tuple[str, str, Any]]:
+    """``{"ALLOW/name.json": JSON text or object}`` as ``(name, expected, doc)``, sorted by name. Raises
+    `PolicyError` naming every bad entry (``tests/<name>``, with the line and column of a JSON error)."""
+    out: list[tuple[str, str, Any]] = []
+    problems: list[Problem] = []
+    for name in sorted(tests):
+        expected, sep, rest = name.partition("/")
+        file = f"tests/{name}"
+        if expected not in ("ALLOW", "DENY") or not sep or not rest or "/" in rest:
+            problems.append(Problem(file, 1, 1, 'a test is named "ALLOW/<name>" or "DENY/<name>"'))
+            continue
+        value = tests[name]
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                problems.append(Problem(file, exc.lineno, exc.colno, f"invalid JSON: {exc.msg}"))
+                continue
+        if not isinstance(value, Mapping):
+            problems.append(Problem(file, 1, 1, "a test is a JSON object (principal, resource, context...)"))
+            continue
+        out.append((name, expected, dict(value)))
+    if problems:
+        raise PolicyError(problems)
+    return out
+
+
+def example_texts(directory: str | Path) -> dict[str, str]:
+    """The ``tests/ALLOW`` and ``tests/DENY`` files of a policy directory, ``{"ALLOW/name.json": text}``."""
+    return {f"{e}/{p.name}": p.read_text(encoding="utf-8") for p, e in example_files(directory)}
 
 
 def run_examples(bundle: PolicyBundle, directory: str | Path) -> list[ExampleResult]:

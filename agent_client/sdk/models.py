@@ -153,6 +153,37 @@ class Invoice(Model):
     total: str
 
 
+class PolicyLocation(Model):
+    """A deciding policy and where it is written."""
+
+    id: str
+    file: str
+    line: int
+    col: int
+
+
+class PolicyTestResult(Model):
+    name: str  # "ALLOW/<name>" or "DENY/<name>"
+    expected: Literal["ALLOW", "DENY"]
+    actual: Literal["ALLOW", "DENY", "ERROR"]  # ERROR: Cedar could not evaluate the request
+    passed: bool
+    policies: list[PolicyLocation]
+    errors: list[str]
+    failure: str | None
+
+
+class PolicyTestReport(Model):
+    """The answer to ``policies.test``: ``ok`` when at least one test ran and none failed."""
+
+    target: Literal["active", "draft"]
+    version: int | None  # the stored version tested; None for a draft, a directory or the embedded set
+    sha256: str
+    passed: int
+    failed: int
+    ok: bool
+    results: list[PolicyTestResult]
+
+
 class Machine(Model):
     id: str
     license_id: str

@@ -92,7 +92,7 @@ class PolicyVersionList(BaseModel):
 
 
 class PolicyProblem(ApiProblem):
-    """422 for an invalid policy set: ``errors`` (field, pointer, detail) and ``problems`` (file, line, col)."""
+    """422 for an invalid policy set or test: ``errors`` (field, pointer, detail) and ``problems`` (file, line, col)."""
 
     def __init__(self, problems: list[Problem], schema_file: str, sources: Mapping[str, str]) -> None:
         super().__init__(422, f"The policy set is invalid ({len(problems)} problem(s)); nothing was changed.")
@@ -106,16 +106,25 @@ class PolicyProblem(ApiProblem):
         body["problems"] = [{"file": p.file, "line": p.line, "col": p.col, "message": p.message} for p in self.problems]
         return body
 
+    def _where(self, file: str) -> tuple[str, str]:
+        """(body member, key in it) of a problem's file; a test's file is ``tests/<name>``."""
+        if file in self.sources:
+            return "sources", file
+        if file.startswith("tests/"):
+            return "tests", file.removeprefix("tests/")
+        return "entities", file
+
     def _field(self, file: str) -> str:
         if file == self.schema_file:
             return "schema"
-        return f"sources[{file}]" if file in self.sources else f"entities[{file}]"
+        where, key = self._where(file)
+        return f"{where}[{key}]"
 
     def _pointer(self, file: str) -> str:
         if file == self.schema_file:
             return _pointer("schema")
-        where = "sources" if file in self.sources else "entities"
-        return "#/" + where + "/" + file.replace("~", "~0").replace("/", "~1")
+        where, key = self._where(file)
+        return "#/" + where + "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def _store(call: Call) -> PolicyVersionStore:

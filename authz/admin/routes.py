@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from authz.admin import agents, billing, budget_use, budgets, invoices, licenses, metering, policies, subjects, teams
+from authz.admin import (
+    agents,
+    billing,
+    budget_use,
+    budgets,
+    invoices,
+    licenses,
+    metering,
+    policies,
+    policy_tests,
+    subjects,
+    teams,
+)
 from authz.admin import licensing_http as licensing
 from authz.admin.api import Operation, routes
 from authz.admin.openapi import openapi_route
@@ -17,6 +29,7 @@ OPERATIONS: list[Operation] = [
     *budget_use.OPERATIONS,
     *metering.OPERATIONS,
     *policies.OPERATIONS,
+    *policy_tests.OPERATIONS,
     *licenses.OPERATIONS,
     *billing.OPERATIONS,
     *invoices.OPERATIONS,

@@ -15,6 +15,7 @@ import pytest
 
 from agent_client.sdk import ApiError, Client, RetryPolicy, verify_offline
 from agent_client.sdk import models as m
+from policies.loader import read_sources
 from tests.agent_client.conftest import RESOURCE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +97,15 @@ def policies_and_subjects(c: Client, user_id: str) -> None:
     assert c.policies.get()["version"] == put["version"]
     assert put["version"] in [v["version"] for v in c.policies.versions()["items"]]
     assert c.policies.version(put["version"])["comment"] == "surface"
+    active = m.PolicyTestReport.of(c.policies.test())  # the shipped tests: base.cedar alone permits nothing
+    assert (active.target, active.version, active.sha256) == ("active", put["version"], put["sha256"])
+    assert active.failed > 0 and not active.ok and all(r.expected == "DENY" for r in active.results if r.passed)
+    shipped = {"ALLOW/client_on_demo.json": (ROOT / "policies/tests/ALLOW/client_on_demo.json").read_text()}
+    draft = m.PolicyTestReport.of(c.policies.test(shipped, sources=read_sources(ROOT / "policies")[1]))
+    assert draft.ok and draft.target == "draft" and draft.results[0].policies[0].file == "servers/demo.cedar"
+    with pytest.raises(ApiError) as bad:
+        c.policies.test({"ALLOW/broken.json": "{"})
+    assert bad.value.status == 422 and bad.value.fields == ["tests[ALLOW/broken.json]"]
     assert c.subjects.export(user_id)["subject"] == user_id
     assert c.subjects.erase(user_id, reason="sdk test")["subject"] == user_id
 

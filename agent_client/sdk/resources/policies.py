@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from agent_client.sdk.resources.base import R, Surface, compact, operation
 from agent_client.sdk.resources.base import seg as _seg
@@ -28,6 +29,25 @@ class Policies(Surface[R]):
         ents = entities if entities is None or isinstance(entities, str) else dict(entities)
         body = compact(sources=dict(sources), schema=schema, entities=ents, comment=comment)
         return self._request("PUT", "/policies", json=body)
+
+    @operation("POST /policies/test")
+    def test(
+        self,
+        tests: Mapping[str, str | Mapping[str, Any]] | None = None,
+        *,
+        sources: Mapping[str, str] | None = None,
+        schema: str | None = None,
+        entities: str | Mapping[str, str] | None = None,
+    ) -> R:
+        """Run policy tests (``{"ALLOW/<name>" or "DENY/<name>": JSON text or object}``; default: the
+        server's shipped tests) against the active set, or against a draft given as ``sources`` (and
+        ``schema``/``entities``, as :meth:`put` takes them) that is never stored. The answer
+        (:class:`~agent_client.sdk.models.PolicyTestReport`) has one result per test; an invalid draft
+        or test raises an ``ApiError`` (422) whose ``errors`` name each field and its ``file:line:col``."""
+        ents = entities if entities is None or isinstance(entities, str) else dict(entities)
+        cases = None if tests is None else {k: v if isinstance(v, str) else dict(v) for k, v in tests.items()}
+        body = compact(tests=cases, sources=None if sources is None else dict(sources), schema=schema, entities=ents)
+        return self._request("POST", "/policies/test", json=body)
 
     @operation("GET /policies/versions")
     def versions(self) -> R:

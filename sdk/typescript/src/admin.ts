@@ -205,7 +205,7 @@ export class Budgets extends Surface {
   }
 }
 
-/** `/policies`: the active Cedar policy set; store a new version; the history. */
+/** `/policies`: the active Cedar policy set; store a new version; the history; run policy tests. */
 export class Policies extends Surface {
   /** The active policy version (its sources). */
   get(options?: CallOptions): Promise<Result<"get_policies">> {
@@ -215,6 +215,18 @@ export class Policies extends Surface {
   /** Store and activate a policy set (`sources: {file: Cedar text}`); 409 when it does not validate. */
   put(input: Body<"put_policies">, options?: CallOptions): Promise<Result<"put_policies">> {
     return this.call("put_policies", { method: "PUT", path: "/policies", body: input }, options);
+  }
+
+  /**
+   * Run policy tests (`tests: {"ALLOW/<name>" | "DENY/<name>": JSON text or object}`; default: the
+   * server's shipped tests) against the active set, or against a draft given as `sources` (and
+   * `schema`, `entities`, as {@link Policies.put} takes them) that is never stored. One result per
+   * test, with the deciding policies' file, line and column; an invalid draft or test is an
+   * {@link ApiError} (422) whose `errors` name each field and its `file:line:col`. It changes
+   * nothing, so it is retried like an idempotent call.
+   */
+  test(input: Body<"test_policies"> = {}, options?: CallOptions): Promise<Result<"test_policies">> {
+    return this.call("test_policies", { method: "POST", path: "/policies/test", body: input, idempotent: true }, options);
   }
 
   /** The stored versions. */

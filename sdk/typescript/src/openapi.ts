@@ -578,6 +578,14 @@ export type PolicyList = {
   items: Array<PolicyOut>;
 };
 
+export type PolicyLocation = {
+  /** The policy's @id. */
+  id: string;
+  file: string;
+  line: number;
+  col: number;
+};
+
 export type PolicyOut = {
   id: string;
   product_id: string;
@@ -606,6 +614,55 @@ export type PolicySetIn = {
   } | null);
   /** Why this version (kept in the history). */
   comment?: string;
+};
+
+export type PolicyTestIn = {
+  /** Example requests, `{"ALLOW/<name>" or "DENY/<name>": JSON text or object}`; default: the tests shipped with the server's policy directory. */
+  tests?: ({
+    [key: string]: (string | {
+      [key: string]: unknown;
+    });
+  } | null);
+  /** A draft's policy files, `{name: Cedar text}`; default: the active set. */
+  sources?: ({
+    [key: string]: string;
+  } | null);
+  /** The draft's Cedar schema text; default: the embedded set's schema. */
+  schema?: (string | null);
+  /** The draft's entity files (a string is one `entities.json`); default: the embedded set's. */
+  entities?: (string | {
+    [key: string]: string;
+  } | null);
+};
+
+export type PolicyTestReport = {
+  /** What was tested: the active set or the submitted draft. */
+  target: "active" | "draft";
+  /** The stored policy version tested (null: a draft, a directory, builtin). */
+  version: (number | null);
+  /** SHA-256 of the tested set's content (as `PolicyVersionDetail.sha256`). */
+  sha256: string;
+  passed: number;
+  failed: number;
+  /** At least one test ran and none failed. */
+  ok: boolean;
+  /** One per test, in name order. */
+  results: Array<PolicyTestResult>;
+};
+
+export type PolicyTestResult = {
+  /** The test's name, "ALLOW/<name>" or "DENY/<name>". */
+  name: string;
+  expected: "ALLOW" | "DENY";
+  /** ERROR: Cedar could not evaluate the request. */
+  actual: "ALLOW" | "DENY" | "ERROR";
+  passed: boolean;
+  /** The deciding policies and where each is written. */
+  policies: Array<PolicyLocation>;
+  /** Evaluation errors (a policy that errors does not apply). */
+  errors: Array<string>;
+  /** Why the test failed; null when it passed. */
+  failure: (string | null);
 };
 
 export type PolicyVersionDetail = {
@@ -1372,6 +1429,15 @@ export interface Operations {
     query: Record<string, never>;
     body: never;
     response: PolicyVersionDetail;
+  };
+  /** POST /policies/test: Run policy tests (the active set or a draft) */
+  test_policies: {
+    method: "POST";
+    path: "/policies/test";
+    params: Record<string, never>;
+    query: Record<string, never>;
+    body: PolicyTestIn;
+    response: PolicyTestReport;
   };
   /** POST /products: Create a product */
   create_product: {
@@ -2172,6 +2238,7 @@ export const OPERATION_IDS = [
   "get_policies",
   "list_policy_versions",
   "get_policy_version",
+  "test_policies",
   "create_product",
   "list_products",
   "create_license_policy",

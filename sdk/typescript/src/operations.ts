@@ -44,6 +44,7 @@ export const SURFACE: Readonly<Record<OperationId, string>> = {
   get_policies: "policies.get",
   list_policy_versions: "policies.versions",
   get_policy_version: "policies.version",
+  test_policies: "policies.test",
   create_product: "products.create",
   list_products: "products.list",
   create_license_policy: "licensePolicies.create",

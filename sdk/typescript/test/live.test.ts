@@ -162,7 +162,7 @@ test("a batch whose response is lost after the server stored it is retried and c
   assert.ok((await client.teams.list()).items.some((t) => t.name === "ts-once"));
 });
 
-test("policies: get, put, versions, version", async () => {
+test("policies: get, put, versions, version, test", async () => {
   await assert.rejects(client.policies.get(), (err: unknown) => err instanceof ApiError && err.status === 404);
   const base = { "base.cedar": await readFile(new URL("../../../../policies/base.cedar", import.meta.url), "utf8") };
   const first = await client.policies.put({ sources: base, comment: "first" });
@@ -174,6 +174,27 @@ test("policies: get, put, versions, version", async () => {
   assert.equal((await client.policies.version(stored.version)).comment, "ts round trip");
   assert.ok((await client.policies.versions()).items.some((v) => v.version === stored.version));
   await assert.rejects(client.policies.put({ sources: { "bad.cedar": "permit(principal, action, resource" } }), (err: unknown) => err instanceof ApiError && err.status >= 400 && err.status < 500);
+  // the shipped tests against the active set (base.cedar alone permits nothing: every ALLOW test fails)
+  const report = await client.policies.test();
+  assert.equal(report.target, "active");
+  assert.equal(report.version, stored.version);
+  assert.equal(report.sha256, stored.sha256);
+  assert.ok(report.failed > 0 && !report.ok);
+  assert.ok(report.results.filter((r) => r.passed).every((r) => r.expected === "DENY"));
+  // a draft (never stored) with the embedded demo rule passes a test given as an object
+  const root = new URL("../../../../policies/", import.meta.url);
+  const demo = await readFile(new URL("servers/demo.cedar", root), "utf8");
+  const example = JSON.parse(await readFile(new URL("tests/ALLOW/client_on_demo.json", root), "utf8")) as Record<string, unknown>;
+  const draft = await client.policies.test({ tests: { "ALLOW/demo.json": example }, sources: { ...base, "servers/demo.cedar": demo } });
+  assert.equal(draft.target, "draft");
+  assert.ok(draft.ok);
+  assert.deepEqual(draft.results[0]?.policies.map((p) => [p.id, p.file]), [["demo.loopback-tools", "servers/demo.cedar"]]);
+  assert.equal((await client.policies.get()).version, stored.version);
+  await assert.rejects(client.policies.test({ tests: { "ALLOW/broken.json": "{" } }), (err: unknown) => {
+    assert.ok(err instanceof ApiError && err.status === 422, String(err));
+    assert.deepEqual(err.errors.map((e) => e.field), ["tests[ALLOW/broken.json]"]);
+    return true;
+  });
 });
 
 test("licensing: admin side and key side", async () => {
