@@ -9,10 +9,14 @@ import { type CallOptions, Transport, type TransportOptions } from "./http.js";
 import { LicensePolicies, Licenses, LicenseWebhooks, Machines, Products } from "./licensing.js";
 import { Metering, Outcomes } from "./metering.js";
 import { Incidents, Oversight } from "./oversight.js";
+import type { LicenseVerification } from "./signed.js";
 import type { Result } from "./types.js";
 
-/** Options of {@link Client}: `baseUrl`, `apiKey`, `timeoutMs`, `retry`, `fetch`. */
-export type ClientOptions = TransportOptions;
+/** Options of {@link Client}: `baseUrl`, `apiKey`, `timeoutMs`, `retry`, `fetch`, `licensing`. */
+export interface ClientOptions extends TransportOptions {
+  /** How signed licensing answers are verified (pin `keys` where the network is not trusted). */
+  licensing?: LicenseVerification;
+}
 
 /** Webhook endpoints: `billing` and `licensing` (a budget's: `budgets.addWebhook`). */
 export class Webhooks {
@@ -77,7 +81,7 @@ export class Client {
     this.invoices = new Invoices(t);
     this.products = new Products(t);
     this.licensePolicies = new LicensePolicies(t);
-    this.licenses = new Licenses(t);
+    this.licenses = new Licenses(t, options.licensing);
     this.machines = new Machines(t);
     this.webhooks = new Webhooks(t);
     this.subjects = new Subjects(t);

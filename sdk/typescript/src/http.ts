@@ -116,6 +116,16 @@ export class Transport {
 
   /** One API call, retried when safe; the parsed JSON answer (an empty body is `{}`). */
   async request<T>(spec: RequestSpec, options: CallOptions = {}): Promise<T> {
+    const text = await (await this.send(spec, options)).text();
+    if (spec.text) return text as T;
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /**
+   * One API call, retried when safe; the successful `Response`, its body unread (for an answer
+   * checked before it is parsed, such as a signed licensing answer). Non-2xx: {@link ApiError}.
+   */
+  async send(spec: RequestSpec, options: CallOptions = {}): Promise<Response> {
     const method = spec.method.toUpperCase();
     const headers: Record<string, string> = { accept: "application/json", "x-authz-sdk": this.agent };
     const auth = spec.auth ?? { kind: "bearer" };
@@ -147,11 +157,7 @@ export class Transport {
         await sleep(this.retry.delayMs(attempt, 0, null), options.signal);
         continue;
       }
-      if (response.ok) {
-        if (spec.text) return (await response.text()) as T;
-        const text = await response.text();
-        return (text ? JSON.parse(text) : {}) as T;
-      }
+      if (response.ok) return response;
       if (!this.retry.shouldRetry(attempt, retryable, response.status)) throw await ApiError.fromResponse(response);
       await response.body?.cancel().catch(() => undefined);
       await sleep(this.retry.delayMs(attempt, response.status, response.headers.get("retry-after")), options.signal);

@@ -17,5 +17,6 @@ export type { Body, Query, Result } from "./types.js";
 export type * from "./openapi.js";
 export { OPERATION_IDS } from "./openapi.js";
 export { AgentAuthProvider, AgentTokenSource, type AgentTokenOptions, type McpTokens, type TokenResponse } from "./agent.js";
-export { LicenseError, canonicalKey, verifyOffline, type Ed25519Jwk, type HighWaterMark, type LicenseFile, type VerifyOptions } from "./verify.js";
+export { LicenseError, canonicalKey, verifyOffline, type Ed25519Jwk, type HighWaterMark, type LicenseFile, type PublicKeys, type VerifyOptions } from "./verify.js";
+export { SIGNATURE_HEADER, verifyResponse, type LicenseVerification, type ResponseVerifyOptions } from "./signed.js";
 export { AiAct, Approvals, Incidents, Oversight, OversightRules } from "./oversight.js";

@@ -2,14 +2,22 @@
  * Licensing surfaces. Admin side (an admin token): products, license policies, licenses, machines,
  * licensing webhooks. Key side (`Authorization: License <key>`, or no credential): `licenses.validate`,
  * `me`, `activate`, `heartbeat`, `deactivate`, `checkout({ key })`, `jwks`; their answers are signed
- * (`Authz-Signature`, Ed25519) and echo `meta.nonce`.
+ * (`Authz-Signature`, Ed25519) and echo `meta.nonce`, and every one is verified before it is
+ * returned ({@link verifyResponse}: signature by the named key of the server's JWK Set, this call's
+ * nonce, age): a failed check rejects with a {@link LicenseError}, never with an unchecked answer.
  * @module
  */
 
-import type { CallOptions } from "./http.js";
+import type { CallOptions, RequestSpec, Transport } from "./http.js";
 import { seg } from "./http.js";
+import type { OperationId } from "./openapi.js";
+import { type LicenseVerification, SIGNATURE_HEADER, verifyResponse } from "./signed.js";
 import type { Body, Query, Result } from "./types.js";
 import { Surface } from "./types.js";
+import type { PublicKeys } from "./verify.js";
+
+/** A fresh nonce for one signed call. */
+const freshNonce = (): string => crypto.randomUUID();
 
 /** `/products`: create, list. */
 export class Products extends Surface {
@@ -42,8 +50,40 @@ export type KeyCheckout = { key: string } & Body<"checkout_own_license">;
 /** What {@link Licenses.validate} checks besides the key. */
 export type ValidateScope = NonNullable<Body<"validate_key">["scope"]>;
 
-/** Licenses, admin side and key side. */
+/** Licenses, admin side and key side (key-side answers verified, see the module). */
 export class Licenses extends Surface {
+  private readonly verification: LicenseVerification;
+  private keys: Promise<PublicKeys> | undefined;
+
+  constructor(transport: Transport, verification: LicenseVerification = {}) {
+    super(transport);
+    this.verification = verification;
+  }
+
+  /** The pinned keys, else the server's JWK Set fetched once (a failed fetch is retried next call). */
+  private publicKeys(options?: CallOptions): Promise<PublicKeys> {
+    if (this.verification.keys) return Promise.resolve(this.verification.keys);
+    this.keys ??= this.jwks(options).then(
+      (set) => set as PublicKeys,
+      (err: unknown) => {
+        this.keys = undefined;
+        throw err;
+      },
+    );
+    return this.keys;
+  }
+
+  /** Send a key-side call and return its answer only once signature, nonce and age check out. */
+  private async signed<K extends OperationId>(_op: K, spec: RequestSpec, nonce: string | number, options?: CallOptions): Promise<Result<K>> {
+    const keys = await this.publicKeys(options);
+    const response = await this.transport.send(spec, options);
+    const body = new Uint8Array(await response.arrayBuffer());
+    const { maxAgeSeconds, mark } = this.verification;
+    const doc = await verifyResponse(body, response.headers.get(SIGNATURE_HEADER), keys, {
+      nonce, ...(maxAgeSeconds !== undefined ? { maxAgeSeconds } : {}), ...(mark ? { mark } : {}),
+    });
+    return doc as Result<K>;
+  }
   /** Create a license; its key is in the answer, shown once. */
   create(input: Body<"create_license">, options?: CallOptions): Promise<Result<"create_license">> {
     return this.call("create_license", { method: "POST", path: "/licenses", body: input }, options);
@@ -94,38 +134,47 @@ export class Licenses extends Surface {
       const path = `/licenses/${seg(target)}/checkout`;
       return this.call("checkout_license", { method: "POST", path, body: inputOrOptions ?? {} }, options);
     }
-    const { key, ...body } = target;
+    const { key, nonce = freshNonce(), ...rest } = target as KeyCheckout & { nonce?: string | number };
     const auth = { kind: "license", key } as const;
-    return this.call("checkout_own_license", { method: "POST", path: "/licenses/me/checkout", body, auth }, inputOrOptions as CallOptions);
+    const spec = { method: "POST", path: "/licenses/me/checkout", body: { ...rest, nonce }, auth };
+    return this.signed("checkout_own_license", spec, nonce, inputOrOptions as CallOptions);
   }
 
-  /** Validate a key (no other credential). Always 200 for a well-formed key: `meta.valid` and `meta.code` say the outcome. */
+  /**
+   * Validate a key (no other credential). Always 200 for a well-formed key: `meta.valid` and
+   * `meta.code` say the outcome. The answer is verified; `options.nonce` replaces the generated nonce.
+   */
   validate(key: string, scope?: ValidateScope, options?: CallOptions & { nonce?: string | number }): Promise<Result<"validate_key">> {
-    const body = { key, ...(scope ? { scope } : {}), ...(options?.nonce !== undefined ? { nonce: options.nonce } : {}) };
-    return this.call("validate_key", { method: "POST", path: "/licenses/actions/validate-key", body, auth: { kind: "none" } }, options);
+    const nonce = options?.nonce ?? freshNonce();
+    const body = { key, ...(scope ? { scope } : {}), nonce };
+    return this.signed("validate_key", { method: "POST", path: "/licenses/actions/validate-key", body, auth: { kind: "none" } }, nonce, options);
   }
 
-  /** The license of `key`, with its machines (signed). */
+  /** The license of `key`, with its machines (signed, verified). */
   me(key: string, options?: CallOptions): Promise<Result<"get_own_license">> {
-    return this.call("get_own_license", { method: "GET", path: "/licenses/me", auth: { kind: "license", key } }, options);
+    const nonce = freshNonce();
+    return this.signed("get_own_license", { method: "GET", path: "/licenses/me", query: { nonce }, auth: { kind: "license", key } }, nonce, options);
   }
 
-  /** Activate a machine by fingerprint (the same fingerprint twice is the same machine). */
+  /** Activate a machine by fingerprint (the same fingerprint twice is the same machine); verified. */
   activate(key: string, fingerprint: string, input: { name?: string; platform?: string } = {}, options?: CallOptions): Promise<Result<"activate_machine">> {
-    const body = { fingerprint, ...input };
-    return this.call("activate_machine", { method: "POST", path: "/machines/actions/activate", body, auth: { kind: "license", key } }, options);
+    const nonce = freshNonce();
+    const body = { fingerprint, ...input, nonce };
+    return this.signed("activate_machine", { method: "POST", path: "/machines/actions/activate", body, auth: { kind: "license", key } }, nonce, options);
   }
 
-  /** Heartbeat of an activated machine (revives a dead one within the resurrection window). */
+  /** Heartbeat of an activated machine (revives a dead one within the resurrection window); verified. */
   heartbeat(key: string, machineId: string, options?: CallOptions): Promise<Result<"machine_heartbeat">> {
+    const nonce = freshNonce();
     const path = `/machines/${seg(machineId)}/actions/heartbeat`;
-    return this.call("machine_heartbeat", { method: "POST", path, body: {}, auth: { kind: "license", key } }, options);
+    return this.signed("machine_heartbeat", { method: "POST", path, body: { nonce }, auth: { kind: "license", key } }, nonce, options);
   }
 
-  /** Deactivate one of the key's machines (frees its seat). */
+  /** Deactivate one of the key's machines (frees its seat); verified. */
   deactivate(key: string, machineId: string, options?: CallOptions): Promise<Result<"deactivate_own_machine">> {
+    const nonce = freshNonce();
     const path = `/machines/${seg(machineId)}/actions/deactivate`;
-    return this.call("deactivate_own_machine", { method: "POST", path, body: {}, auth: { kind: "license", key } }, options);
+    return this.signed("deactivate_own_machine", { method: "POST", path, body: { nonce }, auth: { kind: "license", key } }, nonce, options);
   }
 
   /** The Ed25519 public keys (JWK Set) signing answers and license files: the input of {@link verifyOffline}. */

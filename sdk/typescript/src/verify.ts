@@ -68,7 +68,8 @@ export interface LicenseFile {
 const MAX_FILE = 256 * 1024;
 const ARMOR = /^-----BEGIN (LICENSE|MACHINE) FILE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END \1 FILE-----\s*$/;
 
-function b64(text: string): Uint8Array<ArrayBuffer> {
+/** @internal Strict standard base64 (padding required). */
+export function b64(text: string): Uint8Array<ArrayBuffer> {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw new Error("not base64");
   const bin = atob(text);
   const out = new Uint8Array(bin.length);
@@ -76,10 +77,14 @@ function b64(text: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-const utf8 = (text: string): Uint8Array<ArrayBuffer> => new TextEncoder().encode(text);
+/** @internal */
+export const utf8 = (text: string): Uint8Array<ArrayBuffer> => new TextEncoder().encode(text);
 
-/** The Ed25519 keys of a JWK Set, a JWK, or a list of JWKs, by kid. */
-async function importKeys(publicKey: { keys: Ed25519Jwk[] } | Ed25519Jwk | readonly Ed25519Jwk[]): Promise<Map<string, CryptoKey>> {
+/** A JWK Set (`licenses.jwks()`), one of its JWKs, or a list of them. */
+export type PublicKeys = { keys: Ed25519Jwk[] } | Ed25519Jwk | readonly Ed25519Jwk[];
+
+/** @internal The Ed25519 keys of a JWK Set, a JWK, or a list of JWKs, by kid. */
+export async function importKeys(publicKey: PublicKeys): Promise<Map<string, CryptoKey>> {
   const jwks: readonly Ed25519Jwk[] = Array.isArray(publicKey)
     ? publicKey
     : "keys" in (publicKey as object)
@@ -140,11 +145,30 @@ async function decode(enc: string, alg: string, kind: string, options: VerifyOpt
   }
 }
 
-function checkClock(mark: HighWaterMark | undefined, now: number, signed: number, skew: number): void {
+/** @internal Refuse a clock behind the mark or the signed time; advance the mark. */
+export function checkClock(mark: HighWaterMark | undefined, now: number, signed: number, skew: number): void {
   const seen = mark ? mark.get() : 0;
   if (now < seen - skew) throw new LicenseError("CLOCK_ROLLBACK", "the clock is behind a time this client has already seen");
   if (now < signed - skew) throw new LicenseError("CLOCK_ROLLBACK", "the clock is behind the server's signed time");
   mark?.set(Math.max(seen, now, signed));
+}
+
+/**
+ * @internal The kid of the key that made `sigB64` over `message`: the key named `kid` when given (a kid
+ * not in the set fails), else any key of the set. `SIGNATURE_INVALID` when none did.
+ */
+export async function verifySignature(keys: Map<string, CryptoKey>, message: Uint8Array<ArrayBuffer>, sigB64: string, kid?: string): Promise<string> {
+  let signature: Uint8Array<ArrayBuffer>;
+  try {
+    signature = b64(sigB64);
+  } catch {
+    throw new LicenseError("SIGNATURE_INVALID", "the signature is not base64");
+  }
+  const candidates = kid === undefined ? [...keys] : keys.has(kid) ? [[kid, keys.get(kid) as CryptoKey] as const] : [];
+  for (const [k, key] of candidates) {
+    if (await crypto.subtle.verify({ name: "Ed25519" }, key, signature, message)) return k;
+  }
+  throw new LicenseError("SIGNATURE_INVALID", "no trusted key made this signature");
 }
 
 /**
@@ -154,7 +178,7 @@ function checkClock(mark: HighWaterMark | undefined, now: number, signed: number
  */
 export async function verifyOffline(
   file: string,
-  publicKey: { keys: Ed25519Jwk[] } | Ed25519Jwk | readonly Ed25519Jwk[],
+  publicKey: PublicKeys,
   options: VerifyOptions = {},
 ): Promise<LicenseFile> {
   if (file.length > MAX_FILE) throw new LicenseError("FILE_MALFORMED", "the file is too large");
@@ -169,20 +193,7 @@ export async function verifyOffline(
   } catch {
     throw new LicenseError("FILE_MALFORMED", "the file's body is not {enc, sig, alg}");
   }
-  let signature: Uint8Array<ArrayBuffer>;
-  try {
-    signature = b64(sig);
-  } catch {
-    throw new LicenseError("SIGNATURE_INVALID", "the signature is not base64");
-  }
-  let kid: string | undefined;
-  for (const [k, key] of await importKeys(publicKey)) {
-    if (await crypto.subtle.verify({ name: "Ed25519" }, key, signature, utf8(`${kind}/${enc}`))) {
-      kid = k;
-      break;
-    }
-  }
-  if (kid === undefined) throw new LicenseError("SIGNATURE_INVALID", "no trusted key made this signature");
+  const kid = await verifySignature(await importKeys(publicKey), utf8(`${kind}/${enc}`), sig);
   const payload = await decode(enc, alg, kind, options);
   const meta = (payload.meta ?? {}) as Record<string, unknown>;
   const data = (payload.data ?? {}) as Record<string, unknown>;

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, test } from "node:test";
 
-import { ApiError, Client, LicenseError, OPERATION_IDS, SURFACE, verifyOffline, type HighWaterMark } from "../src/index.js";
+import { ApiError, Client, LicenseError, OPERATION_IDS, SURFACE, verifyOffline, verifyResponse, type HighWaterMark } from "../src/index.js";
 
 const BASE = process.env.AUTHZ_BASE_URL ?? "";
 const TOKEN = process.env.AUTHZ_ADMIN_TOKEN ?? "";
@@ -265,6 +265,76 @@ test("licensing: admin side and key side", async () => {
   assert.ok((await client.webhooks.licensing.list()).items.some((w) => w.id === hook.id));
   assert.ok(await client.webhooks.licensing.delete(hook.id));
   assert.equal((await client.licenses.revoke(created.id)).status, "revoked");
+});
+
+test("licensing: signed answers are verified; tampered, unsigned, replayed or foreign-key answers are refused", async () => {
+  await client.products.create({ code: "ts-signed", name: "TS Signed" });
+  const policy = await client.licensePolicies.create({ product: "ts-signed", name: "signed", entitlements: ["pro"] });
+  const { key } = await client.licenses.create({ policy: policy.id });
+  const jwks = (await client.licenses.jwks()) as unknown as { keys: Array<{ kty: string; crv: string; x: string; kid: string }> };
+  const refused = async (promise: Promise<unknown>, code: string) =>
+    assert.rejects(promise, (err: unknown) => err instanceof LicenseError && err.code === code);
+  const onValidate = (edit: (text: string, headers: Headers) => string): typeof fetch => async (input, init) => {
+    const response = await fetch(input, init);
+    if (!String(input).endsWith("/licenses/actions/validate-key")) return response;
+    const headers = new Headers(response.headers);
+    const text = edit(await response.text(), headers);
+    return new Response(text, { status: response.status, headers });
+  };
+  const keyed = (fetchImpl: typeof fetch, keys: unknown = jwks) =>
+    new Client({ baseUrl: BASE, fetch: fetchImpl, licensing: { keys: keys as { keys: [] } } });
+
+  // pinned keys: a genuine answer passes, with the generated nonce echoed inside the signed body
+  const genuine = await keyed(fetch).licenses.validate(key, { entitlements: ["pro"] });
+  assert.equal(genuine.meta.valid, true);
+  assert.match(String(genuine.meta.nonce), /^[0-9a-f-]{36}$/);
+  // the answer says "not valid" (a missing entitlement); flipping it to valid breaks the signature
+  let flipped = 0;
+  const flip = onValidate((text) => {
+    flipped += text.includes('"valid":false') ? 1 : 0;
+    return text.replace('"valid":false', '"valid":true');
+  });
+  await refused(keyed(flip).licenses.validate(key, { entitlements: ["enterprise"] }), "SIGNATURE_INVALID");
+  assert.equal(flipped, 1);
+  await refused(keyed(onValidate((text, headers) => (headers.delete("authz-signature"), text))).licenses.validate(key), "SIGNATURE_MISSING");
+  // a captured genuine answer replayed for a later request: its nonce is another request's
+  let captured: [string, Headers] | undefined;
+  const replay = onValidate((text, headers) => {
+    captured ??= [text, new Headers(headers)];
+    captured[1].forEach((value, name) => headers.set(name, value));
+    return captured[0];
+  });
+  const replaying = keyed(replay);
+  assert.equal((await replaying.licenses.validate(key)).meta.valid, true);
+  await refused(replaying.licenses.validate(key), "REPLAYED");
+  // key discovery: only the key the header names, and only from the trusted set
+  const kid = jwks.keys[0]!.kid;
+  const pair = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const stranger = { ...(await crypto.subtle.exportKey("jwk", pair.publicKey)), kid };
+  await refused(keyed(fetch, { keys: [stranger] }).licenses.validate(key), "SIGNATURE_INVALID");
+  await refused(keyed(fetch, { keys: jwks.keys.map((k) => ({ ...k, kid: `${k.kid}-other` })) }).licenses.validate(key), "SIGNATURE_INVALID");
+  // no pinned keys: the server's JWK Set is fetched once per client and every key-side answer is verified
+  const fetched: string[] = [];
+  const counting: typeof fetch = async (input, init) => (fetched.push(new URL(String(input)).pathname), fetch(input, init));
+  const discovering = new Client({ baseUrl: BASE, fetch: counting });
+  const machine = (await discovering.licenses.activate(key, "fp-signed")).data;
+  assert.equal((await discovering.licenses.heartbeat(key, machine.id)).data.id, machine.id);
+  assert.equal((await discovering.licenses.me(key)).meta.nonce !== undefined, true);
+  assert.match((await discovering.licenses.checkout({ key })).data.certificate, /BEGIN LICENSE FILE/);
+  assert.ok((await discovering.licenses.deactivate(key, machine.id)).data);
+  assert.equal(fetched.filter((p) => p.endsWith("/licenses/jwks")).length, 1);
+  // verifyResponse on its own: age and a rolled-back clock
+  const raw = await fetch(`${BASE}/api/v1/licenses/actions/validate-key`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key, nonce: 7 }),
+  });
+  const body = await raw.text();
+  const signature = raw.headers.get("authz-signature");
+  const ts = (JSON.parse(body) as { meta: { ts: number } }).meta.ts;
+  assert.equal(((await verifyResponse(body, signature, jwks, { nonce: 7, now: ts })).meta as { nonce: number }).nonce, 7);
+  await refused(verifyResponse(body, signature, jwks, { nonce: 8, now: ts }), "REPLAYED");
+  await refused(verifyResponse(body, signature, jwks, { nonce: 7, now: ts + 301 }), "RESPONSE_STALE");
+  await refused(verifyResponse(body, signature, jwks, { now: ts, mark: { get: () => ts + 3600, set: () => undefined } }), "CLOCK_ROLLBACK");
+  await refused(verifyResponse(body.replace("7", "8"), signature, jwks, { now: ts }), "SIGNATURE_INVALID");
 });
 
 test("billing: plans, customers, subscriptions, credits, invoices, webhooks", async () => {
