@@ -26,6 +26,7 @@ from authz.metering import MeteringService, service_from_settings
 from authz.metering.sink import Spend
 
 if TYPE_CHECKING:
+    from authz.audit.log import AuditLog
     from authz.context import Context
 
 
@@ -94,9 +95,12 @@ def licensing_service(ctx: Context, engine: Engine) -> Licensing:
     )  # fmt: skip
 
 
-def billing_service(engine: Engine, keyring: Keyring, metering: MeteringService | None) -> BillingService:
-    """Billing; metering events get their customer from the agent (and unknown customers are refused)."""
-    billing = BillingService(engine, keyring)
+def billing_service(
+    engine: Engine, keyring: Keyring, metering: MeteringService | None, audit: AuditLog | None = None
+) -> BillingService:
+    """Billing (its operator changes audited in ``audit``); metering events get their customer from the
+    agent (and unknown customers are refused)."""
+    billing = BillingService(engine, keyring, audit=audit)
     if metering is not None:
         metering.attribute = billing.attribute
         metering.sink.on_rolled_up = UsageKeeper()  # each flush keeps the billing periods' usage

@@ -180,10 +180,10 @@ def _ts(value: datetime | None) -> int | None:
 def create_customer(call: Call) -> tuple[int, CustomerOut]:
     body: CustomerIn = call.body
     svc = billing(call)
-    for i, agent in enumerate(body.agents):  # check every member before writing anything
-        if call.ctx.store.get_agent(agent) is None:
-            raise ApiProblem(422, f"No agent {agent!r}.", errors=[(f"agents.{i}", "no such agent")])
     c = svc.create_customer(
+        actor=call.actor,
+        agents=body.agents,
+        teams=body.teams,
         id=body.id,
         name=body.name,
         currency=body.currency,
@@ -191,12 +191,6 @@ def create_customer(call: Call) -> tuple[int, CustomerOut]:
         email=body.email,
         credits_low=body.credits_low_threshold,
     )
-    for agent in body.agents:
-        svc.assign(c.id, "agent", agent)
-    for team in body.teams:
-        svc.assign(c.id, "team", team)
-    call.ctx.audit.operator_change("customer", "created", actor=call.actor, target=c.id, currency=c.currency,
-                                   agents=list(body.agents) or None, teams=list(body.teams) or None)  # fmt: skip
     return 201, CustomerOut.of(c, svc.store.members(c.id))
 
 
@@ -213,17 +207,10 @@ def get_customer(call: Call) -> tuple[int, CustomerOut]:
 
 def add_member(call: Call) -> tuple[int, CustomerOut]:
     body: MemberIn = call.body
-    svc = billing(call)
     if (body.agent_id is None) == (body.team_id is None):
         raise ApiProblem(422, "Give exactly one of agent_id, team_id.", errors=[("agent_id", "or team_id")])
-    if body.agent_id is not None:
-        if call.ctx.store.get_agent(body.agent_id) is None:
-            raise ApiProblem(422, f"No agent {body.agent_id!r}.", errors=[("agent_id", "no such agent")])
-        svc.assign(call.path["customer_id"], "agent", body.agent_id)
-    else:
-        svc.assign(call.path["customer_id"], "team", str(body.team_id))
-    call.ctx.audit.operator_change("customer", "member_added", actor=call.actor, target=call.path["customer_id"],
-                                   agent=body.agent_id, team=body.team_id)  # fmt: skip
+    kind, subject = ("agent", body.agent_id) if body.agent_id is not None else ("team", str(body.team_id))
+    billing(call).assign(call.path["customer_id"], kind, subject, actor=call.actor)
     return get_customer(call)
 
 
@@ -235,9 +222,7 @@ def _version(v: Any) -> VersionOut:
 
 def create_plan(call: Call) -> tuple[int, PlanOut]:
     body: PlanIn = call.body
-    v = billing(call).store.create_plan(body.id, body.name, body.version)
-    call.ctx.audit.operator_change("plan", "created", actor=call.actor, target=v.plan_id, version=v.version,
-                                   sha256=v.sha256)  # fmt: skip
+    v = billing(call).create_plan(body.id, body.name, body.version, actor=call.actor)
     return 201, PlanOut(id=body.id, name=body.name.strip(), versions=[_version(v)])
 
 
@@ -254,18 +239,13 @@ def get_plan(call: Call) -> tuple[int, PlanOut]:
 
 
 def add_version(call: Call) -> tuple[int, VersionOut]:
-    v = billing(call).store.add_version(call.path["plan_id"], call.body)
-    call.ctx.audit.operator_change("plan", "version_added", actor=call.actor, target=v.plan_id, version=v.version,
-                                   sha256=v.sha256)  # fmt: skip
+    v = billing(call).add_version(call.path["plan_id"], call.body, actor=call.actor)
     return 201, _version(v)
 
 
 def create_subscription(call: Call) -> tuple[int, SubscriptionOut]:
     body: SubscriptionIn = call.body
-    sub = billing(call).store.subscribe(body.customer_id, body.plan, _ts(body.starts_at))
-    call.ctx.audit.operator_change("subscription", "created", actor=call.actor, target=sub.id,
-                                   customer=sub.customer_id, plan_version=sub.plan_version_id,
-                                   starts_at=sub.starts_at)  # fmt: skip
+    sub = billing(call).subscribe(body.customer_id, body.plan, _ts(body.starts_at), actor=call.actor)
     return 201, SubscriptionOut.of(sub)
 
 
@@ -278,18 +258,16 @@ def list_subscriptions(call: Call) -> tuple[int, SubscriptionList]:
 
 def grant_credit(call: Call) -> tuple[int, CreditOut]:
     body: CreditIn = call.body
-    row = billing(call).store.grant(
+    row = billing(call).grant(
         body.customer_id,
         body.amount,
+        actor=call.actor,
         category=body.category,
         priority=body.priority,
         effective_at=_ts(body.effective_at),
         expires_at=_ts(body.expires_at),
         description=body.description,
     )
-    call.ctx.audit.operator_change("credit", "granted", actor=call.actor, target=row.id, customer=row.customer_id,
-                                   amount_minor=row.amount_minor, currency=row.currency,
-                                   category=row.category)  # fmt: skip
     return 201, CreditOut.of(row, row.amount_minor)
 
 

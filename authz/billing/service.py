@@ -1,32 +1,41 @@
 """The billing service: the one API the admin REST routes, the CLI and the console call.
 
-``BillingService(engine, keyring)`` wraps the store (customers, plans, subscriptions, credits), the
-pure preview over rollups, closing periods into invoices, webhooks and value receipts. Metering
-asks it, per ingested event, which customer an agent belongs to (:meth:`attribute`).
+``BillingService(engine, keyring, audit=...)`` wraps the store (customers, plans, subscriptions,
+credits), the pure preview over rollups, closing periods into invoices, webhooks and value receipts.
+Metering asks it, per ingested event, which customer an agent belongs to (:meth:`attribute`).
+
+Every change an operator makes goes through one method here, whatever the surface (``/api/v1``, the
+console, the CLI): it validates (the same errors everywhere), writes, and, given an ``actor``,
+leaves one operator-change audit record (``customer.created``, ``customer.member_added``,
+``plan.created``, ``plan.version_added``, ``subscription.created``, ``credit.granted``,
+``invoice.finalized``, ``billing_webhook.created`` / ``.deleted``; a value receipt is a
+``billing.value_receipt`` record). ``actor`` None: an internal call (the demo seed), not recorded.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, Table, select, text
+from sqlalchemy import Connection, Engine, Table, select, text
 
 from authz.billing import adjust, close, receipts
 from authz.billing.credits import balances
-from authz.billing.errors import NotFound
+from authz.billing.errors import Conflict, NotFound
 from authz.billing.periods import Period, period_at
 from authz.billing.preview import CreditBalance, preview
 from authz.billing.store import BillingStore, Version
-from authz.billing.usage import customer_usage
-from authz.billing.webhooks import BillingWebhooks
+from authz.billing.usage import Prefetched, customer_usage
+from authz.billing.webhooks import BillingWebhooks, Endpoint
 from authz.core.crypto import Keyring
 from authz.oauth.jws import Signer
 from authz.storage.models.billing import BillingCredit, BillingCustomer, BillingInvoice, BillingSubscription
+
+if TYPE_CHECKING:
+    from authz.audit.log import AuditLog
 
 ATTRIBUTION_TTL = 2.0  # seconds an agent -> customer map is reused before it is read again
 INVOICES = cast(Table, BillingInvoice.__table__)
@@ -34,10 +43,18 @@ DONE = "SELECT subscription_id, period_start FROM billing_invoices"
 
 
 class BillingService:
-    def __init__(self, engine: Engine, keyring: Keyring, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        clock: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.engine = engine
         self.keyring = keyring
         self.clock = clock
+        self.audit = audit
+        self.close_batch = close.BATCH  # invoices per transaction in close_due
         self.store = BillingStore(engine, clock)
         self.webhooks = BillingWebhooks(engine, keyring)
         self._lock = threading.Lock()
@@ -68,15 +85,73 @@ class BillingService:
             return customer, None
         return agents.get(agent, ""), None
 
-    # -- records --------------------------------------------------------------------------------
-    def create_customer(self, **fields: Any) -> BillingCustomer:
+    # -- records (operator changes: validated, written, audited here for every surface) -------------
+    def _changed(self, actor: str | None, kind: str, action: str, target: str, **detail: Any) -> None:
+        if self.audit is not None and actor is not None:
+            self.audit.operator_change(kind, action, actor=actor, target=target, **detail)
+
+    def create_customer(
+        self, *, actor: str | None = None, agents: Sequence[str] = (), teams: Sequence[str] = (), **fields: Any
+    ) -> BillingCustomer:
+        """A customer, billed for ``agents`` and ``teams`` (every member checked before anything is written)."""
+        agent_ids = [self.store.member_id("agent", a, f"agents.{i}") for i, a in enumerate(agents)]
+        team_ids = [self.store.member_id("team", t, f"teams.{i}") for i, t in enumerate(teams)]
         row = self.store.create_customer(**fields)
+        for kind, ids in (("agent", agent_ids), ("team", team_ids)):
+            for member in ids:
+                self.store.assign(row.id, kind, member)
         self.invalidate()
+        self._changed(actor, "customer", "created", row.id, currency=row.currency, agents=agent_ids or None,
+                      teams=team_ids or None)  # fmt: skip
         return row
 
-    def assign(self, customer_id: str, subject_type: str, subject_id: str) -> None:
-        self.store.assign(customer_id, subject_type, subject_id)
+    def assign(self, customer_id: str, subject_type: str, subject_id: str, *, actor: str | None = None) -> str:
+        """Bill an agent's (or a team's agents') future events to the customer; a team by id or name.
+        Returns the member's id."""
+        self.store.customer(customer_id)
+        member = self.store.member_id(subject_type, subject_id)
+        self.store.assign(customer_id, subject_type, member)
         self.invalidate()
+        self._changed(actor, "customer", "member_added", customer_id, **{subject_type: member})
+        return member
+
+    def create_plan(self, plan_id: str, name: str, spec: Any, *, actor: str | None = None) -> Version:
+        v = self.store.create_plan(plan_id, name, spec)
+        self._changed(actor, "plan", "created", v.plan_id, version=v.version, sha256=v.sha256)
+        return v
+
+    def add_version(self, plan_id: str, spec: Any, *, actor: str | None = None) -> Version:
+        v = self.store.add_version(plan_id, spec)
+        self._changed(actor, "plan", "version_added", v.plan_id, version=v.version, sha256=v.sha256)
+        return v
+
+    def subscribe(
+        self, customer_id: str, plan: str, starts_at: int | None = None, *, actor: str | None = None
+    ) -> BillingSubscription:
+        sub = self.store.subscribe(customer_id, plan, starts_at)
+        self._changed(actor, "subscription", "created", sub.id, customer=sub.customer_id,
+                      plan_version=sub.plan_version_id, starts_at=sub.starts_at)  # fmt: skip
+        return sub
+
+    def grant(self, customer_id: str, amount: object, *, actor: str | None = None, **options: Any) -> BillingCredit:
+        """Grant credit (options: category, priority, effective_at, expires_at, description)."""
+        row = self.store.grant(customer_id, amount, **options)
+        self._changed(actor, "credit", "granted", row.id, customer=row.customer_id, amount_minor=row.amount_minor,
+                      currency=row.currency, category=row.category)  # fmt: skip
+        return row
+
+    def add_webhook(
+        self, url: str, secret: str | None = None, description: str = "", *, actor: str | None = None
+    ) -> Endpoint:
+        ep = self.webhooks.add(url, secret, description)
+        self._changed(actor, "billing_webhook", "created", ep.id)
+        return ep
+
+    def remove_webhook(self, endpoint_id: str, *, actor: str | None = None) -> bool:
+        removed = self.webhooks.remove(endpoint_id)
+        if removed:
+            self._changed(actor, "billing_webhook", "deleted", endpoint_id)
+        return removed
 
     def customer_page(self, after: str = "", limit: int = 50) -> list[BillingCustomer]:
         """Customers ordered by id, those after ``after``, at most ``limit``: one bounded read."""
@@ -112,32 +187,34 @@ class BillingService:
         period: Period,
         *,
         late: bool = True,
-    ) -> Callable[[list[CreditBalance]], dict[str, Any]]:
-        """The document of ``period`` as a function of the credits; with ``late``, adjustment lines
-        for late usage of the customer's closed periods (:mod:`authz.billing.adjust`)."""
+    ) -> close.Price:
+        """The document of ``period`` as a function of (a connection to read the usage on, the
+        credits); with ``late``, adjustment lines for late usage of the customer's closed periods
+        (:mod:`authz.billing.adjust`)."""
         spec = version.spec
         dims = sorted({"workflow", *(d for c in spec.components for d, _v in c.quantity.filter)})
         prorated = any(c.quantity.source == "seats" and c.quantity.policy == "prorated_days" for c in spec.components)
-        usage = customer_usage(
-            self.engine,
-            customer.id,
-            period,
-            dims=dims,
-            with_agent_days=prorated,
-            subscription_id=sub.id,
-            with_outcomes=any(c.quantity.when for c in spec.components),
-        )
-        adjustments: list[dict[str, Any]] = []
-        if late:
+        outcomes = any(c.quantity.when for c in spec.components)
 
-            def reprice(sub_id: str, version_id: str, closed: Period) -> dict[str, Any]:
-                stand_in = BillingSubscription(id=sub_id)
-                return self._price(customer, stand_in, self.store.version(version_id), closed, late=False)([])
+        def price(conn: Connection, credits: list[CreditBalance], known: Prefetched | None = None) -> dict[str, Any]:
+            usage = customer_usage(
+                conn,
+                customer.id,
+                period,
+                dims=dims,
+                with_agent_days=prorated,
+                subscription_id=sub.id,
+                with_outcomes=outcomes,
+                known=known,
+            )
+            adjustments: list[dict[str, Any]] = []
+            if late and (known is None or customer.id in known.invoiced):
 
-            with self.engine.connect() as conn:
+                def reprice(sub_id: str, version_id: str, closed: Period) -> dict[str, Any]:
+                    stand_in = BillingSubscription(id=sub_id)
+                    return self._price(customer, stand_in, self.store.version(version_id), closed, late=False)(conn, [])
+
                 adjustments = adjust.adjustments(conn, customer.id, period, reprice)
-
-        def price(credits: list[CreditBalance]) -> dict[str, Any]:
             return preview(
                 spec,
                 period,
@@ -160,31 +237,36 @@ class BillingService:
         period = self.period(customer, sub, version, when)
         with self.engine.connect() as conn:
             credits = balances(conn, customer_id, period.end)
-        return self._price(customer, sub, version, period)(credits)
+            return self._price(customer, sub, version, period)(conn, credits)
 
-    def close(self, customer_id: str, at: int, *, force: bool = False) -> tuple[dict[str, Any], bool]:
-        """Finalize the period holding ``at`` (only after its grace period unless ``force``)."""
+    def close(
+        self, customer_id: str, at: int, *, force: bool = False, actor: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Finalize the period holding ``at`` (only after its grace period unless ``force``); the
+        ``invoice.finalized`` record when this call created the invoice."""
         customer = self.store.customer(customer_id)
         sub = self.store.subscription_at(customer_id, at)
         version = self.store.version(sub.plan_version_id)
         period = self.period(customer, sub, version, at)
         now = int(self.clock())
         if not force and now < period.end + version.spec.grace_hours * 3600:
-            from authz.billing.errors import Conflict
-
             raise Conflict("the period is still open (or in its grace period); see final_after", "at")
-        row, created = close.finalize(
-            self.engine, customer, sub.id, period, self._price(customer, sub, version, period), now
-        )
-        return invoice_json(row), created
+        due = close.Due(customer, sub.id, period, self._price(customer, sub, version, period))
+        row, created = close.finalize(self.engine, due, now)
+        doc = invoice_json(row)
+        if created:
+            self._changed(actor, "invoice", "finalized", doc["id"], customer=customer_id, number=doc["number"],
+                          total=doc["total"], currency=doc["currency"], forced=force or None)  # fmt: skip
+        return doc, created
 
     def close_due(self) -> list[tuple[dict[str, Any], bool]]:
-        """Finalize every period whose grace period is over and which has no invoice yet."""
+        """Finalize every period whose grace period is over and which has no invoice yet (in batches:
+        :func:`authz.billing.close.finalize_many`)."""
         now = int(self.clock())
-        out = []
         customers = {c.id: c for c in self.store.customers()}
         with self.engine.connect() as conn:
             done = {(s, int(p)) for s, p in conn.execute(text(DONE))}
+        due: list[close.Due] = []
         for sub in self.store.all_subscriptions():
             customer = customers.get(sub.customer_id)
             if customer is None:
@@ -197,16 +279,19 @@ class BillingService:
                 if period.end + grace > now:
                     break
                 if (sub.id, period.start) not in done:
-                    price = self._price(customer, sub, version, period)
-                    row, created = close.finalize(self.engine, customer, sub.id, period, price, now)
-                    out.append((invoice_json(row), created))
+                    due.append(close.Due(customer, sub.id, period, self._price(customer, sub, version, period)))
                 at = period.end
-        return out
+        return [
+            (invoice_json(row), created)
+            for row, created in close.finalize_many(self.engine, due, now, self.close_batch)
+        ]
 
     def value_receipt(
-        self, customer_id: str, at: int | None, signer: Signer, issuer: str
+        self, customer_id: str, at: int | None, signer: Signer, issuer: str, *, actor: str | None = None
     ) -> tuple[str, dict[str, Any]]:
-        """A signed summary of the outcomes delivered to the customer in the period holding ``at``."""
+        """A signed summary of the outcomes delivered to the customer in the period holding ``at``. In
+        the audit log's transparency tree (a ``billing.value_receipt`` record with the receipt's
+        digest), so a receipt shown later can be checked against what the server issued."""
         customer = self.store.customer(customer_id)
         when = int(self.clock()) if at is None else at
         sub = self.store.subscription_at(customer_id, when)
@@ -214,7 +299,7 @@ class BillingService:
         with self.engine.connect() as conn:
             row = close.existing(conn, sub.id, period.start)
         items = receipts.outcomes(self.engine, customer_id, period)
-        return receipts.seal(
+        token, claims = receipts.seal(
             signer,
             issuer,
             customer_id,
@@ -224,6 +309,17 @@ class BillingService:
             None if row is None else row.id,
             int(self.clock()),
         )
+        if self.audit is not None and actor is not None:
+            self.audit.record(
+                "billing.value_receipt",
+                resource=claims["sub"],
+                actor=actor,
+                jti=claims["jti"],
+                receipt_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                period_start=claims["period"]["start"],
+                value_total=claims["value_total"],
+            )
+        return token, claims
 
     # -- invoices ----------------------------------------------------------------------------------
     def invoices(self, customer_id: str | None = None) -> list[dict[str, Any]]:
@@ -253,55 +349,3 @@ def invoice_json(row: Any) -> dict[str, Any]:
     doc: dict[str, Any] = dict(row.document)
     doc["number"] = f"INV-{int(row.seq):06d}"
     return doc
-
-
-CSV_COLUMNS = (
-    "invoice",
-    "number",
-    "customer",
-    "period_start",
-    "period_end",
-    "currency",
-    "component",
-    "label",
-    "group",
-    "quantity",
-    "amount",
-    "cost_usd",
-    "margin",
-)
-
-
-def invoice_csv(doc: dict[str, Any]) -> str:
-    """One row per line and group (agent), plus credit and total rows; amounts as decimal text."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
-    head = [
-        doc.get("id", ""),
-        doc.get("number", ""),
-        doc["customer_id"],
-        doc["period"]["start"],
-        doc["period"]["end"],
-        doc["currency"],
-    ]
-    for line in doc["lines"]:
-        w.writerow(
-            [
-                *head,
-                line["component"],
-                line["label"],
-                "",
-                line["quantity"],
-                line["amount"],
-                line["cost_usd"],
-                line.get("margin", ""),
-            ]
-        )
-        if line["group_by"] == "agent":
-            for g in line["groups"]:
-                w.writerow([*head, line["component"], line["label"], g["key"], g["quantity"], g["amount"], "", ""])
-    for c in doc["credits_applied"]:
-        w.writerow([*head, "credit", c["credit_id"], "", "", "-" + c["amount"], "", ""])
-    w.writerow([*head, "total", "", "", "", doc["total"], doc["cost"]["model_cost_usd"], doc["cost"]["margin"] or ""])
-    return out.getvalue()

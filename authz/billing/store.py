@@ -30,7 +30,7 @@ from authz.storage.models.billing import (
     BillingPlanVersion,
     BillingSubscription,
 )
-from authz.storage.models.core import Agent
+from authz.storage.models.core import Agent, Team
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,254}")
 PLAN_RE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,62}")
@@ -123,8 +123,27 @@ class BillingStore:
         with self.session() as s:
             return set(s.scalars(select(BillingCustomer.id)))
 
+    def member_id(self, subject_type: str, subject_id: str, field: str | None = None) -> str:
+        """The id of the agent (by id) or team (by id or name) to bill; an error naming ``field``
+        (default ``agent_id`` / ``team_id``) when there is none."""
+        if subject_type not in ("agent", "team"):
+            raise BillingError("must be agent or team", "subject_type")
+        with self.session() as s:
+            if subject_type == "agent":
+                agent = s.get(Agent, subject_id) if subject_id else None
+                if agent is None:
+                    raise BillingError(f"no agent {subject_id!r}", field or "agent_id")
+                return agent.id
+            team = s.get(Team, subject_id) if subject_id else None
+            if team is None and subject_id:
+                team = s.scalars(select(Team).where(Team.name == subject_id)).first()
+            if team is None:
+                raise BillingError(f"no team {subject_id!r} (give its id or name)", field or "team_id")
+            return team.id
+
     def assign(self, customer_id: str, subject_type: str, subject_id: str) -> None:
-        """Attribute an agent's (or a team's agents') future events to the customer."""
+        """Attribute an agent's (or a team's agents') future events to the customer (ids already
+        checked: :meth:`member_id`)."""
         self.customer(customer_id)
         if subject_type not in ("agent", "team"):
             raise BillingError("must be agent or team", "subject_type")

@@ -97,9 +97,23 @@ class BillingWebhooks:
             return row.url, self.keyring.decrypt(row.secret_enc, _context(endpoint_id)).decode()
 
 
-def emit(conn: Connection, source: str, event_type: str, data: dict[str, Any], at_ms: int) -> int:
-    """Enqueue ``event_type`` for every billing endpoint, inside the caller's transaction."""
-    endpoints = list(conn.execute(ENDPOINTS).scalars())
+def endpoints(conn: Connection) -> list[str]:
+    return list(conn.execute(ENDPOINTS).scalars())
+
+
+def emit(
+    conn: Connection,
+    source: str,
+    event_type: str,
+    data: dict[str, Any],
+    at_ms: int,
+    endpoint_ids: list[str] | None = None,
+) -> int:
+    """Enqueue ``event_type`` for every billing endpoint (``endpoint_ids``: already read in this
+    transaction), inside the caller's transaction."""
+    targets = endpoint_ids if endpoint_ids is not None else endpoints(conn)
+    if not targets:
+        return 0
     return enqueue_event(
-        conn, source=source, key=event_type, event_type=event_type, endpoint_ids=endpoints, data=data, at_ms=at_ms
+        conn, source=source, key=event_type, event_type=event_type, endpoint_ids=targets, data=data, at_ms=at_ms
     )

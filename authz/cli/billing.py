@@ -15,9 +15,10 @@ from typing import Any
 
 from authz.billing.errors import BillingError
 from authz.billing.examples import SHAPES
+from authz.billing.export import invoice_csv
 from authz.billing.money import MoneyError
 from authz.billing.periods import iso, parse_instant
-from authz.billing.service import BillingService, invoice_csv
+from authz.billing.service import BillingService
 
 ACTOR = "cli"
 
@@ -92,11 +93,11 @@ def _run(fn: Any) -> Any:
         from authz.cli.admin import _ctx
 
         ctx = _ctx()
-        svc = BillingService(ctx.store.engine, ctx.keyring)  # type: ignore[attr-defined]
+        # operator changes go through the service, which audits them (actor "cli") like /api/v1 does
+        svc = BillingService(ctx.store.engine, ctx.keyring, audit=ctx.audit)  # type: ignore[attr-defined]
         if getattr(args, "keys", False):  # receipts are signed with the server's key (created on first use)
             ctx.keys.ensure()
             args.signer, args.issuer = ctx.keys.view.signer, ctx.settings.issuer
-        args.audit = ctx.audit  # operator changes are records (actor "cli")
         try:
             return int(fn(svc, args))
         except (BillingError, MoneyError) as exc:
@@ -119,13 +120,15 @@ def _table(rows: list[list[str]]) -> None:
 
 
 def cmd_customer(svc: BillingService, args: argparse.Namespace) -> int:
-    c = svc.create_customer(id=args.id, name=args.name, currency=args.currency, timezone=args.timezone)
-    for agent in args.agent:
-        svc.assign(c.id, "agent", agent)
-    for team in args.team:
-        svc.assign(c.id, "team", team)
-    args.audit.operator_change("customer", "created", actor=ACTOR, target=c.id, currency=c.currency,
-                               agents=list(args.agent) or None, teams=list(args.team) or None)  # fmt: skip
+    c = svc.create_customer(
+        actor=ACTOR,
+        agents=args.agent,
+        teams=args.team,
+        id=args.id,
+        name=args.name,
+        currency=args.currency,
+        timezone=args.timezone,
+    )
     print(f"customer {c.id} ({c.name}, {c.currency}) with {len(args.agent) + len(args.team)} member(s)")
     return 0
 
@@ -148,12 +151,10 @@ def cmd_plan(svc: BillingService, args: argparse.Namespace) -> int:
     else:
         spec = SHAPES[args.example]
     v = (
-        svc.store.add_version(args.id, spec)
+        svc.add_version(args.id, spec, actor=ACTOR)
         if args.new_version
-        else svc.store.create_plan(args.id, args.name or args.id, spec)
+        else svc.create_plan(args.id, args.name or args.id, spec, actor=ACTOR)
     )
-    args.audit.operator_change("plan", "version_added" if args.new_version else "created", actor=ACTOR,
-                               target=v.plan_id, version=v.version, sha256=v.sha256)  # fmt: skip
     print(f"plan version {v.id} ({v.spec.currency}, every {v.spec.interval}, {len(v.spec.components)} components)")
     return 0
 
@@ -173,9 +174,7 @@ def cmd_plans(svc: BillingService, args: argparse.Namespace) -> int:
 
 def cmd_subscribe(svc: BillingService, args: argparse.Namespace) -> int:
     start = parse_instant(args.starts_at) if args.starts_at else None
-    sub = svc.store.subscribe(args.customer, args.plan, start)
-    args.audit.operator_change("subscription", "created", actor=ACTOR, target=sub.id, customer=sub.customer_id,
-                               plan_version=sub.plan_version_id, starts_at=sub.starts_at)  # fmt: skip
+    sub = svc.subscribe(args.customer, args.plan, start, actor=ACTOR)
     print(f"subscription {sub.id}: {sub.customer_id} on {sub.plan_version_id} from {iso(sub.starts_at)}")
     return 0
 
@@ -183,16 +182,15 @@ def cmd_subscribe(svc: BillingService, args: argparse.Namespace) -> int:
 def cmd_credit(svc: BillingService, args: argparse.Namespace) -> int:
     expires = parse_instant(args.expires_at) if args.expires_at else None
     effective = parse_instant(args.effective_at) if args.effective_at else None
-    row = svc.store.grant(
+    row = svc.grant(
         args.customer,
         args.amount,
+        actor=ACTOR,
         category="promotional" if args.promotional else "prepaid",
         priority=args.priority,
         effective_at=effective,
         expires_at=expires,
     )
-    args.audit.operator_change("credit", "granted", actor=ACTOR, target=row.id, customer=row.customer_id,
-                               amount_minor=row.amount_minor, currency=row.currency, category=row.category)  # fmt: skip
     print(f"credit {row.id}: {args.amount} {row.currency} ({row.category}, priority {row.priority})")
     return 0
 
@@ -228,17 +226,14 @@ def cmd_preview(svc: BillingService, args: argparse.Namespace) -> int:
 
 
 def cmd_close(svc: BillingService, args: argparse.Namespace) -> int:
-    doc, created = svc.close(args.customer, parse_instant(args.at), force=args.force)
-    if created:
-        args.audit.operator_change("invoice", "finalized", actor=ACTOR, target=doc["id"], customer=args.customer,
-                                   number=doc["number"], total=doc["total"], forced=args.force or None)  # fmt: skip
+    doc, created = svc.close(args.customer, parse_instant(args.at), force=args.force, actor=ACTOR)
     print(f"{'finalized' if created else 'already finalized'}: {doc['number']} ({doc['id']}) total {doc['total']}")
     return 0
 
 
 def cmd_receipt(svc: BillingService, args: argparse.Namespace) -> int:
     token, claims = svc.value_receipt(
-        args.customer, parse_instant(args.at) if args.at else None, args.signer, args.issuer
+        args.customer, parse_instant(args.at) if args.at else None, args.signer, args.issuer, actor=ACTOR
     )
     print(json.dumps(claims, indent=2))
     print(token)

@@ -1,11 +1,11 @@
 """What the billing pages share: the billing service, its errors as console pages, dates typed into
-forms (a calendar day in the customer's time zone), and audit records naming the person."""
+forms (a calendar day in the customer's time zone). Audit records are the billing service's
+(``actor=console:<username>``)."""
 
 from __future__ import annotations
 
 import functools
 from datetime import date, datetime, time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,8 +48,3 @@ def day_instant(text: str, tz: str, field: str, *, noon: bool = True) -> int | N
         raise BillingError("must be a date, YYYY-MM-DD", field) from None
     at = datetime.combine(day, time(12 if noon else 0), tzinfo=zone(tz))
     return int(at.timestamp())
-
-
-def audit(ctx: Context, viewer: Viewer, kind: str, action: str, target: str, **detail: Any) -> None:
-    """An operator change made in the console: ``actor=console:<username>``, never a secret."""
-    ctx.audit.operator_change(kind, action, actor=viewer.actor, target=target, **detail)

@@ -1,8 +1,9 @@
 """Billing customers: the list (cursor pages), one customer (members, subscriptions and the current
 plan version, credits with their remaining balances, recent invoices), and the admin actions the
 admin API also has: create a customer, bill an agent or a team to it, subscribe it to a plan, grant
-credit. Every action calls :class:`authz.billing.BillingService` (what ``/api/v1`` calls) and is
-audited with the person; a viewer or an operator changes nothing (403)."""
+credit. Every action calls :class:`authz.billing.BillingService` (what ``/api/v1`` and the CLI
+call), which validates it and audits it with the person (``actor=console:<username>``); a viewer
+or an operator changes nothing (403)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from authz.billing.errors import BillingError
 from authz.billing.money import from_minor, text
 from authz.console import queries
-from authz.console.billing_common import audit, day_instant, guarded, service
+from authz.console.billing_common import day_instant, guarded, service
 from authz.console.web import Viewer, ctx_of, handler, redirect, render
 from authz.context import Context
 from authz.identity.console_roles import WRITE
@@ -102,8 +103,7 @@ async def create(request: Request, viewer: Viewer) -> Response:
     fields["timezone"] = fields["timezone"] or "UTC"
 
     def run() -> None:
-        row = svc.create_customer(**fields)
-        audit(ctx, viewer, "customer", "created", row.id, currency=row.currency)
+        svc.create_customer(actor=viewer.actor, **fields)
 
     await anyio.to_thread.run_sync(run)
     return redirect(request, f"/billing/customers/{fields['id']}?done=customer+created")
@@ -113,24 +113,11 @@ async def create(request: Request, viewer: Viewer) -> Response:
 @guarded
 async def add_member(request: Request, viewer: Viewer) -> Response:
     """Bill an agent's (or a team's agents') future events to the customer."""
-    ctx, customer_id = ctx_of(request), request.path_params["customer_id"]
-    svc, form = service(ctx), await request.form()
+    customer_id = request.path_params["customer_id"]
+    svc, form = service(ctx_of(request)), await request.form()
     kind, subject = _form_text(form, "subject_type") or "agent", _form_text(form, "subject_id")
 
-    def run() -> None:
-        svc.store.customer(customer_id)
-        if kind == "agent" and (not subject or ctx.store.get_agent(subject) is None):
-            raise BillingError(f"no agent {subject!r}", "subject_id")
-        target = subject
-        if kind == "team":
-            team = (ctx.store.get_team(subject) or ctx.store.get_team_by_name(subject)) if subject else None
-            if team is None:
-                raise BillingError(f"no team {subject!r} (give its id or name)", "subject_id")
-            target = team.id
-        svc.assign(customer_id, kind, target)
-        audit(ctx, viewer, "customer", "member_added", customer_id, subject_type=kind, subject_id=target)
-
-    await anyio.to_thread.run_sync(run)
+    await anyio.to_thread.run_sync(lambda: svc.assign(customer_id, kind, subject, actor=viewer.actor))
     return redirect(request, f"/billing/customers/{customer_id}?done={kind}+assigned")
 
 
@@ -144,8 +131,7 @@ async def subscribe(request: Request, viewer: Viewer) -> Response:
     def run() -> None:
         customer = svc.store.customer(customer_id)
         starts = day_instant(_form_text(form, "starts_on"), customer.timezone, "starts_on", noon=False)
-        sub = svc.store.subscribe(customer_id, plan, starts)
-        audit(ctx, viewer, "subscription", "created", sub.id, customer=customer_id, plan_version=sub.plan_version_id)
+        svc.subscribe(customer_id, plan, starts, actor=viewer.actor)
 
     await anyio.to_thread.run_sync(run)
     return redirect(request, f"/billing/customers/{customer_id}?done=subscribed")
@@ -162,14 +148,13 @@ async def grant(request: Request, viewer: Viewer) -> Response:
         customer = svc.store.customer(customer_id)
         if not priority.isdigit():
             raise BillingError("must be an integer from 0 to 100", "priority")
-        row = svc.store.grant(
-            customer_id, _form_text(form, "amount", 40), category=_form_text(form, "category") or "prepaid",
+        svc.grant(
+            customer_id, _form_text(form, "amount", 40), actor=viewer.actor,
+            category=_form_text(form, "category") or "prepaid",
             priority=int(priority), expires_at=day_instant(_form_text(form, "expires_on"), customer.timezone,
                                                            "expires_on", noon=False),
             description=_form_text(form, "description"),
         )  # fmt: skip
-        amount = text(from_minor(row.amount_minor, row.currency), row.currency)
-        audit(ctx, viewer, "credit", "granted", row.id, customer=customer_id, amount=amount, currency=row.currency)
 
     await anyio.to_thread.run_sync(run)
     return redirect(request, f"/billing/customers/{customer_id}?done=credit+granted")

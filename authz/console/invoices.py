@@ -13,8 +13,8 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authz.billing.service import invoice_csv
-from authz.console.billing_common import audit, day_instant, guarded, service
+from authz.billing.export import invoice_csv
+from authz.console.billing_common import day_instant, guarded, service
 from authz.console.customers import agent_names
 from authz.console.web import HEADERS, Viewer, ctx_of, handler, redirect, render
 from authz.context import Context
@@ -85,11 +85,7 @@ async def close(request: Request, viewer: Viewer) -> Response:
     def run() -> tuple[dict[str, Any], bool]:
         _customer, at = _at(ctx, customer_id, day or time.strftime("%Y-%m-%d", time.gmtime()))
         assert at is not None
-        doc, created = service(ctx).close(customer_id, at, force=force)
-        if created:
-            audit(ctx, viewer, "invoice", "closed", doc["id"], customer=customer_id, number=doc["number"],
-                  total=doc["total"], currency=doc["currency"], forced=force)  # fmt: skip
-        return doc, created
+        return service(ctx).close(customer_id, at, force=force, actor=viewer.actor)
 
     doc, created = await anyio.to_thread.run_sync(run)
     done = "finalized" if created else "was+already+finalized"

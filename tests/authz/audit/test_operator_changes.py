@@ -13,6 +13,7 @@ import pytest
 
 from authz.billing.examples import SHAPES
 from authz.cli import main
+from authz.storage.models.core import Team
 from tests.authz.billing.conftest import API, admin_headers
 from tests.authz.conftest import AS, ASFactory
 
@@ -68,7 +69,12 @@ async def test_billing_changes_through_the_api_are_records(admin: Admin) -> None
     await admin.call("POST", "/customers", {"id": "acme", "name": "Acme", "currency": "USD", "email": "x@acme.example"})
     detail = admin.one("customer.created", "acme")
     assert detail["currency"] == "USD" and "x@acme.example" not in json.dumps(detail)
-    await admin.call("POST", "/customers/acme/members", {"team_id": "t1"}, status=200)
+    bad = await admin.call("POST", "/customers/acme/members", {"agent_id": "agt_nope"}, status=422)
+    assert "no agent 'agt_nope'" in json.dumps(bad) and "agent_id" in json.dumps(bad)  # the console's, the CLI's
+    await admin.call("POST", "/customers/acme/members", {"team_id": "t1"}, status=422)  # no such team: no record
+    assert [r for r in admin.new_records() if (r.detail or {}).get("operator_change")] == []
+    admin.srv.ctx.store.add_team(Team(id="t1", name="core", description="", created_at=0, updated_at=0))
+    await admin.call("POST", "/customers/acme/members", {"team_id": "core"}, status=200)  # by name
     assert admin.one("customer.member_added", "acme")["team"] == "t1"
     sub = await admin.call("POST", "/subscriptions", {"customer_id": "acme", "plan": "hybrid@1",
                                                       "starts_at": "2026-01-01T00:00:00Z"})  # fmt: skip
@@ -129,6 +135,11 @@ def test_cli_changes_are_records(cli_env: Path, capsys: pytest.CaptureFixture[st
     rows = cli_changes(capsys, "billing", "close", "acme", "--at", "2026-01-10T00:00:00Z")
     assert assert_one(rows, "invoice.finalized")["customer"] == "acme"
     assert cli_changes(capsys, "billing", "close", "acme", "--at", "2026-01-10T00:00:00Z") == []  # already final
+    assert main(["billing", "receipt", "acme", "--at", "2026-01-10T00:00:00Z"]) == 0  # through the audited path
+    capsys.readouterr()
+    assert main(["audit", "list", "--limit", "100000"]) == 0
+    receipts = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"billing.value_receipt"' in x]
+    assert len(receipts) == 1 and receipts[0]["detail"]["actor"] == "cli" and receipts[0]["resource"] == "acme"
 
     rows = cli_changes(capsys, "keys", "rotate")
     detail = assert_one(rows, "key.rotated")

@@ -76,9 +76,18 @@ def test_plan_customer_subscribe_preview_close(capsys: pytest.CaptureFixture[str
         (("billing", "subscribe", "nobody", "hybrid"), "no customer"),
         (("billing", "credit", "acme", "-5"), "no customer"),
         (("billing", "preview", "acme", "--at", "yesterday"), "see authz billing preview --help"),
+        (
+            ("billing", "customer", "x", "--name", "X", "--currency", "USD", "--agent", "agt_nope"),
+            "no agent 'agt_nope' (agents.0)",
+        ),  # the API's error for the same member
+        (
+            ("billing", "customer", "x", "--name", "X", "--currency", "USD", "--team", "nobody"),
+            "no team 'nobody' (give its id or name) (teams.0)",
+        ),
     ],
 )
 def test_misuse_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:
     code, out, err = run(capsys, *args)
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and needle in err, err
     assert "Traceback" not in err
+    assert run(capsys, "billing", "customers")[1].startswith("no customers")  # a refused command changed nothing

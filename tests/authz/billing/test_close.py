@@ -171,3 +171,48 @@ async def test_close_refuses_an_open_period_and_bad_input_changes_nothing(billed
     billed.flush()
     assert snapshot(engine) == before
     assert [p["id"] for p in (await billed.get("/plans"))["items"]] == ["hybrid"]
+
+
+async def test_two_replicas_closing_due_periods_in_batches_make_each_invoice_once(
+    billed: Billed, db_url: str, engines_to_dispose: list[sa.Engine]
+) -> None:
+    """``close_due`` closes many customers per transaction: two replicas racing over the same due
+    periods still make one invoice per (subscription, period), and a customer's two due periods burn
+    its credit in period order (each batch holds a customer once)."""
+    svc = billed.srv.ctx.billing
+    assert svc is not None
+    this = month_start()
+    two_ago = month_start(month_start(this.timestamp() - 1).timestamp() - 1)
+    svc.create_plan("hybrid", "Hybrid", SHAPES["hybrid"])
+    customers = [f"c{i:02d}" for i in range(7)]
+    for c in customers:
+        svc.create_customer(id=c, name=c, currency="USD")
+        svc.subscribe(c, "hybrid", int(two_ago.timestamp()))
+    svc.grant("c03", "300.00", effective_at=int(two_ago.timestamp()))
+    now = this.timestamp() + 86_400  # the two previous months are past their grace period
+    engines = [make_engine(db_url) for _ in range(2)]
+    engines_to_dispose.extend(engines)
+    replicas = [BillingService(e, billed.srv.ctx.keyring, clock=lambda: now) for e in engines]
+    for r in replicas:  # small batches: several transactions per pass, and the race spans them
+        r.close_batch = 3
+    results: list[list[tuple[dict[str, Any], bool]]] = []
+    barrier = threading.Barrier(2)
+
+    def close_due(r: BillingService) -> None:
+        barrier.wait()
+        results.append(r.close_due())
+
+    threads = [threading.Thread(target=close_due, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    created = [doc for docs in results for doc, made in docs if made]
+    assert len(created) == 2 * len(customers)
+    assert len({(d["subscription_id"], d["period"]["start"]) for d in created}) == 2 * len(customers)
+    invoices = svc.invoices()
+    assert sorted(d["id"] for d in invoices) == sorted(d["id"] for d in created)
+    assert replicas[0].close_due() == []  # nothing left to close
+    c03 = sorted(svc.invoices("c03"), key=lambda d: d["period"]["start"])
+    assert [(d["subtotal"], d["total"]) for d in c03] == [("199.00", "0.00"), ("199.00", "98.00")]
+    assert [rem for _c, rem in svc.credit_balances("c03")] == [0]
