@@ -127,7 +127,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     if ctx.metering.sink.on_counted is None:  # token events settle token and cost budgets
         services.charge_budgets_from_metering(ctx.metering, ctx.budgets)
     if ctx.billing is None:
-        ctx.billing = services.billing_service(engine, ctx.keyring, ctx.metering)
+        ctx.billing = services.billing_service(engine, ctx.keyring, ctx.metering, ctx.audit)
     watcher = ChangeWatcher(ctx)
     signals = Transmitter(engine, ctx.keys, settings)
     ctx.revocations.listeners.append(signals.wakeup.notify)  # wake SSF long polls on every new fact
