@@ -1,13 +1,15 @@
 """RFC 9162 tree hashes and proofs: the Certificate Transparency reference vectors, hand-computed
-small trees, and exhaustive round trips (every index, every pair of sizes up to 33)."""
+small trees, and exhaustive round trips (every index, every pair of sizes up to 33). The standalone
+bundle verifier (its own copy of the checks, shipped in every export) runs the same round trips."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 
-from authz.audit import merkle
+from authz.audit import bundle_verifier, merkle
 from authz.audit.merkle import MemoryTree, leaf_hash, node_hash
 
 # The CT / RFC 6962 reference leaves (certificate-transparency merkle_test, transparency-dev/merkle).
@@ -77,29 +79,33 @@ def test_reference_inclusion_and_consistency_proofs() -> None:
     )
 
 
-def test_every_proof_round_trips_and_every_mutation_fails() -> None:
+@pytest.mark.parametrize("check", [merkle, bundle_verifier], ids=["merkle", "bundle_verifier"])
+def test_every_proof_round_trips_and_every_mutation_fails(check: Any) -> None:
     leaves = [leaf_hash(str(i).encode()) for i in range(33)]
     tree = MemoryTree(leaves)
+    assert check.verify_consistency(0, 5, b"", tree.root(5), []) and not check.verify_consistency(6, 5, b"", b"", [])
     for n in range(1, 34):
         rn = tree.root(n)
         for m in range(n):
             proof = merkle.inclusion_proof(m, n, tree.get)
-            assert merkle.verify_inclusion(leaves[m], m, n, proof, rn)
-            assert not merkle.verify_inclusion(leaves[m], m, m, proof, rn)  # index beyond the size
+            assert check.verify_inclusion(leaves[m], m, n, proof, rn)
+            assert not check.verify_inclusion(leaves[m], m, m, proof, rn)  # index beyond the size
             if n < 33:
-                assert not merkle.verify_inclusion(leaves[m], m, n + 1, proof, tree.root(n + 1))
+                assert not check.verify_inclusion(leaves[m], m, n + 1, proof, tree.root(n + 1))
             if proof:
                 bad = [*proof[:-1], node_hash(proof[-1], proof[-1])]
-                assert not merkle.verify_inclusion(leaves[m], m, n, bad, rn)
+                assert not check.verify_inclusion(leaves[m], m, n, bad, rn)
+                assert not check.verify_inclusion(leaves[m], m, n, proof[:-1], rn)
             other = leaves[(m + 1) % n] if n > 1 else leaf_hash(b"other")
-            assert not merkle.verify_inclusion(other, m, n, proof, rn)
+            assert not check.verify_inclusion(other, m, n, proof, rn)
         for m in range(1, n + 1):
             proof = merkle.consistency_proof(m, n, tree.get)
-            assert merkle.verify_consistency(m, n, tree.root(m), rn, proof)
+            assert check.verify_consistency(m, n, tree.root(m), rn, proof)
             if m < n:
-                assert not merkle.verify_consistency(m, n, leaf_hash(b"forged"), rn, proof)
-                assert not merkle.verify_consistency(m, n, tree.root(m), leaf_hash(b"forged"), proof)
-                assert not merkle.verify_consistency(m, n, tree.root(m), rn, proof[:-1])
+                assert not check.verify_consistency(m, n, leaf_hash(b"forged"), rn, proof)
+                assert not check.verify_consistency(m, n, tree.root(m), leaf_hash(b"forged"), proof)
+                assert not check.verify_consistency(m, n, tree.root(m), rn, proof[:-1])
+                assert not check.verify_consistency(m, n, tree.root(m), rn, [*proof, rn])  # one hash too many
 
 
 def test_extend_stores_exactly_the_complete_subtrees() -> None:
@@ -130,6 +136,8 @@ def test_a_range_and_its_boundary_give_the_root() -> None:
                 assert len(nodes) <= 2 * size.bit_length()
                 boundary = {n: tree.get(*n) for n in nodes}
                 assert merkle.root_from_range(start, leaves[start:end], size, boundary) == tree.root(size)
+                named = {f"{level}/{index}": value for (level, index), value in boundary.items()}
+                assert bundle_verifier.root_from_range(start, leaves[start:end], size, named) == tree.root(size)
     nodes = merkle.range_boundary(3, 9, 20)
     forged = [*leaves[3:5], leaf_hash(b"forged"), *leaves[6:9]]
     assert merkle.root_from_range(3, forged, 20, {n: tree.get(*n) for n in nodes}) != tree.root(20)
