@@ -83,8 +83,10 @@ class Client(Surfaces[Json]):
         json: Any = None,
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
     ) -> Json:
-        """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry`; the JSON answer."""
+        """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry` (``idempotent``: the
+        operation is safe to repeat whatever its method); the JSON answer."""
         request = self._http.build_request(
             method, path.lstrip("/"), json=json, params=_params(params), headers=_headers(self._api_key, headers)
         )
@@ -95,9 +97,9 @@ class Client(Surfaces[Json]):
             try:
                 response = self._http.send(request)
             except httpx2.TransportError as exc:
-                if not self.retry.should_retry(attempt, request, None):
+                if not self.retry.should_retry(attempt, request, None, idempotent=idempotent):
                     raise ApiError.transport(exc) from exc
-            if response is not None and not self.retry.should_retry(attempt, request, response):
+            if response is not None and not self.retry.should_retry(attempt, request, response, idempotent=idempotent):
                 return _result(response)
             time.sleep(self.retry.delay(attempt, response))
 
@@ -141,8 +143,10 @@ class AsyncClient(Surfaces[AsyncJson]):
         json: Any = None,
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
     ) -> Json:
-        """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry`; the JSON answer."""
+        """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry` (``idempotent``: the
+        operation is safe to repeat whatever its method); the JSON answer."""
         request = self._http.build_request(
             method, path.lstrip("/"), json=json, params=_params(params), headers=_headers(self._api_key, headers)
         )
@@ -153,9 +157,9 @@ class AsyncClient(Surfaces[AsyncJson]):
             try:
                 response = await self._http.send(request)
             except httpx2.TransportError as exc:
-                if not self.retry.should_retry(attempt, request, None):
+                if not self.retry.should_retry(attempt, request, None, idempotent=idempotent):
                     raise ApiError.transport(exc) from exc
-            if response is not None and not self.retry.should_retry(attempt, request, response):
+            if response is not None and not self.retry.should_retry(attempt, request, response, idempotent=idempotent):
                 return _result(response)
             await anyio.sleep(self.retry.delay(attempt, response))
 

@@ -158,6 +158,17 @@ def test_non_idempotent_post_is_not_retried(live: Live) -> None:
     assert transport.posts == 1 and err.value.status == 0
 
 
+def test_policy_test_is_retried_as_declared_idempotent(live: Live) -> None:
+    """``policies.test`` is a POST that changes nothing: declared idempotent, so a lost answer is retried."""
+    transport = _LoseFirstResponse()
+    retry = RetryPolicy(base_delay=0.01)
+    with Client(live.server.issuer, api_key=live.token, transport=transport, retry=retry) as flaky:
+        report = flaky.policies.test()
+    assert transport.posts == 2 and report["results"]  # the lost answer was asked again
+    post = httpx2.Request("POST", "http://x/policies/test")
+    assert retry.should_retry(1, post, None, idempotent=True) and not retry.should_retry(1, post, None)
+
+
 def test_policies_get_and_put(client: Client) -> None:
     with pytest.raises(ApiError) as missing:
         client.policies.get()

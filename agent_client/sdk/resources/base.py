@@ -5,7 +5,10 @@ requester it was built with; :class:`~agent_client.sdk.Client` passes a requeste
 once and returns the JSON answer, :class:`~agent_client.sdk.AsyncClient` one that returns a
 coroutine of it. So each method is written once, for both clients. ``@operation("POST /agents")``
 names the admin API operation(s) a method calls; a test compares those tags with the server's
-OpenAPI document (a missing method or a stale tag fails it).
+OpenAPI document (a missing method or a stale tag fails it). A method whose request is safe to repeat
+although its HTTP method is not (a POST that changes nothing, or one the server deduplicates) says so
+with ``idempotent=True`` in the request it describes, and the client's retry policy retries it like
+a GET.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Requester(Protocol[R_co]):
         json: Any = None,
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
     ) -> R_co: ...
 
 

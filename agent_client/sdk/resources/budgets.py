@@ -116,6 +116,7 @@ class Budgets(Surface[R]):
 
     @operation("POST /budgets/settle")
     def settle(self, settlements: Sequence[Mapping[str, Any]]) -> R:
-        """Settle (``actual``) or release (``release=True``) reservations by ``reservation_id``; idempotent."""
+        """Settle (``actual``) or release (``release=True``) reservations by ``reservation_id``; idempotent
+        (the server applies a settlement once), so it is retried."""
         body = {"settlements": [dict(s) for s in settlements]}
-        return self._request("POST", "/budgets/settle", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+        return self._request("POST", "/budgets/settle", json=body, idempotent=True)

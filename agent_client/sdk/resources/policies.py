@@ -43,11 +43,12 @@ class Policies(Surface[R]):
         server's shipped tests) against the active set, or against a draft given as ``sources`` (and
         ``schema``/``entities``, as :meth:`put` takes them) that is never stored. The answer
         (:class:`~agent_client.sdk.models.PolicyTestReport`) has one result per test; an invalid draft
-        or test raises an ``ApiError`` (422) whose ``errors`` name each field and its ``file:line:col``."""
+        or test raises an ``ApiError`` (422) whose ``errors`` name each field and its ``file:line:col``.
+        It changes nothing on the server, so it is retried like a GET."""
         ents = entities if entities is None or isinstance(entities, str) else dict(entities)
         cases = None if tests is None else {k: v if isinstance(v, str) else dict(v) for k, v in tests.items()}
         body = compact(tests=cases, sources=None if sources is None else dict(sources), schema=schema, entities=ents)
-        return self._request("POST", "/policies/test", json=body)
+        return self._request("POST", "/policies/test", json=body, idempotent=True)
 
     @operation("GET /policies/versions")
     def versions(self) -> R:
