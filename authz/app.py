@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -61,6 +62,15 @@ async def reconcile_loop(service: BudgetService, stop: asyncio.Event) -> None:
         else:
             if applied:
                 log.info("budget reconciliation charged %d pending usage record(s)", applied)
+
+
+def freeze_startup_heap() -> None:
+    """Move what startup allocated (modules, compiled SQL, policies, caches) to the collector's
+    permanent generation: full collections, which a request allocating many objects (an invoice
+    preview of a thousand agents) triggers, then scan only what requests allocated. Without it they
+    scan the whole heap, the tail of such a request's latency. Undone when the app stops."""
+    gc.collect()
+    gc.freeze()
 
 
 async def close_loop(billing: BillingService, stop: asyncio.Event) -> None:
@@ -157,6 +167,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         )
         assert ctx.billing is not None
         closer = asyncio.create_task(close_loop(ctx.billing, stop_reconcile))
+        freeze_startup_heap()
         try:
             yield
         finally:
@@ -172,6 +183,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
             stop.set()
             watcher.join()
             ctx.audit.stop()
+            gc.unfreeze()  # this app's objects can be collected again once it is gone
             if ctx.checkpointer is not None and settings.audit_tree:
                 try:  # the last records get a signed checkpoint outside the database too
                     ctx.checkpointer.sign()

@@ -13,7 +13,8 @@ Prints, per backend:
 
 * ``billing.<db>.preview_ms p50/p95`` of ``BillingService.preview`` on the hybrid plan (per-agent
   token allowance: one group per agent), calendar period (monthly rollups) and anniversary period
-  starting mid-month (hourly edges + daily rollups);
+  starting mid-month (hourly edges + daily rollups); after set-up the process's heap is frozen
+  (``gc.freeze()``), as the server does once started (``--no-freeze``: not);
 * ``billing.<db>.close_per_s``: ``close_due()`` finalizing ``--customers`` customers' invoices
   (one agent each, hybrid plan), with the count checked.
 """
@@ -30,6 +31,7 @@ from typing import Any
 from metering_ingest import fresh_db  # bench/ is on sys.path when run as a script
 from sqlalchemy import text
 
+from authz.app import freeze_startup_heap
 from authz.billing import rollup
 from authz.billing.examples import SHAPES
 from authz.billing.service import BillingService
@@ -155,7 +157,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
-def bench_preview(kind: str, events: int, agents: int, runs: int, unbuilt: bool) -> None:
+def bench_preview(kind: str, events: int, agents: int, runs: int, unbuilt: bool, freeze: bool = True) -> None:
     _url, engine = fresh_db(kind)
     start, end = previous_month()
     hours = (end - start) // 3600
@@ -182,6 +184,8 @@ def bench_preview(kind: str, events: int, agents: int, runs: int, unbuilt: bool)
         if not unbuilt:
             build(svc, customer, at)
         doc = svc.preview(customer, at)
+        if freeze:  # what the server does once started (authz.app.freeze_startup_heap)
+            freeze_startup_heap()
         times, cpu = [], []
         for _ in range(runs):
             t, c = time.perf_counter(), time.process_time()
@@ -236,10 +240,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--parts", default="preview,close")
     ap.add_argument("--unbuilt", action="store_true", help="no billing period usage: sum the metering rollups")
+    ap.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after set-up (the server freezes)")
     args = ap.parse_args()
     for kind in args.backends.split(","):
         if "preview" in args.parts:
-            bench_preview(kind, args.events, args.agents, args.runs, args.unbuilt)
+            bench_preview(kind, args.events, args.agents, args.runs, args.unbuilt, not args.no_freeze)
         if "close" in args.parts:
             bench_close(kind, args.customers, args.unbuilt)
 

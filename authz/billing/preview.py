@@ -107,18 +107,27 @@ def seats(usage: Usage, policy: str, period: Period) -> Decimal:
     return Decimal(len(active_agents(usage)))
 
 
-def _tiers_json(uses: Iterable[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "from": plain(u.lo),
-            "to": None if u.up_to is None else plain(u.up_to),
-            "units": plain(u.units),
-            "unit_amount": plain(u.unit_amount),
-            "flat_amount": plain(u.flat_amount),
-            "amount": plain(u.amount),
-        }
-        for u in uses
-    ]
+def _tier_json(u: Any) -> dict[str, Any]:
+    return {
+        "from": plain(u.lo),
+        "to": None if u.up_to is None else plain(u.up_to),
+        "units": plain(u.units),
+        "unit_amount": plain(u.unit_amount),
+        "flat_amount": plain(u.flat_amount),
+        "amount": plain(u.amount),
+    }
+
+
+def _tiers_json(uses: Iterable[Any], seen: dict[Any, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tiers a group used; equal tier uses (every agent past its allowance uses the same $0 first
+    tier) share one dict within a document, which is never mutated: fewer objects per preview."""
+    out = []
+    for u in uses:
+        doc = seen.get(u)
+        if doc is None:
+            doc = seen[u] = _tier_json(u)
+        out.append(doc)
+    return out
 
 
 def _free(c: Component, q: Decimal, uses: Iterable[Any]) -> Decimal:
@@ -146,12 +155,16 @@ def price_line(
         if not groups and c.group_by == "customer":
             groups[CUSTOMER] = Decimal(0)
     else:
+        sums: dict[str, int] = {}  # integers while summing: one Decimal per group, not one per row
+        by_agent_key = c.group_by == "agent"
+        name = "quantity" if q.field == "tokens" else q.field  # tokens: input + output (see field_value)
         for row in usage.rows:
             if matches(row, c):
-                key = row.agent if c.group_by == "agent" else CUSTOMER
-                groups[key] = groups.get(key, Decimal(0)) + field_value(row, q.field)
+                key = row.agent if by_agent_key else CUSTOMER
+                sums[key] = sums.get(key, 0) + row.sums[name]
                 cost_pusd += row.sums["cost_pusd"]
                 unpriced += row.sums["unpriced"]
+        groups = {key: Decimal(v) for key, v in sums.items()}
         if not groups and c.group_by == "customer":
             groups[CUSTOMER] = Decimal(0)
     factor = Decimal(1)
@@ -161,6 +174,7 @@ def price_line(
     out_groups: list[dict[str, Any]] = []
     by_agent: dict[str, Decimal] = {}
     total_q = precise = Decimal(0)
+    seen: dict[Any, dict[str, Any]] = {}
     for key in sorted(groups):
         raw = groups[key]
         scaled = scale(raw, c.unit_scale, c.rounding) if q.source == "meter" else raw
@@ -175,7 +189,7 @@ def price_line(
                 "raw_quantity": plain(raw),
                 "quantity": plain(scaled),
                 "free": plain(_free(c, scaled, uses)),
-                "tiers": _tiers_json(uses),
+                "tiers": _tiers_json(uses, seen),
                 "amount": plain(amount),
             }
         )
@@ -241,15 +255,17 @@ def preview(
                 }
             )
             due -= take
-    cost_by_agent: dict[str, Decimal] = {}
-    cost_by_workflow: dict[str, Decimal] = {}
+    pusd_by_agent: dict[str, int] = {}  # pico-USD integers while summing; one Decimal per agent / workflow
+    pusd_by_workflow: dict[str, int] = {}
     for row in usage.rows:
-        if row.sums["cost_pusd"]:
-            cost = Decimal(row.sums["cost_pusd"]) / PICO
-            cost_by_agent[row.agent] = cost_by_agent.get(row.agent, Decimal(0)) + cost
+        pusd = row.sums["cost_pusd"]
+        if pusd:
+            pusd_by_agent[row.agent] = pusd_by_agent.get(row.agent, 0) + pusd
             wf = row.dims.get("workflow", "")
-            cost_by_workflow[wf] = cost_by_workflow.get(wf, Decimal(0)) + cost
-    total_cost = sum(cost_by_agent.values(), Decimal(0))
+            pusd_by_workflow[wf] = pusd_by_workflow.get(wf, 0) + pusd
+    cost_by_agent = {a: Decimal(v) / PICO for a, v in pusd_by_agent.items()}
+    cost_by_workflow = {w: Decimal(v) / PICO for w, v in pusd_by_workflow.items()}
+    total_cost = Decimal(sum(pusd_by_agent.values())) / PICO
     subtotal = from_minor(subtotal_minor, spec.currency)
     usd = spec.currency == "USD"
     agents = sorted(set(revenue_by_agent) | set(cost_by_agent))

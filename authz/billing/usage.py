@@ -182,8 +182,12 @@ def _usage(
                 else:
                     acc[:] = [a + b for a, b in zip(acc, row[n:], strict=True)]
         summed = list(merged.items())
-    rows = tuple(
-        UsageRow(agent=k[0], type=k[1], dims=dict(zip(dims, k[2:], strict=True)), sums=dict(zip(SUMS, v, strict=True)))
-        for k, v in sorted(summed)
-    )
-    return Usage(rows=rows, agent_days=agent_days, as_of_ms=as_of_ms, outcomes=outcome_rows)
+    shared: dict[tuple[Any, ...], dict[str, str]] = {}  # rows of equal dimensions share one (read-only) dict
+    rows = []
+    for k, v in sorted(summed):
+        values = k[2:]
+        dim_map = shared.get(values)
+        if dim_map is None:
+            dim_map = shared[values] = dict(zip(dims, values, strict=True))
+        rows.append(UsageRow(agent=k[0], type=k[1], dims=dim_map, sums=dict(zip(SUMS, v, strict=True))))
+    return Usage(rows=tuple(rows), agent_days=agent_days, as_of_ms=as_of_ms, outcomes=outcome_rows)
