@@ -81,14 +81,23 @@ class Client(Surfaces[Json]):
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
     ) -> Json:
         """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry` (``idempotent``: the
-        operation is safe to repeat whatever its method); the JSON answer."""
+        operation is safe to repeat whatever its method); the JSON answer.
+
+        The body is ``json`` (encoded here) or ``content``, bytes already encoded (say so in ``headers``).
+        """
         request = self._http.build_request(
-            method, path.lstrip("/"), json=json, params=_params(params), headers=_headers(self._api_key, headers)
+            method,
+            path.lstrip("/"),
+            json=json,
+            content=content,
+            params=_params(params),
+            headers=_headers(self._api_key, headers),
         )
         attempt = 0
         while True:
@@ -141,14 +150,23 @@ class AsyncClient(Surfaces[AsyncJson]):
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
     ) -> Json:
         """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry` (``idempotent``: the
-        operation is safe to repeat whatever its method); the JSON answer."""
+        operation is safe to repeat whatever its method); the JSON answer.
+
+        The body is ``json`` (encoded here) or ``content``, bytes already encoded (say so in ``headers``).
+        """
         request = self._http.build_request(
-            method, path.lstrip("/"), json=json, params=_params(params), headers=_headers(self._api_key, headers)
+            method,
+            path.lstrip("/"),
+            json=json,
+            content=content,
+            params=_params(params),
+            headers=_headers(self._api_key, headers),
         )
         attempt = 0
         while True:

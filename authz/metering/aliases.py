@@ -26,7 +26,7 @@ def native(raw: Any, now_ms: int, idempotency_key: str | None = None) -> tuple[A
     """The native event for ``raw`` and the id assigned to it (None when the caller gave one)."""
     if not isinstance(raw, Mapping):
         return raw, None
-    if "id" in raw and "timestamp" in raw and not any(k in raw for k in ALIASES):
+    if "id" in raw and "timestamp" in raw and raw.keys().isdisjoint(ALIASES):
         return raw, None  # the native shape: nothing to map
     event = dict(raw)
     aliased = "agent_id" in event or "event_type" in event

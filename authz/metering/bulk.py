@@ -28,6 +28,7 @@ import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
@@ -112,7 +113,7 @@ def insert(
     per = max(1, SQLITE_MAX_VARIABLES // len(cols))
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
-        flat = tuple(value for row in chunk for value in row)
+        flat = tuple(chain.from_iterable(chunk))
         result = conn.exec_driver_sql(_sqlite_sql(table.name, cols, len(chunk), key, sums, returning), flat)
         if returning:
             out.extend(r[0] for r in result)

@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 TOKENS = "tokens.consumed"
@@ -57,6 +58,14 @@ USAGE_KEYS = frozenset(USAGE_FIELDS)
 _STRING_ITEMS = tuple(STRING_FIELDS.items())
 # One encoder for every payload: ``json.dumps`` with non-default options builds a new one per call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# The same output for validated payloads (acyclic, JSON types only) from the C encoder built once:
+# JSONEncoder.encode builds a new one per call, which cost as much as the encoding itself.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_PAYLOAD_ENCODER = (
+    None
+    if _C_ENCODER is None
+    else _C_ENCODER(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+)
 # The buffered payload is a JSON array in this order (the names are Event's and the event table's).
 PAYLOAD = (
     "id",
@@ -188,6 +197,17 @@ def _string(raw: Mapping[str, Any], name: str) -> str:
 
 def parse_timestamp(value: object) -> int:
     """RFC 3339 (an explicit offset is required) -> Unix milliseconds."""
+    if type(value) is str:
+        return _timestamp_ms(value)  # a batch's events share a few timestamps: parsed once each
+    return _parse_timestamp(value)
+
+
+@lru_cache(maxsize=4096)
+def _timestamp_ms(value: str) -> int:
+    return _parse_timestamp(value)
+
+
+def _parse_timestamp(value: object) -> int:
     match = RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise _Invalid("timestamp", "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T10:00:00Z")
@@ -244,7 +264,7 @@ def _usage(usage: object) -> list[int]:
 
 def _validate(raw: object, now_ms: int, late_window_ms: int, max_future_ms: int) -> list[Any]:
     # The checks run in a fixed order: the first failing one names the field (tests pin the order).
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise _Invalid("", "an event must be a JSON object")
     if not raw.keys() <= FIELDS:
         raise _Invalid(str(sorted(set(raw) - FIELDS)[0]), "unknown field")
@@ -353,11 +373,16 @@ def validate_payloads(
     absent ``customer`` from the agent and refuses an unknown one."""
     payloads: list[list[Any]] = []
     errors: list[FieldError] = []
+    billed: dict[tuple[str, str], tuple[str, str | None]] = {}  # a batch names few (agent, customer) pairs
     for index, raw in enumerate(raw_events):
         try:
             payload = _validate(raw, now_ms, late_window_ms, max_future_ms)
             if attribute is not None:
-                customer, problem = attribute(payload[AGENT_AT], payload[CUSTOMER_AT])
+                who = (payload[AGENT_AT], payload[CUSTOMER_AT])
+                answer = billed.get(who)
+                if answer is None:
+                    answer = billed[who] = attribute(*who)
+                customer, problem = answer
                 if problem is not None:
                     raise _Invalid("customer", problem)
                 payload[CUSTOMER_AT] = customer
@@ -370,7 +395,9 @@ def validate_payloads(
 
 def encode_payload(payload: list[Any]) -> str:
     """A validated payload as the canonical compact JSON the buffers store (same as Event.to_json)."""
-    return _ENCODE(payload)
+    if _PAYLOAD_ENCODER is None:
+        return _ENCODE(payload)
+    return "".join(_PAYLOAD_ENCODER(payload, 0))
 
 
 def validate_batch(

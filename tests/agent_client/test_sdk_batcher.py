@@ -134,3 +134,17 @@ def test_parameters_are_checked(admin: Client) -> None:
     batcher.close()
     with pytest.raises(RuntimeError):
         batcher.record("call.completed", agent="agt_closed")
+
+
+def test_ids_are_unique_time_ordered_and_kept_when_given(admin: Client) -> None:
+    batcher = MeteringBatcher(admin, flush_interval=60)
+    try:
+        ids = [batcher.record("call.completed", agent="agt_ids") for _ in range(2000)]
+        given = batcher.record("call.completed", agent="agt_ids", id="mine-1", timestamp="2026-12-01T10:00:00Z")
+        assert given == "mine-1"
+        assert len(set(ids)) == len(ids) and ids == sorted(ids)  # type: ignore[type-var]
+        other = MeteringBatcher(admin, flush_interval=60)
+        assert other.record("call.completed", agent="agt_ids") not in ids
+        other.close()
+    finally:
+        batcher.close()

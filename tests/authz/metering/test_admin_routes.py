@@ -140,6 +140,21 @@ async def test_bad_bodies_and_queries(meter: tuple[AS, dict[str, str]]) -> None:
         assert r.headers["content-type"] == "application/problem+json"
 
 
+async def test_a_lone_surrogate_is_refused_as_before_and_stores_nothing(meter: tuple[AS, dict[str, str]]) -> None:
+    """The route takes the parsed body as it is, except where pydantic's JSON parser refused more."""
+    srv, headers = meter
+    body = '{"events": [{"id": "s1", "type": "call.completed", "timestamp": "%s", "agent": "\\ud800"}]}'
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    r = await srv.http.post(
+        EVENTS, content=(body % stamp).encode(), headers={**headers, "content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert srv.ctx.metering is not None and srv.ctx.metering.pending() == 0
+    r = await srv.http.post(EVENTS, json={"events": [event("s2", _now_ms())]}, headers=headers)
+    assert r.json() == {"accepted": 1, "duplicates": [], "rejected": []}
+
+
 async def test_usage_range_granularity_and_filters(meter: tuple[AS, dict[str, str]]) -> None:
     srv, headers = meter
     now = _now_ms()
