@@ -7,7 +7,7 @@ Python SDK's batcher sends (``--batch`` ``call.completed`` events, or ``--mix`` 
 (``MeteringService.flush``), so a figure is the whole cost of an event: acknowledge and flush.
 
 Two passes: an unprofiled one (CPU time per event of the whole process, split into ingest and
-flush), then a ``cProfile`` one with the handler run inline on the event loop thread (the profile
+flush), then (unless ``--top 0``) a ``cProfile`` one with the handler run inline on the event loop thread (the profile
 sees one thread) and the time grouped by stage and by function (self time).
 
     python bench/profile_metering.py [--batches 100] [--batch 1000] [--redis URL] [--mix] [--random-ids] [--top 20]
@@ -202,6 +202,11 @@ async def main_async(args: argparse.Namespace) -> None:
         f" batches of {args.batch}, unprofiled, whole process)"
     )
 
+    if args.top <= 0:  # figures only, no profile
+        await lifespan_in.put({"type": "lifespan.shutdown"})
+        await lifespan_out.get()
+        await task
+        return
     import anyio.to_thread
 
     async def inline(func: Any, *a: Any, **_: Any) -> Any:

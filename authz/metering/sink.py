@@ -184,18 +184,24 @@ class Sink:
         for item, p in zip(staged, decoded, strict=True):
             if item.id in rows:
                 continue
+            if p[TYPE] != TOKENS:  # calls and outcomes: never priced here (the common case, kept short)
+                meta = p[METADATA]
+                p[METADATA:] = (None, None, None, None, None if meta is None else bulk.json_text(meta))
+                p.append(item.received_at_ms)
+                p.append(now_ms)
+                rows[item.id] = p
+                continue
             cost_usd = cost_pusd = reason = price_id = None
-            if p[TYPE] == TOKENS:
-                t = TOKENS_FROM
-                if p[t] == p[t + 1] == 0 and p[QUANTITY] > 0:
-                    priced = unsplit(price, p)
-                else:
-                    priced = price(p[PROVIDER], p[MODEL], p[AT], p[t], p[t + 1], p[t + 2], p[t + 3])
-                if priced.cost_usd is not None:
-                    cost_usd, cost_pusd, price_id = usd_text(priced.cost_usd), priced.cost_pusd, priced.price_id
-                    if price_id is not None and priced.provenance is not None and price_id not in prices:
-                        prices[price_id] = (priced.provenance, now_ms)
-                reason = priced.reason
+            t = TOKENS_FROM
+            if p[t] == p[t + 1] == 0 and p[QUANTITY] > 0:
+                priced = unsplit(price, p)
+            else:
+                priced = price(p[PROVIDER], p[MODEL], p[AT], p[t], p[t + 1], p[t + 2], p[t + 3])
+            if priced.cost_usd is not None:
+                cost_usd, cost_pusd, price_id = usd_text(priced.cost_usd), priced.cost_pusd, priced.price_id
+                if price_id is not None and priced.provenance is not None and price_id not in prices:
+                    prices[price_id] = (priced.provenance, now_ms)
+            reason = priced.reason
             rows[item.id] = [
                 *p[:METADATA],
                 cost_usd,
