@@ -58,14 +58,10 @@ USAGE_KEYS = frozenset(USAGE_FIELDS)
 _STRING_ITEMS = tuple(STRING_FIELDS.items())
 # One encoder for every payload: ``json.dumps`` with non-default options builds a new one per call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-# The same output for validated payloads (acyclic, JSON types only) from the C encoder built once:
-# JSONEncoder.encode builds a new one per call, which cost as much as the encoding itself.
-_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
-_PAYLOAD_ENCODER = (
-    None
-    if _C_ENCODER is None
-    else _C_ENCODER(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-)
+# The same output for validated payloads (acyclic, JSON types only) from a C encoder built once
+# (JSONEncoder.encode builds one per call, as costly as the encoding itself). None without _json.
+_C = getattr(json.encoder, "c_make_encoder", None)
+_PAYLOAD_ENCODER = _C and _C(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
 # The buffered payload is a JSON array in this order (the names are Event's and the event table's).
 PAYLOAD = (
     "id",
@@ -202,9 +198,7 @@ def parse_timestamp(value: object) -> int:
     return _parse_timestamp(value)
 
 
-@lru_cache(maxsize=4096)
-def _timestamp_ms(value: str) -> int:
-    return _parse_timestamp(value)
+_timestamp_ms = lru_cache(maxsize=4096)(lambda value: _parse_timestamp(value))
 
 
 def _parse_timestamp(value: object) -> int:
@@ -395,9 +389,7 @@ def validate_payloads(
 
 def encode_payload(payload: list[Any]) -> str:
     """A validated payload as the canonical compact JSON the buffers store (same as Event.to_json)."""
-    if _PAYLOAD_ENCODER is None:
-        return _ENCODE(payload)
-    return "".join(_PAYLOAD_ENCODER(payload, 0))
+    return _ENCODE(payload) if _PAYLOAD_ENCODER is None else "".join(_PAYLOAD_ENCODER(payload, 0))
 
 
 def validate_batch(
