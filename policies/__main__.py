@@ -16,7 +16,7 @@ from . import DEFAULT_DIR, Context, PolicyError, Principal, Request, diff, fmt, 
 from .loader import read_sources
 from .model import PrincipalKind
 from .starter import server_slug, write_starter
-from .tools import run_examples
+from .tools import example_texts, parse_examples, run_example_doc
 
 _KINDS: dict[str, PrincipalKind] = {"Agent": "agent", "User": "user", "Client": "client"}
 
@@ -37,11 +37,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    """Run the examples; a test file that is not a JSON object is one ``file:line:col: message`` line
+    (the parser of ``POST /api/v1/policies/test``), exit 1, before anything runs."""
     try:
         bundle = load(args.dir, check_format=False)
+        cases = parse_examples(example_texts(args.dir))
     except PolicyError as exc:
         return _fail(args.dir, exc)
-    results = run_examples(bundle, args.dir)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{args.dir / 'tests'}: cannot read the tests: {exc}", file=sys.stderr)
+        return 1
+    results = [run_example_doc(bundle, name, expected, doc) for name, expected, doc in cases]
     for r in results:
         why = ", ".join(r.policies) or "no policy (default deny)"
         status = "PASS" if r.passed else "FAIL"
