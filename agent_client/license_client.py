@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx2
 
-from agent_client.licenses import HighWaterMark, LicenseError, MemoryMark, verify_response
+from agent_client.licenses import HighWaterMark, LicenseError, MemoryMark, SignedAnswers
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,11 @@ class LicenseClient:
         )
         self.mark = mark or MemoryMark()
         self.http = http or httpx2.Client(timeout=10.0)
+        self.answers = SignedAnswers(jwks, max_age, self.mark, clock)
         self._cache: dict[str, tuple[bytes, str]] = {}  # scope hash -> (body, signature)
 
-    def _signed(self, response: httpx2.Response, nonce: str, max_age: float | None = None) -> dict[str, Any]:
-        return verify_response(response.content, response.headers.get("authz-signature"), self.jwks, nonce=nonce,
-                               max_age=max_age or self.max_age, mark=self.mark, clock=self.clock)  # fmt: skip
+    def _signed(self, response: httpx2.Response, nonce: str) -> dict[str, Any]:
+        return self.answers.verify(response.content, response.headers.get("authz-signature"), nonce)
 
     def validate(
         self, key: str, *, fingerprint: str | None = None, entitlements: Iterable[str] = (), product: str | None = None
@@ -85,8 +85,7 @@ class LicenseClient:
         if self.grace <= 0 or cached is None:
             return Validation(False, "UNREACHABLE", why)
         try:
-            doc = verify_response(cached[0], cached[1], self.jwks, nonce=None, max_age=self.grace, mark=self.mark,
-                                  clock=self.clock)  # fmt: skip
+            doc = self.answers.verify(cached[0], cached[1], None, max_age=self.grace)
         except LicenseError as exc:
             return Validation(False, "UNREACHABLE", f"{why}; the cached answer is unusable ({exc.code})")
         return _validation(doc, stale=True)

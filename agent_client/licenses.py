@@ -244,3 +244,27 @@ def verify_response(
     if now - ts > max_age:
         raise LicenseError("RESPONSE_STALE", "the signed answer is too old")
     return dict(doc)
+
+
+@dataclass
+class SignedAnswers:
+    """How a client checks the signed answers of the key-side licensing calls: the server's licensing
+    JWK Set ``keys`` (pinned in the program; ``None``: the caller fetches ``/licenses/jwks`` once), the
+    oldest answer accepted (``max_age`` seconds) and an optional clock ``mark``. Shared by
+    :class:`agent_client.license_client.LicenseClient` and the admin SDK's ``Client``/``AsyncClient``."""
+
+    keys: Mapping[str, Any] | None = None
+    max_age: float = DEFAULT_SKEW
+    mark: HighWaterMark | None = None
+    clock: Callable[[], float] = time.time
+
+    def verify(
+        self, body: bytes, signature: str | None, nonce: str | int | None, *, keys: Mapping[str, Any] | None = None,
+        max_age: float | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """:func:`verify_response` with these settings (``keys`` when none are pinned); :class:`LicenseError`."""
+        jwks = self.keys if self.keys is not None else keys
+        if jwks is None:
+            raise LicenseError("NO_KEYS", "no licensing keys to check the answer with")
+        return verify_response(body, signature, jwks, nonce=nonce, max_age=max_age or self.max_age, mark=self.mark,
+                               clock=self.clock)  # fmt: skip

@@ -5,6 +5,12 @@ Both send ``Authorization: Bearer <api_key>`` (an access token for the admin API
 (:mod:`agent_client.sdk.retry`) and raise :class:`~agent_client.sdk.errors.ApiError` on any non-2xx
 answer. The surfaces (:class:`~agent_client.sdk.resources.Surfaces`) are the same classes for both,
 parameterised by what a call returns (a dict, or an awaitable of one).
+
+A request described as ``signed=<nonce>`` (the key-side licensing calls) returns its answer only
+after :class:`~agent_client.licenses.SignedAnswers` checked it — the Ed25519 ``Authz-Signature`` by
+the key its ``keyid`` names, the nonce echoed, the age — and raises
+:class:`~agent_client.licenses.LicenseError` otherwise. The keys are ``licensing.keys`` when pinned,
+else the server's JWK Set fetched once per client (a failed fetch is tried again on the next call).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from agent_client.licenses import SignedAnswers
 from agent_client.sdk.errors import ApiError
 from agent_client.sdk.resources import Params, Surfaces
 from agent_client.sdk.retry import RetryPolicy
@@ -46,6 +53,12 @@ def _result(response: httpx2.Response) -> Json:
     return body if isinstance(body, dict) else {"items": body}
 
 
+def _signed(response: httpx2.Response, nonce: str | int, answers: SignedAnswers, keys: Json | None) -> Json:
+    if response.is_error:
+        raise ApiError.from_response(response)
+    return answers.verify(response.content, response.headers.get("authz-signature"), nonce, keys=keys)
+
+
 def _params(params: Params | None) -> list[tuple[str, str | int | float | bool | None]]:
     out: list[tuple[str, str | int | float | bool | None]] = []
     for name, value in (params or {}).items():
@@ -55,7 +68,7 @@ def _params(params: Params | None) -> list[tuple[str, str | int | float | bool |
 
 
 class Client(Surfaces[Json]):
-    """Synchronous admin API client::
+    """Synchronous admin API client (``licensing``: how signed licensing answers are checked)::
 
     with Client("https://auth.example.com", api_key=token) as authz:
         agent = authz.agents.create("billing bot", team="finance")
@@ -69,8 +82,11 @@ class Client(Surfaces[Json]):
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx2.BaseTransport | None = None,
+        licensing: SignedAnswers | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
+        self.licensing = licensing or SignedAnswers()
+        self._jwks: Json | None = None
         self._api_key = api_key
         self._http = httpx2.Client(base_url=_api_root(base_url), timeout=timeout, transport=transport)
         self._build(self.request)
@@ -85,9 +101,11 @@ class Client(Surfaces[Json]):
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
+        signed: str | int | None = None,
     ) -> Json:
         """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry` (``idempotent``: the
-        operation is safe to repeat whatever its method); the JSON answer.
+        operation is safe to repeat whatever its method); the JSON answer (``signed``: the nonce of a
+        signed licensing answer, verified before it is returned).
 
         The body is ``json`` (encoded here) or ``content``, bytes already encoded (say so in ``headers``).
         """
@@ -109,7 +127,11 @@ class Client(Surfaces[Json]):
                 if not self.retry.should_retry(attempt, request, None, idempotent=idempotent):
                     raise ApiError.transport(exc) from exc
             if response is not None and not self.retry.should_retry(attempt, request, response, idempotent=idempotent):
-                return _result(response)
+                if signed is None:
+                    return _result(response)
+                if self.licensing.keys is None and self._jwks is None:
+                    self._jwks = self.request("GET", "/licenses/jwks")
+                return _signed(response, signed, self.licensing, self._jwks)
             time.sleep(self.retry.delay(attempt, response))
 
     def close(self) -> None:
@@ -138,8 +160,11 @@ class AsyncClient(Surfaces[AsyncJson]):
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
+        licensing: SignedAnswers | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
+        self.licensing = licensing or SignedAnswers()
+        self._jwks: Json | None = None
         self._api_key = api_key
         self._http = httpx2.AsyncClient(base_url=_api_root(base_url), timeout=timeout, transport=transport)
         self._build(self.request)
@@ -154,9 +179,11 @@ class AsyncClient(Surfaces[AsyncJson]):
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
+        signed: str | int | None = None,
     ) -> Json:
         """One API call (``path`` relative to ``/api/v1``), retried per :attr:`retry` (``idempotent``: the
-        operation is safe to repeat whatever its method); the JSON answer.
+        operation is safe to repeat whatever its method); the JSON answer (``signed``: the nonce of a
+        signed licensing answer, verified before it is returned).
 
         The body is ``json`` (encoded here) or ``content``, bytes already encoded (say so in ``headers``).
         """
@@ -178,7 +205,11 @@ class AsyncClient(Surfaces[AsyncJson]):
                 if not self.retry.should_retry(attempt, request, None, idempotent=idempotent):
                     raise ApiError.transport(exc) from exc
             if response is not None and not self.retry.should_retry(attempt, request, response, idempotent=idempotent):
-                return _result(response)
+                if signed is None:
+                    return _result(response)
+                if self.licensing.keys is None and self._jwks is None:
+                    self._jwks = await self.request("GET", "/licenses/jwks")
+                return _signed(response, signed, self.licensing, self._jwks)
             await anyio.sleep(self.retry.delay(attempt, response))
 
     async def aclose(self) -> None:

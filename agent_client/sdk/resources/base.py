@@ -8,11 +8,13 @@ names the admin API operation(s) a method calls; a test compares those tags with
 OpenAPI document (a missing method or a stale tag fails it). A method whose request is safe to repeat
 although its HTTP method is not (a POST that changes nothing, or one the server deduplicates) says so
 with ``idempotent=True`` in the request it describes, and the client's retry policy retries it like
-a GET.
+a GET. A key-side licensing call describes ``signed=<nonce>``: the client returns its answer only
+once the signature, the echoed nonce and the age check out.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
@@ -34,6 +36,7 @@ class Requester(Protocol[R_co]):
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
+        signed: str | int | None = None,
     ) -> R_co: ...
 
 
@@ -61,6 +64,11 @@ def seg(value: str | int) -> str:
 def compact(**fields: Any) -> dict[str, Any]:
     """The fields that are not ``None`` (arguments left ``None`` are not sent)."""
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def fresh_nonce() -> str:
+    """A new nonce for one signed licensing call (the server echoes it inside the signed answer)."""
+    return secrets.token_urlsafe(16)
 
 
 def license_header(key: str) -> dict[str, str]:

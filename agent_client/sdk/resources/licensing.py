@@ -2,9 +2,11 @@
 
 ``licenses.validate / activate / heartbeat / deactivate / me / checkout(key=...)`` authenticate with
 the license key (``Authorization: License <key>``) instead of the admin token; their answers are
-signed (``data`` + ``meta``; check them with :class:`agent_client.license_client.LicenseClient` when
-the network is not trusted). :func:`agent_client.sdk.verify_offline` checks a checked-out file with
-no network at all.
+signed (``data`` + ``meta``), each call sends a fresh nonce, and the client returns an answer only
+once its ``Authz-Signature``, the echoed nonce and its age check out (a
+:class:`~agent_client.licenses.LicenseError` otherwise; pin the keys with
+``Client(..., licensing=SignedAnswers(keys=jwks))``). :func:`agent_client.sdk.verify_offline` checks
+a checked-out file with no network at all.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from agent_client.sdk.resources.base import R, Surface, compact, license_header, operation
+from agent_client.sdk.resources.base import R, Surface, compact, fresh_nonce, license_header, operation
 from agent_client.sdk.resources.base import seg as _seg
 
 
@@ -136,7 +138,9 @@ class Licenses(Surface[R]):
         if (license_id is None) == (key is None):
             raise ValueError("give exactly one of license_id or key=")
         if key is not None:
-            return self._request("POST", "/licenses/me/checkout", json=body, headers=license_header(key))
+            nonce = fresh_nonce()
+            return self._request("POST", "/licenses/me/checkout", json={**body, "nonce": nonce},
+                                 headers=license_header(key), signed=nonce)  # fmt: skip
         return self._request("POST", f"/licenses/{_seg(str(license_id))}/checkout", json=body)
 
     @operation("POST /licenses/actions/validate-key")
@@ -147,33 +151,39 @@ class Licenses(Surface[R]):
         product: str | None = None,
         fingerprint: str | None = None,
         entitlements: Sequence[str] | None = None,
+        nonce: str | int | None = None,
     ) -> R:
-        """Always 200 for a well-formed key: ``meta.valid`` and ``meta.code`` (``VALID``, ``EXPIRED``...) tell."""
+        """Always 200 for a well-formed key: ``meta.valid`` and ``meta.code`` (``VALID``, ``EXPIRED``...) tell.
+        The answer is verified; ``nonce`` replaces the generated one."""
         scope = compact(product=product, fingerprint=fingerprint, entitlements=_list(entitlements))
-        body = compact(key=key, scope=scope or None)
-        return self._request("POST", "/licenses/actions/validate-key", json=body)
+        nonce = fresh_nonce() if nonce is None else nonce
+        body = compact(key=key, scope=scope or None, nonce=nonce)
+        return self._request("POST", "/licenses/actions/validate-key", json=body, signed=nonce)
 
     @operation("GET /licenses/me")
     def me(self, key: str) -> R:
-        """The license of ``key`` with its machines (signed)."""
-        return self._request("GET", "/licenses/me", headers=license_header(key))
+        """The license of ``key`` with its machines (signed, verified)."""
+        nonce = fresh_nonce()
+        return self._request("GET", "/licenses/me", params={"nonce": nonce}, headers=license_header(key), signed=nonce)
 
     @operation("POST /machines/actions/activate")
     def activate(self, key: str, fingerprint: str, *, name: str | None = None, platform: str | None = None) -> R:
-        """Activate this machine (the same fingerprint twice is the same machine)."""
-        body = compact(fingerprint=fingerprint, name=name, platform=platform)
-        return self._request("POST", "/machines/actions/activate", json=body, headers=license_header(key))
+        """Activate this machine (the same fingerprint twice is the same machine); verified."""
+        nonce = fresh_nonce()
+        body = compact(fingerprint=fingerprint, name=name, platform=platform, nonce=nonce)
+        return self._request("POST", "/machines/actions/activate", json=body, headers=license_header(key), signed=nonce)
 
     @operation("POST /machines/{}/actions/heartbeat")
     def heartbeat(self, key: str, machine_id: str) -> R:
-        path = f"/machines/{_seg(machine_id)}/actions/heartbeat"
-        return self._request("POST", path, json={}, headers=license_header(key))
+        """A heartbeat of an activated machine; verified."""
+        path, nonce = f"/machines/{_seg(machine_id)}/actions/heartbeat", fresh_nonce()
+        return self._request("POST", path, json={"nonce": nonce}, headers=license_header(key), signed=nonce)
 
     @operation("POST /machines/{}/actions/deactivate")
     def deactivate(self, key: str, machine_id: str) -> R:
-        """Free the machine's seat."""
-        path = f"/machines/{_seg(machine_id)}/actions/deactivate"
-        return self._request("POST", path, json={}, headers=license_header(key))
+        """Free the machine's seat; verified."""
+        path, nonce = f"/machines/{_seg(machine_id)}/actions/deactivate", fresh_nonce()
+        return self._request("POST", path, json={"nonce": nonce}, headers=license_header(key), signed=nonce)
 
     @operation("GET /licenses/jwks")
     def jwks(self) -> R:
