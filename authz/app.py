@@ -8,8 +8,10 @@ import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
 from authz import preflight, services
 from authz.admin.bootstrap import ensure_admin_resource
@@ -28,6 +30,7 @@ from authz.identity.revocations import RevocationView
 from authz.licensing.sweeper import sweep_loop
 from authz.oauth.cimd import ClientJwks
 from authz.oauth.endpoints.metadata import build_metadata
+from authz.oauth.endpoints.token import token_app
 from authz.oauth.keys import KeyManager
 from authz.oauth.server import AuthzServer
 from authz.oauth.tokens import TokenIssuer
@@ -125,6 +128,27 @@ def _client_jwks(settings: Settings) -> ClientJwks:
     return ClientJwks(get_fetcher(settings.cimd_allow_loopback))
 
 
+class AuthzApp(Starlette):
+    """Starlette, with ``POST`` to the token endpoint — the hot path — dispatched to
+    :func:`~authz.oauth.endpoints.token.token_app` before the middleware stack and the route list
+    (the same handler the ``/token`` route runs; every other request takes the usual way)."""
+
+    def __init__(self, token_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._token_path = token_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == scope.get("root_path", "") + self._token_path
+        ):
+            scope["app"] = self
+            await token_app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     ctx = ctx or build_context(settings)
     engine = ctx.store.engine  # type: ignore[attr-defined]
@@ -190,7 +214,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
                 except Exception:
                     logging.getLogger("authz.audit").exception("final audit checkpoint failed")
 
-    app = Starlette(routes=routes(settings), lifespan=lifespan)
+    app = AuthzApp(settings.path_prefix + "/token", routes=routes(settings), lifespan=lifespan)
     app.state.ctx = ctx
     app.state.server = AuthzServer(ctx, _client_jwks(settings))
     app.state.signals = signals

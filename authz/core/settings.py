@@ -7,6 +7,7 @@ which refuses to start on settings that would make the server unsafe and says wh
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import tomllib
@@ -248,18 +249,23 @@ class Settings(BaseSettings):
     @property
     def admin_resource(self) -> str:
         """The admin API's resource identifier (RFC 8707): ``{issuer}/api/v1`` with a lowercase scheme and host."""
-        parts = urlsplit(self.endpoint(ADMIN_API_PATH))
-        return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
+        return _normalized(self.endpoint(ADMIN_API_PATH))
 
     @property
     def console_resource(self) -> str:
         """The admin console's audience (RFC 8707): ``{issuer}/console``, lowercase scheme and host."""
-        parts = urlsplit(self.endpoint(CONSOLE_PATH))
-        return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
+        return _normalized(self.endpoint(CONSOLE_PATH))
 
     def endpoint(self, path: str) -> str:
         """An absolute URL under the issuer (endpoints live beside it, RFC 8414 §2)."""
         return self.issuer + path
+
+
+@functools.lru_cache(maxsize=64)
+def _normalized(url: str) -> str:
+    """``url`` with a lowercase scheme and host (read on every token request: computed once per URL)."""
+    parts = urlsplit(url)
+    return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
 
 
 class _TomlSource(PydanticBaseSettingsSource):

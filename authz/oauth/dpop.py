@@ -28,13 +28,12 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from authz.core.crypto import Keyring
 from authz.core.settings import Settings
-from authz.storage.protocols import ReplayStore
+from authz.oauth.replay import ReplayCache, replay_cache
 from dpop import NonceIssuer, Proof, ProofError, ProofVerifier, normalize_htu, single_proof
 
 __all__ = [
@@ -75,31 +74,6 @@ class UseDpopNonceError(OAuth2Error):  # type: ignore[misc]
         return [*super().get_headers(), *NO_STORE, ("DPoP-Nonce", self.nonce)]
 
 
-class ReplayCache(Protocol):
-    def first_use(self, key: str, expires_at: int, now: int) -> bool:
-        """Remember ``key`` until ``expires_at``; False when it is already remembered (a replay)."""
-
-
-class SqlReplayCache:
-    """The ``used_jtis`` table (shared by every replica; one upsert per proof)."""
-
-    def __init__(self, store: ReplayStore) -> None:
-        self._store = store
-
-    def first_use(self, key: str, expires_at: int, now: int) -> bool:
-        return self._store.remember_jti(key, expires_at, now)
-
-
-class RedisReplayCache:
-    """``SET key 1 NX EX ttl``: one round trip, atomic across replicas."""
-
-    def __init__(self, client: Any, prefix: str = "authz:dpop:") -> None:
-        self._redis, self._prefix = client, prefix
-
-    def first_use(self, key: str, expires_at: int, now: int) -> bool:
-        return bool(self._redis.set(self._prefix + key, b"1", nx=True, ex=max(1, expires_at - now)))
-
-
 class ReplicaReplayCache:
     """This replica's proofs, in memory: complete because its nonces are replica-bound (see above)."""
 
@@ -122,15 +96,6 @@ class ReplicaReplayCache:
                 return None
             self._seen.add(key)
             return True
-
-
-def replay_cache(settings: Settings, store: ReplayStore) -> ReplayCache:
-    if settings.redis_url:
-        import redis
-
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        return RedisReplayCache(client)
-    return SqlReplayCache(store)
 
 
 class TokenEndpointDpop:

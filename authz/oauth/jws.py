@@ -84,6 +84,10 @@ class Verifier:
     def __init__(self, keys: Iterable[tuple[str, str, Key]]) -> None:
         self._keys = {kid: _Public(alg, key.public_key) for kid, alg, key in keys}
 
+    def knows(self, kid: object) -> bool:
+        """Whether ``kid`` names one of this verifier's keys."""
+        return isinstance(kid, str) and kid in self._keys
+
     def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(header, claims) of a token signed by one of our keys, or None for anything else."""
         try:

@@ -10,10 +10,28 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from authlib.oauth2.rfc6749.requests import OAuth2Payload, OAuth2Request
 
 from dpop import Proof
+
+
+def parse_form(text: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(text)``, item for item: ``&``-separated ``name=value`` pairs, a pair
+    without ``=`` or with an empty value dropped, ``+`` a space, percent-escapes decoded as UTF-8
+    (invalid sequences replaced); a name or value with nothing to decode is taken as it is."""
+    items: list[tuple[str, str]] = []
+    for part in text.split("&"):
+        name, _, value = part.partition("=")
+        if not value:  # no "=", or an empty value: parse_qsl(keep_blank_values=False) drops both
+            continue
+        if "+" in name or "%" in name:
+            name = unquote(name.replace("+", " "))
+        if "+" in value or "%" in value:
+            value = unquote(value.replace("+", " "))
+        items.append((name, value))
+    return items
 
 
 class FormPayload(OAuth2Payload):  # type: ignore[misc]

@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 from authlib.oauth2.rfc6749 import AuthorizationServer
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, OAuth2Error
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
 
 from authz.context import Context
 from authz.core.fetch import get_fetcher
@@ -27,14 +28,15 @@ from authz.identity.clients import OAuthClient
 from authz.oauth import syntax
 from authz.oauth.cimd import ClientJwks
 from authz.oauth.client_auth import PrivateKeyJwt, unverified_issuer
-from authz.oauth.dpop import TokenEndpointDpop, replay_cache
+from authz.oauth.dpop import TokenEndpointDpop
 from authz.oauth.grants.authorization_code import AuthorizationCodeGrant
 from authz.oauth.grants.client_credentials import ClientCredentialsGrant
 from authz.oauth.grants.jwt_bearer import JwtBearerGrant
 from authz.oauth.grants.refresh_token import RefreshTokenGrant
 from authz.oauth.grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
 from authz.oauth.grants.token_exchange import TokenExchangeGrant, exchange_can_run_inline
-from authz.oauth.requests import AuthzRequest
+from authz.oauth.replay import replay_cache
+from authz.oauth.requests import AuthzRequest, parse_form
 from authz.oauth.rfc7009 import RevocationEndpoint
 from authz.oauth.rfc7662 import IntrospectionEndpoint
 from authz.oauth.trust import TrustedIssuers, TrustStore
@@ -60,7 +62,9 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
             cast(TrustStore, ctx.store), get_fetcher(ctx.settings.cimd_allow_loopback), ctx.settings.cache_staleness
         )
         audiences = frozenset({ctx.settings.issuer, ctx.settings.endpoint("/token")})
-        self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(audiences, ctx.store, jwks_for))
+        self.register_client_auth_method(
+            "private_key_jwt", PrivateKeyJwt(audiences, replay_cache(ctx.settings, ctx.store, "authz:jti:"), jwks_for)
+        )
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)
@@ -135,18 +139,33 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
         return None
 
 
-async def read_request(request: Request, ctx: Context, *, form: bool = True) -> AuthzRequest:
-    """Await and parse the body (``application/x-www-form-urlencoded`` only, RFC 6749 §3.2)."""
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body from ASGI ``receive`` (what ``Request.body()`` does, without the stream
+    machinery); :class:`~starlette.requests.ClientDisconnect` when the client went away."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_request(request: Request, ctx: Context, *, form: bool = True, body: bytes | None = None) -> AuthzRequest:
+    """Await and parse the body (``application/x-www-form-urlencoded`` only, RFC 6749 §3.2); ``body``
+    when the caller has already read it from ``receive``."""
     items: list[tuple[str, str]] = []
     if form and request.method == "POST":
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
             raise InvalidRequestError("The request body must be application/x-www-form-urlencoded.")
-        body = await request.body()
+        if body is None:
+            body = await request.body()
         if len(body) > MAX_FORM_BYTES:
             raise InvalidRequestError("The request body is too large.")
         try:
-            items = parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False)
+            items = parse_form(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise InvalidRequestError("The request body is not UTF-8.") from exc
     raw_query = request.scope.get("query_string", b"")
@@ -178,6 +197,22 @@ def to_response(result: Result) -> Response:
     if isinstance(body, dict | list):
         return Response(json.dumps(body, separators=(",", ":")), status, hdrs, media_type="application/json")
     return Response(body or "", status, hdrs)
+
+
+def encode_json_result(result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """A JSON result as ASGI status, raw headers and body bytes — exactly what :func:`to_response`'s
+    ``Response`` would send (its headers lowercased, then ``content-length`` and ``content-type``);
+    None for anything else (a redirect, a text body: :func:`to_response` answers those)."""
+    status, body, headers = result
+    if status < 200 or status in (204, 302, 304) or not isinstance(body, dict | list):
+        return None
+    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    hdrs = {k: v for k, v in headers if k.lower() != "content-type"}
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in hdrs.items()]
+    if not any(k == b"content-length" for k, _ in raw):
+        raw.append((b"content-length", str(len(data)).encode("latin-1")))
+    raw.append((b"content-type", b"application/json"))
+    return status, raw, data
 
 
 def server_error() -> JSONResponse:

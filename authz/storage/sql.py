@@ -48,6 +48,9 @@ class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
             set_={"expires_at": remember.excluded.expires_at},
             where=UsedJti.expires_at <= bindparam("n"),
         ).returning(UsedJti.key)
+        compiled = self._remember_stmt.compile(dialect=engine.dialect)
+        self._remember_sql = compiled.string
+        self._remember_order = tuple(compiled.positiontup or ()) if compiled.positional else None
 
     # -- clients -------------------------------------------------------------------------------
     def get_client(self, client_id: str) -> Client | None:
@@ -213,12 +216,27 @@ class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
     def remember_jti(self, key: str, expires_at: int, now: int) -> bool:
         """One statement: insert, or take over an expired row; a live row means a replay (no row returned).
 
-        On the hot path of every ``private_key_jwt`` request, so the statement is built once and run on a
-        Core connection (the ORM session costs more than the write itself).
+        On the hot path of every ``private_key_jwt`` and DPoP request, so the statement is compiled
+        once for the engine's dialect and run on a pooled DBAPI connection: SQLAlchemy's execution
+        machinery cost more than the write itself. The database's unique key still decides who won.
         """
-        with self.engine.begin() as conn:
-            row = conn.execute(self._remember_stmt, {"k": key, "e": expires_at, "n": now}).first()
-            return row is not None
+        params = {"k": key, "e": expires_at, "n": now}
+        args = params if self._remember_order is None else tuple(params[name] for name in self._remember_order)
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(self._remember_sql, args)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()  # back to the pool
+        return row is not None
 
     def purge_expired(self, now: int) -> int:
         """Delete rows no longer needed (expired codes, jtis, revocations). Returns rows deleted."""

@@ -6,11 +6,13 @@ import time
 import uuid
 from typing import Any
 
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from tests.authz.conftest import AS, RESOURCE
+from authz.app import create_app
+from tests.authz.conftest import AS, ISSUER, RESOURCE, ASFactory
 
 pytestmark = pytest.mark.anyio
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -127,3 +129,52 @@ async def test_secret_client_cannot_use_an_assertion(authz: AS, key: ECKey) -> N
     reg = authz.machine_client()
     r = await _token(authz, assertion(key, reg.client_id))
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+async def test_forged_signature_under_the_clients_kid_is_invalid_client(authz: AS, key: ECKey) -> None:
+    """The ES256 shortcut (a ``kid`` of the client's) still refuses a signature by another key."""
+    cid = _register(authz, key)
+    stranger = ECKey.import_key({**ECKey.generate_key("P-256").as_dict(private=True), "kid": key.kid})
+    r = await _token(authz, assertion(stranger, cid))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    head, payload, sig = assertion(key, cid).split(".")
+    other_payload = assertion(key, cid, jti="another").split(".")[1]
+    r = await _token(authz, f"{head}.{other_payload}.{sig}")
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert payload != other_payload
+
+
+async def test_assertion_with_other_header_fields_is_verified_too(authz: AS, key: ECKey) -> None:
+    """An assertion outside the ES256 shortcut (another header field) is verified by joserfc, with the
+    same claims checks and replay refusal."""
+    cid = _register(authz, key)
+    now = int(time.time())
+    claims = {"iss": cid, "sub": cid, "aud": "http://127.0.0.1:9100", "exp": now + 60, "jti": uuid.uuid4().hex}
+    signed = jwt.encode({"alg": "ES256", "kid": key.kid, "cty": "client-assertion"}, claims, key)
+    assert (await _token(authz, signed)).status_code == 200
+    again = await _token(authz, signed)
+    assert again.status_code == 401 and again.json()["error"] == "invalid_client"
+
+
+@pytest.mark.requirement("rfc7523:jti-replay")
+async def test_two_replicas_share_the_redis_assertion_replay_cache(redis_url: str, as_factory: ASFactory) -> None:
+    """With Redis, replica B (its own app and caches, the same database and Redis) refuses an assertion
+    replica A accepted."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    a = await as_factory(redis_url=redis_url)
+    cid = _register(a, key)
+    app_b = create_app(a.settings)
+    try:
+        async with app_b.router.lifespan_context(app_b):
+            transport = httpx2.ASGITransport(app=app_b)
+            async with httpx2.AsyncClient(transport=transport, base_url=ISSUER) as http_b:
+                signed = assertion(key, cid)
+                assert (await _token(a, signed)).status_code == 200
+                data = {"grant_type": "client_credentials", "resource": RESOURCE,
+                        "client_assertion_type": ASSERTION_TYPE, "client_assertion": signed}  # fmt: skip
+                replayed = await http_b.post("/token", data=data)
+                assert replayed.status_code == 401 and replayed.json()["error"] == "invalid_client"
+                data["client_assertion"] = assertion(key, cid)
+                assert (await http_b.post("/token", data=data)).status_code == 200
+    finally:
+        app_b.state.ctx.store.engine.dispose()
