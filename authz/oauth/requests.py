@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from authlib.oauth2.rfc6749.requests import OAuth2Payload, OAuth2Request
 
@@ -27,9 +27,9 @@ def parse_form(text: str) -> list[tuple[str, str]]:
         if not value:  # no "=", or an empty value: parse_qsl(keep_blank_values=False) drops both
             continue
         if "+" in name or "%" in name:
-            name = unquote(name.replace("+", " "))
+            name = unquote_to_bytes(name.replace("+", " ")).decode("utf-8", "replace")
         if "+" in value or "%" in value:
-            value = unquote(value.replace("+", " "))
+            value = unquote_to_bytes(value.replace("+", " ")).decode("utf-8", "replace")
         items.append((name, value))
     return items
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx2
 import pytest
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
 from tests.authz.conftest import AS, OTHER_RESOURCE, RESOURCE
 
@@ -188,3 +191,37 @@ async def test_the_admin_api_needs_an_explicitly_registered_client(authz: AS) ->
     admin = authz.machine_client(client_id="ops", resources=["http://127.0.0.1:9100/api/v1"])
     r = await authz.client_credentials(admin, resource="http://127.0.0.1:9100/api/v1", scope="admin:read")
     assert r.status_code == 200, r.text
+
+
+async def test_direct_dispatch_answers_as_the_starlette_route_does(authz: AS) -> None:
+    """``POST /token`` skips Starlette's router and response objects; the answer — status, headers
+    in order, body — is the one the ``/token`` route gives through the whole Starlette stack."""
+    app = authz.app
+
+    async def through_starlette(scope: Scope, receive: Receive, send: Send) -> None:
+        await Starlette.__call__(app, scope, receive, send)
+
+    transport = httpx2.ASGITransport(app=through_starlette)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:9100") as routed:
+        reg = authz.machine_client()
+        data = {"grant_type": "client_credentials", "resource": RESOURCE, "scope": "tools:read"}
+        for auth in [(reg.client_id, "wrong"), ("nobody", "x")]:
+            fast = await authz.http.post("/token", data=data, auth=auth)
+            slow = await routed.post("/token", data=data, auth=auth)
+            assert fast.status_code == slow.status_code == 401
+            assert fast.headers.multi_items() == slow.headers.multi_items()
+            assert fast.content == slow.content
+        fast = await authz.http.post("/token", data=data, auth=(reg.client_id, reg.client_secret))
+        slow = await routed.post("/token", data=data, auth=(reg.client_id, reg.client_secret))
+        assert fast.status_code == slow.status_code == 200
+        assert [k for k, _ in fast.headers.multi_items()] == [k for k, _ in slow.headers.multi_items()]
+        assert fast.headers["content-type"] == slow.headers["content-type"] == "application/json"
+        assert fast.json().keys() == slow.json().keys()
+        bad = {**data, "grant_type": "nope"}
+        fast = await authz.http.post("/token", data=bad, auth=(reg.client_id, reg.client_secret))
+        slow = await routed.post("/token", data=bad, auth=(reg.client_id, reg.client_secret))
+        assert (fast.status_code, fast.headers.multi_items(), fast.content) == (
+            slow.status_code,
+            slow.headers.multi_items(),
+            slow.content,
+        )
