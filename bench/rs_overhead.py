@@ -6,16 +6,23 @@ Same run, same machine, traffic to 127.0.0.1 only:
 - ``rs.jwt.rps``            with the middleware, local JWT validation (RFC 9068)
 - ``rs.introspection.rps``  with the middleware, introspection mode, every request a cache hit
 - ``rs.introspection.cold_ms``  latency of a request whose token is not cached (one RFC 7662 call)
+- ``rs.hooks.rps``          the ``jwt`` server with the budget hook (leases) and the usage reporter on, as
+                            ``python -m resource_server.demo --budget-hook --metering`` wires them; the bench
+                            AS answers the budget reserve/settle and metering calls (``bench/budget_hook.py``
+                            measures the budget hook against the real AS)
 - ``rs.dpop.rps``           the ``jwt`` server with a DPoP-bound token and a fresh proof per request
                             (RFC 9449: ``Authorization: DPoP``, ``ath``, ``cnf.jkt``, ``jti`` replay cache);
                             ``rs.dpop.vs_bearer`` = its rps / ``rs.jwt.rps`` (same server, same rounds; wrk only)
 
 Each server runs in its own process (uvicorn); the load comes from ``wrk`` (with a Lua script
-for the POST body) when installed, otherwise from an httpx2 loop in a separate process. All three
+for the POST body) when installed, otherwise from an httpx2 loop in a separate process. All the
 servers are up for the whole run and the load runs are interleaved (plain, jwt, introspection,
 plain, ...) ``--repeat`` times, so slow drift on a shared machine hits every variant alike; each
 figure is the median of its runs, ``rs.*.ratio`` is computed from the medians and
 ``rs.*.ratio_paired`` is the median of the per-round ratios (each round's order is rotated).
+``rs.*.cpu_us`` is the server process's CPU time (user + system) per request over a run (median of
+the runs) and ``rs.*.cpu_ratio`` = plain's / the variant's: on a shared machine, where other
+processes steal the cores, these say what the middleware costs better than requests per second.
 
     python bench/rs_overhead.py [--duration 5] [--connections 32] [--threads 2] [--repeat 5]
 """
@@ -63,10 +70,13 @@ def serve(kind: str, port: int, issuer: str) -> None:
 
         async def mint(request: Request) -> PlainTextResponse:
             jkt = request.query_params.get("jkt")
-            extra = {"cnf": {"jkt": jkt}} if jkt else {}
+            extra: dict[str, Any] = {"agent": "bench-agent"}  # a subject the budget hook charges
+            if jkt:
+                extra["cnf"] = {"jkt": jkt}
             return PlainTextResponse(fake.mint(aud=request.query_params["aud"], scope="tools:read", **extra))
 
         fake.app.router.routes.append(Route("/mint", mint, methods=["POST"]))
+        fake.app.router.routes.extend(_hook_routes())
         app: Any = fake.app
     else:
         from resource_server import ResourceServerConfig
@@ -81,11 +91,55 @@ def serve(kind: str, port: int, issuer: str) -> None:
                 issuer=issuer,
                 client_id=RS_ID,
                 client_secret=RS_SECRET,
-                mode="jwt" if kind == "jwt" else "introspection",
+                mode="introspection" if kind == "introspection" else "jwt",
                 scope_policy=DEMO_SCOPES,
             )
-            app = build_app(config, stateless=True, json_response=True)
+            app = build_app(config, hook=_hooks(issuer, resource) if kind == "hooks" else None, stateless=True,
+                            json_response=True)  # fmt: skip
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none")
+
+
+def _hooks(issuer: str, resource: str) -> Any:
+    """The budget hook and the usage reporter, composed as the demo's ``--budget-hook --metering``."""
+    from resource_server.budget import BudgetHook
+    from resource_server.hooks import CompositeHook
+    from resource_server.usage import UsageReporter
+
+    budget = BudgetHook(issuer, "bench-rs", "bench-rs-secret")
+    usage = UsageReporter(issuer=issuer, resource=resource, client_id="bench-rs", client_secret="bench-rs-secret")
+    return CompositeHook(budget, usage)
+
+
+def _hook_routes() -> list[Any]:
+    """The AS side of the hooks: the admin-API token, budget leases and settles, metering intake."""
+    import itertools
+
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    ids = itertools.count()
+
+    async def token(request: Request) -> JSONResponse:
+        return JSONResponse({"access_token": "bench-admin", "token_type": "Bearer", "expires_in": 3600})
+
+    async def reserve(request: Request) -> JSONResponse:
+        units = (await request.json()).get("units", 1)
+        return JSONResponse({"reservation_id": f"r{next(ids)}", "units": units})
+
+    async def settle(request: Request) -> JSONResponse:
+        return JSONResponse({"results": []})
+
+    async def events(request: Request) -> JSONResponse:
+        count = len((await request.json())["events"])
+        return JSONResponse({"accepted": count, "duplicates": [], "rejected": []})
+
+    return [
+        Route("/token", token, methods=["POST"]),
+        Route("/api/v1/budgets/reserve", reserve, methods=["POST"]),
+        Route("/api/v1/budgets/settle", settle, methods=["POST"]),
+        Route("/api/v1/metering/events", events, methods=["POST"]),
+    ]
 
 
 def free_port() -> int:
@@ -114,14 +168,14 @@ def start(kind: str, issuer: str, port: int | None = None) -> tuple[subprocess.P
 # -- load ------------------------------------------------------------------------------------
 
 
-def wrk_rps(url: str, token: str | None, args: argparse.Namespace) -> float:
+def wrk_rps(url: str, token: str | None, args: argparse.Namespace) -> tuple[float, int]:
     headers = dict(HEADERS)
     if token:
         headers["authorization"] = f"Bearer {token}"
     r = wrk_post(url, CALL, headers, threads=args.threads, connections=args.connections, duration=args.duration)
     if r.non2xx:
         raise RuntimeError(f"non-2xx responses under load:\n{r.output}")
-    return r.rps
+    return r.rps, r.requests
 
 
 _LOOP = """
@@ -150,7 +204,7 @@ anyio.run(main)
 """
 
 
-def dpop_rps(url: str, token: str, key: Any, args: argparse.Namespace) -> float:
+def dpop_rps(url: str, token: str, key: Any, args: argparse.Namespace) -> tuple[float, int]:
     """The jwt server with a DPoP-bound token: a fresh proof (unique jti, ath) on every request."""
     from dpop import DpopKey
 
@@ -166,14 +220,22 @@ def dpop_rps(url: str, token: str, key: Any, args: argparse.Namespace) -> float:
         os.unlink(f.name)
     if r.non2xx:
         raise RuntimeError(f"non-2xx responses under load (DPoP):\n{r.output}")
-    return r.rps
+    return r.rps, r.requests
 
 
-def loop_rps(url: str, token: str | None, args: argparse.Namespace) -> float:
+def loop_rps(url: str, token: str | None, args: argparse.Namespace) -> tuple[float, int]:
     code = _LOOP % (repr(CALL), repr(HEADERS))
     cmd = [sys.executable, "-c", code, url, token or "-", str(args.duration), str(args.connections)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.duration + 60)
-    return float(out.stdout.strip())
+    rps = float(out.stdout.strip())
+    return rps, round(rps * args.duration)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cold_latency_ms(url: str, as_url: str, samples: int) -> tuple[float, float]:
@@ -199,7 +261,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--samples", type=int, default=50, help="cold-latency samples")
     p.add_argument("--repeat", type=int, default=3, help="interleaved load runs per variant (medians count)")
-    p.add_argument("--serve", choices=["as", "plain", "jwt", "introspection"], help=argparse.SUPPRESS)
+    p.add_argument("--serve", choices=["as", "plain", "jwt", "introspection", "hooks"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--issuer", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -215,14 +277,16 @@ def main() -> None:
     as_port = free_port()
     issuer = f"http://127.0.0.1:{as_port}"
     procs: list[subprocess.Popen[bytes]] = []
-    kinds = ("plain", "jwt", "introspection")
+    kinds: tuple[str, ...] = ("plain", "jwt", "introspection", "hooks")
     try:
         as_proc, _ = start("as", issuer, as_port)
         procs.append(as_proc)
         targets: dict[str, tuple[str, str | None]] = {}
+        pids: dict[str, int] = {}
         for kind in kinds:
             proc, port = start(kind, issuer)
             procs.append(proc)
+            pids[kind] = proc.pid
             url = f"http://127.0.0.1:{port}/mcp"
             token = None if kind == "plain" else httpx2.post(f"{issuer}/mint", params={"aud": url}).text
             check = httpx2.post(
@@ -238,20 +302,26 @@ def main() -> None:
             jwt_url = targets["jwt"][0]
             bound = httpx2.post(f"{issuer}/mint", params={"aud": jwt_url, "jkt": dpop_key.jkt}).text
             targets["dpop"] = (jwt_url, bound)
+            pids["dpop"] = pids["jwt"]
             kinds = (*kinds, "dpop")
         runs: dict[str, list[float]] = {kind: [] for kind in kinds}
+        cpu: dict[str, list[float]] = {kind: [] for kind in kinds}  # server CPU µs per request
         for round_no in range(args.repeat):
             shift = round_no % len(kinds)  # rotate the order: no variant always runs first or last
             for kind in kinds[shift:] + kinds[:shift]:
                 url, token = targets[kind]
+                before = cpu_seconds(pids[kind])
                 if kind == "dpop":
                     assert token is not None
-                    runs[kind].append(dpop_rps(url, token, dpop_key, args))
+                    rps, requests = dpop_rps(url, token, dpop_key, args)
                 else:
-                    runs[kind].append(load(url, token, args))
+                    rps, requests = load(url, token, args)
+                runs[kind].append(rps)
+                cpu[kind].append((cpu_seconds(pids[kind]) - before) / max(1, requests) * 1e6)
             line = " ".join(f"{kind}={runs[kind][-1]:.0f}" for kind in kinds)
             ratios = " ".join(f"{kind}/plain={runs[kind][-1] / runs['plain'][-1]:.3f}" for kind in kinds[1:])
-            print(f"# round {round_no + 1}: {line} rps; {ratios}")
+            print(f"# round {round_no + 1}: {line} rps; {ratios}; load {os.getloadavg()[0]:.2f}")
+            print("#   server CPU µs/request: " + " ".join(f"{kind}={cpu[kind][-1]:.0f}" for kind in kinds))
         results = {kind: statistics.median(values) for kind, values in runs.items()}
         for kind in kinds:
             print(f"rs.{kind}.rps {results[kind]:.0f}")
@@ -263,7 +333,15 @@ def main() -> None:
         for kind in kinds[1:]:  # each round's ratio pairs runs seconds apart: less exposed to drift
             paired = statistics.median(a / b for a, b in zip(runs[kind], runs["plain"], strict=True))
             print(f"rs.{kind}.ratio_paired {paired:.3f}")
+        # Server CPU per request (the process's user+system time over a run / its requests): what the
+        # middleware costs, little affected by other processes on a shared machine.
+        cpu_med = {kind: statistics.median(values) for kind, values in cpu.items()}
+        for kind in kinds:
+            print(f"rs.{kind}.cpu_us {cpu_med[kind]:.0f}")
+        for kind in kinds[1:]:
+            print(f"rs.{kind}.cpu_ratio {cpu_med['plain'] / cpu_med[kind]:.3f}")
         if "dpop" in runs:
+            print(f"rs.dpop.cpu_vs_bearer {cpu_med['jwt'] / cpu_med['dpop']:.3f}")
             print(f"rs.dpop.vs_bearer {results['dpop'] / results['jwt']:.3f}")
             paired = statistics.median(a / b for a, b in zip(runs["dpop"], runs["jwt"], strict=True))
             print(f"rs.dpop.vs_bearer_paired {paired:.3f}")

@@ -49,6 +49,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_URI_SETS_MAX = 256  # distinct (path, scheme, Host) triples remembered; a client controls the Host header
+
 
 class DpopRejected(Exception):
     """A DPoP refusal: ``error`` is ``invalid_dpop_proof``, ``invalid_token`` or ``use_dpop_nonce``."""
@@ -98,6 +100,8 @@ class RedisReplayCache:
 def bound_jkt(info: TokenInfo) -> str | None:
     """The ``cnf.jkt`` the token is bound to (RFC 9449 §6), None for a bearer token."""
     cnf = info.claims.get("cnf")
+    if cnf is None:  # a bearer token (the common case): no ABC isinstance check
+        return None
     jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
     return jkt if isinstance(jkt, str) else None
 
@@ -125,15 +129,24 @@ class DpopCheck:
         self.nonces = NonceIssuer(nonce_key or os.urandom(32), clock=clock) if nonce else None
         self.replay: ReplayCache = replay or MemoryReplayCache()
         self._clock = clock
+        self._uri_sets: dict[tuple[str, str, str | None], frozenset[str]] = {}
 
     def _uris(self, path: str, scheme: str, host: str | None) -> frozenset[str]:
-        """The request's URI as the resource names it, and as the client addressed it (Host header)."""
-        uris = {"/".join(self._origin) + (path or "/")}
-        if host:
-            seen = normalize_htu(f"{scheme}://{host}{path or '/'}")
-            if seen is not None:
-                uris.add(seen)
-        return frozenset(uris)
+        """The request's URI as the resource names it, and as the client addressed it (Host header);
+        remembered per (path, scheme, host): an MCP server answers on one or a few URIs."""
+        key = (path, scheme, host)
+        uris = self._uri_sets.get(key)
+        if uris is None:
+            found = {"/".join(self._origin) + (path or "/")}
+            if host:
+                seen = normalize_htu(f"{scheme}://{host}{path or '/'}")
+                if seen is not None:
+                    found.add(seen)
+            uris = frozenset(found)
+            if len(self._uri_sets) >= _URI_SETS_MAX:
+                self._uri_sets.clear()
+            self._uri_sets[key] = uris
+        return uris
 
     async def check(
         self, proofs: list[str], *, method: str, path: str, scheme: str, host: str | None, token: str, info: TokenInfo

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -88,6 +88,9 @@ class ResourceServerMiddleware:
         self._configured = ConfiguredVerifier(config, http_client)
         self.verifier: TokenVerifier = verifier or self._configured
         self._user_factory = user_factory
+        # What the app sees of a verified token (scope["user"], scope["auth"]), built once per verdict.
+        self._identities: dict[int, tuple[TokenInfo, str, Any, AuthCredentials]] = {}
+        self._identities_max = config.cache_max_entries
         self._prm_paths = frozenset(metadata_paths(config.resource))
         self._prm_url = metadata_url(config.resource)
         # The metadata document never changes: serialise it once.
@@ -143,8 +146,9 @@ class ResourceServerMiddleware:
 
     async def _protected(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
+        path: str = scope.get("path", "")
         query: bytes = scope.get("query_string", b"")
-        if query and "access_token" in parse_qs(query.decode("latin-1")):
+        if query and _may_name_access_token(query) and "access_token" in parse_qs(query.decode("latin-1")):
             raise _Reject(self._bad_request("Access tokens are accepted only in the Authorization header"))
         scheme, token = self._credentials(headers)
 
@@ -155,8 +159,10 @@ class ResourceServerMiddleware:
             if body is None:
                 return  # the client disconnected
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type == "application/x-www-form-urlencoded" and "access_token" in parse_qs(
-                body.decode("latin-1")
+            if (
+                content_type == "application/x-www-form-urlencoded"
+                and _may_name_access_token(body)
+                and "access_token" in parse_qs(body.decode("latin-1"))
             ):
                 raise _Reject(self._bad_request("Access tokens are accepted only in the Authorization header"))
             try:
@@ -174,7 +180,7 @@ class ResourceServerMiddleware:
         if token is None or (scheme == "bearer" and self.config.dpop_required):
             raise _Reject(self._unauthenticated(required))
         try:
-            info = await self.verifier.verify(token)
+            info = await self._verify(token)
         except InvalidToken as exc:
             log.info("rejected %s token: %s", scheme, exc.description)
             raise _Reject(
@@ -185,20 +191,20 @@ class ResourceServerMiddleware:
         except UpstreamUnavailable as exc:
             log.warning("cannot validate %s token: %s", scheme, exc.description)
             raise _Reject(errors.unavailable(self.config.retry_after)) from None
-        refused = await dpop.refusal(
-            self._dpop, scope, scheme=scheme, host=headers.get("host"), token=token, info=info,
-            resource_metadata=self._prm_url,
-        )  # fmt: skip
-        if refused is not None:
-            raise _Reject(refused)
+        if scheme == "dpop" or dpop.bound_jkt(info) is not None:  # a plain bearer token has nothing to check
+            refused = await dpop.refusal(
+                self._dpop, scope, scheme=scheme, host=headers.get("host"), token=token, info=info,
+                resource_metadata=self._prm_url,
+            )  # fmt: skip
+            if refused is not None:
+                raise _Reject(refused)
 
         if not policy.satisfied_by(info.scopes, required):
             raise _Reject(errors.insufficient_scope(resource_metadata=self._prm_url, scopes=required))
 
-        use = UseContext(
-            token=info, calls=calls, http_method=scope["method"], path=scope.get("path", ""), required_scopes=required
-        )
+        use: UseContext | None = None
         if not self._noop_hook:
+            use = UseContext(token=info, calls=calls, http_method=scope["method"], path=path, required_scopes=required)
             try:
                 refusal = await self.hook.before(use)
             except Exception:
@@ -208,11 +214,10 @@ class ResourceServerMiddleware:
                 raise _Reject(refusal.response())
 
         scope = dict(scope)
-        scope["user"] = self._user_factory(info, token)
-        scope["auth"] = AuthCredentials(sorted(info.scopes))
+        scope["user"], scope["auth"] = self._identity(info, token)
         app_receive = receive if body is None else _replay(body, receive)
         ctx = RequestContext(token=info)
-        if self._noop_hook:
+        if use is None:
             # Nothing observes the outcome: call the app directly (no send wrapper, no timing).
             reset = enter_request_context(ctx)
             try:
@@ -249,6 +254,34 @@ class ResourceServerMiddleware:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _verify(self, token: str) -> Awaitable[TokenInfo]:
+        """The verifier's check (the configured one's inner verifier, without the delegating frame)."""
+        verifier = self.verifier
+        if verifier is self._configured:
+            return self._configured.inner.verify(token)
+        return verifier.verify(token)
+
+    def _identity(self, info: TokenInfo, token: str) -> tuple[Any, AuthCredentials]:
+        """``scope["user"]`` and ``scope["auth"]`` for a verified token, built once per verdict.
+
+        The verifiers return the same :class:`TokenInfo` object for every use of a token while their
+        verdict stands (memo, introspection cache), so an entry is reused only for that very object
+        and that very token: a new verdict (re-verification, a refreshed cache entry) builds anew, and
+        a revoked or expired token never gets past the verifier to reach this cache. Bounded; the
+        oldest entry goes first.
+        """
+        entries = self._identities
+        key = id(info)
+        entry = entries.get(key)
+        if entry is not None and entry[0] is info and entry[1] == token:
+            return entry[2], entry[3]
+        user = self._user_factory(info, token)
+        auth = AuthCredentials(sorted(info.scopes))
+        if len(entries) >= self._identities_max:
+            del entries[next(iter(entries))]
+        entries[key] = (info, token, user, auth)
+        return user, auth
+
     def _bad_request(self, description: str) -> HttpResponse:
         return errors.bad_request(description, resource_metadata=self._prm_url)
 
@@ -275,6 +308,7 @@ class ResourceServerMiddleware:
         return scheme, credentials
 
     async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None when the client disconnected; 413 beyond ``max_body_bytes``."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -284,17 +318,20 @@ class ResourceServerMiddleware:
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.config.max_body_bytes:
-                raise _Reject(
-                    HttpResponse(
-                        413,
-                        (("content-type", "application/json"),),
-                        b'{"error": "invalid_request", "error_description": "Request body too large"}',
-                    )
-                )
-            chunks.append(chunk)
+                raise _Reject(_TOO_LARGE)
             if not message.get("more_body", False):
+                if not chunks:
+                    return chunk  # one message (a small JSON-RPC body): no copy
+                chunks.append(chunk)
                 return b"".join(chunks)
+            chunks.append(chunk)
 
+
+_TOO_LARGE = HttpResponse(
+    413,
+    (("content-type", "application/json"),),
+    b'{"error": "invalid_request", "error_description": "Request body too large"}',
+)
 
 _WANTED_HEADERS = {
     b"authorization": "authorization",
@@ -303,6 +340,12 @@ _WANTED_HEADERS = {
     b"mcp-name": "mcp-name",
     b"host": "host",
 }
+
+
+def _may_name_access_token(data: bytes) -> bool:
+    """Whether a query string or form body can hold an ``access_token`` parameter (literally or
+    percent-encoded): only then is it worth parsing."""
+    return b"access_token" in data or b"%" in data
 
 
 def _headers(scope: Scope) -> dict[str, str]:
