@@ -19,7 +19,9 @@ request of a token (and for the background settles and shipments, which run on t
 are counted). The added CPU per request of each variant is its figure minus ``plain``'s.
 ``--profile VARIANT`` then prints a ``cProfile`` of that variant (the event loop thread's CPU
 clock) grouped by stage (the module that spent the time) and the heaviest functions, next to
-``plain``'s; the difference is the middleware. Proofs are signed before the measured loops.
+``plain``'s; the difference is the middleware. Python function calls per request (cProfile's count)
+are printed too: unlike any time on a shared machine they do not depend on the load. Proofs are
+signed before each measured loop.
 
     python bench/profile_rs.py [--requests 3000] [--rounds 3] [--profile jwt|introspection|hooks|dpop|all] [--top 20]
 """
@@ -180,7 +182,7 @@ class Caller:
 
 
 def build(stub: StubAS, n: int) -> dict[str, Callable[[], Awaitable[tuple[int, bytes]]]]:
-    """The variants' apps (not started) and a call for each."""
+    """The variants' apps (not started) and a call for each; ``build.refill(k)`` signs the next k proofs."""
     import httpx2
     from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 
@@ -219,7 +221,12 @@ def build(stub: StubAS, n: int) -> dict[str, Callable[[], Awaitable[tuple[int, b
     bearer = [(b"authorization", b"Bearer " + stub.mint().encode())]
     key = DpopKey.generate("ES256")
     bound = stub.mint(cnf={"jkt": key.jkt})
-    proofs = iter([key.proof("POST", RESOURCE, access_token=bound).encode() for _ in range(n)])
+    proofs: list[bytes] = []  # signed ahead of each loop (refill): a proof is good for 300 s only
+
+    def refill(count: int) -> None:
+        proofs[:] = [key.proof("POST", RESOURCE, access_token=bound).encode() for _ in range(count)]
+        proofs.reverse()
+
     dpop_auth = (b"authorization", b"DPoP " + bound.encode())
     callers = {name: Caller(app) for name, app in apps.items()}
 
@@ -228,10 +235,11 @@ def build(stub: StubAS, n: int) -> dict[str, Callable[[], Awaitable[tuple[int, b
         if name == "plain":
             return lambda: caller.post([])
         if name == "dpop":
-            return lambda: caller.post([dpop_auth, (b"dpop", next(proofs))])
+            return lambda: caller.post([dpop_auth, (b"dpop", proofs.pop())])
         return lambda: caller.post(bearer)
 
     build.callers = callers  # type: ignore[attr-defined]
+    build.refill = refill  # type: ignore[attr-defined]
     return {name: call(name) for name in apps}
 
 
@@ -262,6 +270,7 @@ def stage_table(stats: pstats.Stats, n: int) -> dict[str, float]:
 
 
 async def profiled(call: Callable[[], Awaitable[Any]], n: int) -> pstats.Stats:
+    build.refill(n)  # type: ignore[attr-defined]
     profile = cProfile.Profile(time.thread_time)
     profile.enable()
     for _ in range(n):
@@ -291,8 +300,8 @@ def print_profile(name: str, stats: pstats.Stats, base: dict[str, float], n: int
 async def main_async(args: argparse.Namespace) -> None:
     stub = StubAS()
     n = args.requests
-    need = (args.rounds + 2) * n + 200
-    calls = build(stub, need)
+    calls = build(stub, n)
+    refill: Callable[[int], None] = build.refill  # type: ignore[attr-defined]
     if not args.sdk_logs:  # the SDK's rich INFO line per request costs more than the whole middleware
         logging.getLogger().setLevel(logging.WARNING)
     callers: dict[str, Caller] = build.callers  # type: ignore[attr-defined]
@@ -302,6 +311,7 @@ async def main_async(args: argparse.Namespace) -> None:
     load = open("/proc/loadavg").read().split()[:3]
     print(f"# authz {head.stdout.strip()}, Python {sys.version.split()[0]}, loadavg {load}, {n} requests x "
           f"{args.rounds} interleaved rounds per variant")  # fmt: skip
+    refill(100)
     for name, call in calls.items():  # warm: first uses (JWKS, introspection, the lease), imports
         for _ in range(100):
             status, body = await call()
@@ -312,16 +322,26 @@ async def main_async(args: argparse.Namespace) -> None:
         order = list(VARIANTS[round_no % len(VARIANTS) :] + VARIANTS[: round_no % len(VARIANTS)])
         for name in order:
             call = calls[name]
+            refill(n)
+            failed = 0
             t0 = time.process_time()
             for _ in range(n):
-                await call()
+                failed += (await call())[0] != 200
             cpu[name].append((time.process_time() - t0) / n * 1e6)
+            if failed:
+                raise SystemExit(f"{name}: {failed} of {n} requests failed")
     med = {name: statistics.median(values) for name, values in cpu.items()}
     print("\n| variant | CPU µs/request (median of rounds) | added vs plain | plain/variant |\n|---|---:|---:|---:|")
     for name in VARIANTS:
         added = med[name] - med["plain"]
         print(f"| {name} | {med[name]:.0f} | {added:+.0f} | {med['plain'] / med[name]:.3f} |")
     print(f"\n# rounds: {json.dumps({k: [round(v) for v in vs] for k, vs in cpu.items()})}")
+    # Python function calls per request (cProfile's count): deterministic, unlike any time on a shared machine.
+    counted = {name: await profiled(calls[name], min(n, 500)) for name in VARIANTS}
+    per_call = {name: sum(v[1] for v in st.stats.values()) / min(n, 500) for name, st in counted.items()}  # type: ignore[attr-defined]
+    print("\n| variant | Python function calls per request | added vs plain |\n|---|---:|---:|")
+    for name in VARIANTS:
+        print(f"| {name} | {per_call[name]:.0f} | {per_call[name] - per_call['plain']:+.0f} |")
     if args.profile:
         base = stage_table(await profiled(calls["plain"], n), n)
         for name in VARIANTS[1:] if args.profile == "all" else [args.profile]:
