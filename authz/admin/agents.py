@@ -58,7 +58,7 @@ def create_agent(call: Call) -> tuple[int, AgentOut]:
         actor=call.actor,
     )
     if body.customer is not None and billing is not None:
-        billing.assign(body.customer, "agent", agent.id)
+        billing.assign(body.customer, "agent", agent.id, actor=call.actor)
     return 201, AgentOut.of(agent)
 
 

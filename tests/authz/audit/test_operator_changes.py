@@ -76,6 +76,8 @@ async def test_billing_changes_through_the_api_are_records(admin: Admin) -> None
     admin.srv.ctx.store.add_team(Team(id="t1", name="core", description="", created_at=0, updated_at=0))
     await admin.call("POST", "/customers/acme/members", {"team_id": "core"}, status=200)  # by name
     assert admin.one("customer.member_added", "acme")["team"] == "t1"
+    agent = await admin.call("POST", "/agents", {"name": "billed", "customer": "acme"})  # created for a customer
+    assert admin.one("customer.member_added", "acme")["agent"] == agent["id"]
     sub = await admin.call("POST", "/subscriptions", {"customer_id": "acme", "plan": "hybrid@1",
                                                       "starts_at": "2026-01-01T00:00:00Z"})  # fmt: skip
     assert admin.one("subscription.created", sub["id"])["plan_version"] == "hybrid@1"
