@@ -134,16 +134,22 @@ def _store(call: Call) -> PolicyVersionStore:
     return store
 
 
+def schema_and_entities(schema_: str | None, entities: str | Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+    """A request's schema text and entity files, the embedded set's where it gives none (a string is
+    one ``entities.json``)."""
+    default_schema, _, default_entities = versions.default_parts()
+    if entities is None:
+        files = default_entities
+    elif isinstance(entities, str):
+        files = {"entities.json": entities}
+    else:
+        files = dict(entities)
+    return (default_schema if schema_ is None else schema_), files
+
+
 def put_policies(call: Call) -> tuple[int, PolicyVersionDetail]:
     body: PolicySetIn = call.body
-    default_schema, _, default_entities = versions.default_parts()
-    schema_text = default_schema if body.schema_ is None else body.schema_
-    if body.entities is None:
-        entities = default_entities
-    elif isinstance(body.entities, str):
-        entities = {"entities.json": body.entities}
-    else:
-        entities = dict(body.entities)
+    schema_text, entities = schema_and_entities(body.schema_, body.entities)
     try:
         row = versions.deploy(
             call.ctx.settings.policies,

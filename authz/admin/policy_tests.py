@@ -23,9 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import policies
 from authz.admin.api import Call, Operation
-from authz.admin.policies import MAX_POLICY_BODY, PolicyProblem
+from authz.admin.policies import MAX_POLICY_BODY, PolicyProblem, schema_and_entities
 from authz.admin.problems import ApiProblem
-from authz.policy import versions
 from authz.policy.engine import DB_SETTING, content_sha256
 from policies import PolicyBundle, PolicyError
 from policies.loader import SCHEMA_FILE
@@ -82,14 +81,7 @@ class PolicyTestReport(BaseModel):
 
 
 def _draft(body: PolicyTestIn, sources: dict[str, str]) -> PolicyBundle:
-    default_schema, _, default_entities = versions.default_parts()
-    schema_text = default_schema if body.schema_ is None else body.schema_
-    if body.entities is None:
-        entities = default_entities
-    elif isinstance(body.entities, str):
-        entities = {"entities.json": body.entities}
-    else:
-        entities = dict(body.entities)
+    schema_text, entities = schema_and_entities(body.schema_, body.entities)
     try:
         return policies.build(schema_text, sources, entities, check_format=False)
     except PolicyError as exc:
