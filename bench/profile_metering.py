@@ -33,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.inproc import asgi_request, stage_totals  # noqa: E402
+
 PY = sys.executable
 ISSUER = "http://127.0.0.1:9150"
 SCOPES = "metering:read metering:write"
@@ -103,49 +105,15 @@ class Caller:
                         (b"authorization", auth or f"Bearer {self.bearer}".encode())],
             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 9150), "state": {},
         }  # fmt: skip
-        sent, status, out = False, 0, []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await asyncio.sleep(3600)
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                out.append(message.get("body", b""))
-
-        await self.app(scope, receive, send)
+        status, _headers, answer = await asgi_request(self.app, scope, body)
         if status != 200:
-            raise SystemExit(f"{path}: {status} {b''.join(out)[:300]!r}")
-        return b"".join(out)
-
-
-def stage_of(filename: str) -> str:
-    for stage, needles in STAGES:
-        if any(n in filename for n in needles):
-            return stage
-    return "other"
+            raise SystemExit(f"{path}: {status} {answer[:300]!r}")
+        return answer
 
 
 def stage_table(stats: pstats.Stats, n: int) -> list[tuple[str, float]]:
-    """Self time per stage and event; a built-in (C) function's time goes to its callers' stages."""
-    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    totals: dict[str, float] = {}
-    for (filename, _line, _name), (_cc, _nc, tt, _ct, callers) in table.items():
-        if filename != "~" or not callers:
-            totals[stage_of(filename)] = totals.get(stage_of(filename), 0.0) + tt
-            continue
-        spent = sum(c[2] for c in callers.values()) or 1.0
-        for (cfile, _cline, _cname), c in callers.items():
-            stage = stage_of(cfile) if cfile != "~" else "other"
-            totals[stage] = totals.get(stage, 0.0) + tt * c[2] / spent
-    return sorted(((s, t / n * 1e6) for s, t in totals.items()), key=lambda x: -x[1])
+    """Self time per stage (µs/event), largest first."""
+    return sorted(stage_totals(stats, STAGES, n).items(), key=lambda x: -x[1])
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.inproc import asgi_request, stage_totals  # noqa: E402
 
 ISSUER = "http://as.bench"
 RESOURCE = "http://127.0.0.1:9200/mcp"
@@ -158,27 +159,8 @@ class Caller:
                         (b"accept", b"application/json, text/event-stream"),
                         (b"content-length", str(len(BODY)).encode()), *headers],
         }  # fmt: skip
-        sent = False
-        status = 0
-        out: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": BODY, "more_body": False}
-            await asyncio.sleep(3600)
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                out.append(message.get("body", b""))
-
-        await self.app(scope, receive, send)
-        return status, b"".join(out)
+        status, _headers, out = await asgi_request(self.app, scope, BODY)
+        return status, out
 
 
 def build(stub: StubAS, n: int) -> dict[str, Callable[[], Awaitable[tuple[int, bytes]]]]:
@@ -246,27 +228,9 @@ def build(stub: StubAS, n: int) -> dict[str, Callable[[], Awaitable[tuple[int, b
 # -- profiles ------------------------------------------------------------------------------------
 
 
-def stage_of(filename: str) -> str:
-    for stage, needles in STAGES:
-        if any(n in filename for n in needles):
-            return stage
-    return "other"
-
-
 def stage_table(stats: pstats.Stats, n: int) -> dict[str, float]:
-    """Self time per stage (µs/request); a built-in (C) function's time goes to its callers' stages."""
-    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    totals: dict[str, float] = {}
-    for (filename, _line, _name), (_cc, _nc, tt, _ct, callers) in table.items():
-        if filename != "~" or not callers:
-            stage = stage_of(filename)
-            totals[stage] = totals.get(stage, 0.0) + tt
-            continue
-        spent = sum(c[2] for c in callers.values()) or 1.0
-        for (cfile, _cline, _cname), c in callers.items():
-            stage = stage_of(cfile) if cfile != "~" else "other"
-            totals[stage] = totals.get(stage, 0.0) + tt * c[2] / spent
-    return {s: t / n * 1e6 for s, t in totals.items()}
+    """Self time per stage (µs/request)."""
+    return stage_totals(stats, STAGES, n)
 
 
 async def profiled(call: Callable[[], Awaitable[Any]], n: int) -> pstats.Stats:

@@ -37,6 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.inproc import asgi_request, stage_totals  # noqa: E402
+
 PY = sys.executable
 ISSUER = "http://127.0.0.1:9150"
 RESOURCE = "http://127.0.0.1:9500/mcp"
@@ -119,28 +121,9 @@ class Caller:
                         (b"content-length", str(len(body)).encode()), *headers],
             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 9150), "state": {},
         }  # fmt: skip
-        sent = False
-        status = 0
-        out: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await asyncio.sleep(3600)
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                self.last_headers = dict(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                out.append(message.get("body", b""))
-
-        await self.app(scope, receive, send)
-        return status, b"".join(out)
+        status, headers_out, out = await asgi_request(self.app, scope, body)
+        self.last_headers = dict(headers_out)
+        return status, out
 
 
 def scenarios(creds: dict[str, str], data: str, caller: Caller, n: int) -> dict[str, Callable[[], Any]]:
@@ -200,27 +183,9 @@ def scenarios(creds: dict[str, str], data: str, caller: Caller, n: int) -> dict[
     return {"basic": basic_call, "pkjwt": pkjwt_call, "exchange": exchange_call, "dpop": dpop_call}
 
 
-def stage_of(filename: str) -> str:
-    for stage, needles in STAGES:
-        if any(n in filename for n in needles):
-            return stage
-    return "other"
-
-
 def stage_table(stats: pstats.Stats, n: int) -> list[tuple[str, float]]:
-    """Self time per stage; a built-in (C) function's time goes to the stages of its callers."""
-    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    totals: dict[str, float] = {}
-    for (filename, _line, _name), (_cc, _nc, tt, _ct, callers) in table.items():
-        if filename != "~" or not callers:
-            stage = stage_of(filename)
-            totals[stage] = totals.get(stage, 0.0) + tt
-            continue
-        spent = sum(c[2] for c in callers.values()) or 1.0
-        for (cfile, _cline, _cname), c in callers.items():
-            stage = stage_of(cfile) if cfile != "~" else "other"
-            totals[stage] = totals.get(stage, 0.0) + tt * c[2] / spent
-    return sorted(((s, t / n * 1e6) for s, t in totals.items()), key=lambda x: -x[1])
+    """Self time per stage (µs/request), largest first."""
+    return sorted(stage_totals(stats, STAGES, n).items(), key=lambda x: -x[1])
 
 
 async def measure(name: str, call: Callable[[], Any], n: int, top: int) -> None:
