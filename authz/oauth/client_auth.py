@@ -16,6 +16,7 @@ claims checks below are the same.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -157,8 +158,10 @@ def _invalid(description: str) -> InvalidClientError:
     return InvalidClientError(status_code=401, description=description)
 
 
+@functools.lru_cache(maxsize=256)
 def unverified_issuer(assertion: str) -> str:
-    """The ``iss`` of a compact JWS before verification, only to find whose keys verify it."""
+    """The ``iss`` of a compact JWS before verification, only to find whose keys verify it. Remembered
+    for the last few assertions: a token request asks twice (may it run inline; whose keys verify it)."""
     try:
         payload = load_json(b64url_decode(assertion.split(".")[1]), max_bytes=MAX_JWT_PART)
     except (IndexError, ValueError) as exc:
