@@ -177,6 +177,25 @@ def run_example_doc(bundle: PolicyBundle, name: str, expected: str, doc: Any) ->
     return ExampleResult(name, expected, actual, ids, errors, failure)
 
 
+def _uid_problem(doc: Mapping[str, Any], key: str) -> str | None:
+    """Why ``doc[key]`` is not an entity reference (``'Type::"id"'`` or ``{"type", "id"}``), or None.
+    ``action`` may be absent (it defaults to ``obtain_scope``); ``principal`` and ``resource`` may not."""
+    if key not in doc:
+        return None if key == "action" else 'missing (an entity reference such as Authz::Agent::"agt_1")'
+    value = doc[key]
+    if isinstance(value, Mapping):
+        ok = isinstance(value.get("type"), str) and isinstance(value.get("id"), str)
+        return None if ok else 'an object reference needs string "type" and "id"'
+    if isinstance(value, str):
+        type_, sep, rest = value.rpartition("::")
+        try:
+            ident = json.loads(rest) if sep and type_ else None
+        except ValueError:
+            ident = None
+        return None if isinstance(ident, str) else f'{value!r} is not Type::"id"'
+    return 'an entity reference is a string Type::"id" or an object {"type", "id"}'
+
+
 def parse_examples(tests: Mapping[str, str | Mapping[str, Any]]) -> list[tuple[str, str, Any]]:
     """``{"ALLOW/name.json": JSON text or object}`` as ``(name, expected, doc)``, sorted by name. Raises
     `PolicyError` naming every bad entry (``tests/<name>``, with the line and column of a JSON error)."""
@@ -197,6 +216,10 @@ def parse_examples(tests: Mapping[str, str | Mapping[str, Any]]) -> list[tuple[s
                 continue
         if not isinstance(value, Mapping):
             problems.append(Problem(file, 1, 1, "a test is a JSON object (principal, resource, context...)"))
+            continue
+        bad = [f"{k}: {why}" for k in ("principal", "resource", "action") if (why := _uid_problem(value, k))]
+        if bad:
+            problems.append(Problem(file, 1, 1, "; ".join(bad)))
             continue
         out.append((name, expected, dict(value)))
     if problems:

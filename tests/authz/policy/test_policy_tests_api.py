@@ -83,6 +83,19 @@ async def test_bad_input_is_a_located_problem(as_factory: ASFactory) -> None:
     assert located == {("tests/ALLOW/a.json", 2), ("tests/MAYBE/b.json", 1)}
     assert {e["pointer"] for e in problem["errors"]} == {"#/tests/ALLOW~1a.json", "#/tests/MAYBE~1b.json"}
 
+    status, problem = await run(
+        srv, {"tests": {"ALLOW/p.json": {"principal": 1}, "DENY/r.json": {"principal": 'A::"a"', "resource": "x"}}}
+    )
+    assert status == 422
+    assert [(p["file"], p["message"]) for p in problem["problems"]] == [
+        (
+            "tests/ALLOW/p.json",
+            'principal: an entity reference is a string Type::"id" or an object {"type", "id"}; '
+            'resource: missing (an entity reference such as Authz::Agent::"agt_1")',
+        ),
+        ("tests/DENY/r.json", "resource: 'x' is not Type::\"id\""),
+    ]
+
     status, problem = await run(srv, {"schema": "entity A;"})
     assert status == 422 and problem["errors"][0]["field"] == "sources"
     status, problem = await run(srv, {"tests": {}})
@@ -95,7 +108,8 @@ async def test_an_unevaluable_test_is_an_error_result_and_policies_off_needs_a_d
     srv = await as_factory(policies="off")
     status, problem = await run(srv, {})
     assert status == 409, problem
-    status, report = await run(srv, {"sources": embedded_sources(), "tests": {"ALLOW/odd.json": {"principal": 1}}})
+    odd = {"principal": 'Authz::Agent::"a"', "resource": 'Authz::Scope::"https://x.example/mcp#r"', "entities": 5}
+    status, report = await run(srv, {"sources": embedded_sources(), "tests": {"ALLOW/odd.json": odd}})
     assert status == 200, report
     (only,) = report["results"]
     assert only["actual"] == "ERROR" and only["failure"].startswith("cannot evaluate")
