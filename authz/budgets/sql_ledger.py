@@ -30,6 +30,7 @@ from authz.budgets.ledger import (
     system_clock,
 )
 from authz.budgets.model import Budget, Exhausted, Item, Reservation, Settled, Status, WindowSpend
+from authz.storage.db import write_transaction
 from authz.storage.models.budgets import BudgetReservationItemRow, BudgetReservationRow, BudgetUsageRow
 
 USAGE = cast(Table, BudgetUsageRow.__table__)
@@ -49,15 +50,8 @@ class SqlLedger:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn:
-                if self._sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock now, not at the first write
-                try:
-                    yield conn
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
+            with write_transaction(self.engine) as conn:
+                yield conn
         except (OperationalError, InterfaceError) as exc:  # connection refused/lost, database locked too long
             raise LedgerUnavailable(f"SQL ledger unreachable: {type(exc.orig).__name__}") from exc
 

@@ -16,8 +16,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -32,6 +31,7 @@ from authz.budgets.model import Budget
 from authz.budgets.periods import Window
 from authz.budgets.store import BudgetStore
 from authz.core.netguard import _GuardedSyncTransport, check_url
+from authz.storage.db import write_transaction
 from authz.storage.models.budgets import WebhookDeliveryRow, WebhookOutboxRow
 
 log = logging.getLogger("authz.budgets.webhooks")
@@ -56,7 +56,6 @@ class Outbox:
         self.engine = engine
         self.store = store
         self.now = now
-        self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
 
     def enqueue(self, budget: Budget, w: Window, thresholds: list[int], spent: int) -> int:
         """Enqueue one event per threshold and endpoint unless already there; returns how many were new."""
@@ -68,49 +67,28 @@ class Outbox:
         at_ms = int(self.now() * 1000)
         rows = []
         for t in thresholds:
-            for ep in endpoints:
-                event_id = "msg_" + secrets.token_hex(16)
-                payload = {
-                    "type": EVENT_TYPE,
-                    "timestamp": datetime.fromtimestamp(at_ms / 1000, UTC).isoformat().replace("+00:00", "Z"),
-                    "data": {
-                        "budget_id": budget.id,
-                        "subject_type": budget.subject_type,
-                        "subject_id": budget.subject_id,
-                        "metric": budget.metric,
-                        "currency": budget.currency,
-                        "hard": budget.hard,
-                        "limit": budget.limit,
-                        "threshold_percent": t,
-                        "spent": spent,
-                        "period": budget.period,
-                        "period_key": w.key,
-                        "period_start": _iso(w.start),
-                        "period_end": _iso(w.end),
-                    },
-                }
-                rows.append(
-                    {
-                        "event_id": event_id,
-                        "budget_id": budget.id,
-                        "endpoint_id": ep.id,
-                        "threshold": t,
-                        "period_key": w.key,
-                        "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True),
-                        "state": "pending",
-                        "attempts": 0,
-                        "next_attempt_at_ms": at_ms,
-                        "claimed_until_ms": 0,
-                        "created_at_ms": at_ms,
-                    }
-                )
-        stmt = (
-            self._insert(OUTBOX)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["budget_id", "period_key", "threshold", "endpoint_id"])
-        )
+            payload = _payload(
+                EVENT_TYPE,
+                at_ms,
+                {
+                    "budget_id": budget.id,
+                    "subject_type": budget.subject_type,
+                    "subject_id": budget.subject_id,
+                    "metric": budget.metric,
+                    "currency": budget.currency,
+                    "hard": budget.hard,
+                    "limit": budget.limit,
+                    "threshold_percent": t,
+                    "spent": spent,
+                    "period": budget.period,
+                    "period_key": w.key,
+                    "period_start": _iso(w.start),
+                    "period_end": _iso(w.end),
+                },
+            )
+            rows += [(budget.id, w.key, t, ep.id, payload) for ep in endpoints]
         with self.engine.begin() as conn:
-            return int(conn.execute(stmt).rowcount or 0)
+            return insert_outbox(conn, rows, at_ms)
 
 
 def enqueue_event(
@@ -127,18 +105,21 @@ def enqueue_event(
     the caller's transaction. ``(source, key, endpoint)`` is its idempotency key (stored in the
     ``budget_id`` / ``period_key`` columns with threshold 0): enqueuing it again adds nothing. The
     worker finds the endpoint's URL and secret through its ``targets`` resolver."""
-    if not endpoint_ids:
-        return 0
-    timestamp = datetime.fromtimestamp(at_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-    payload = json.dumps(
-        {"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":"), sort_keys=True
-    )
+    payload = _payload(event_type, at_ms, data)
+    return insert_outbox(conn, [(source, key, 0, ep, payload) for ep in endpoint_ids], at_ms)
+
+
+def insert_outbox(conn: Connection, events: Iterable[tuple[str, str, int, str, str]], at_ms: int) -> int:
+    """Insert ``(subject, key, threshold, endpoint_id, payload JSON)`` events as pending, due now, each
+    with a fresh Standard Webhooks message id, in the caller's transaction; an event already in the
+    outbox (same subject, key, threshold and endpoint: the unique key) is skipped. Returns how many
+    were new. The one writer of ``webhook_outbox`` rows (budgets, billing and licensing use it)."""
     rows = [
         {
             "event_id": "msg_" + secrets.token_hex(16),
-            "budget_id": source,
-            "endpoint_id": ep,
-            "threshold": 0,
+            "budget_id": subject,
+            "endpoint_id": endpoint,
+            "threshold": threshold,
             "period_key": key,
             "payload": payload,
             "state": "pending",
@@ -147,8 +128,10 @@ def enqueue_event(
             "claimed_until_ms": 0,
             "created_at_ms": at_ms,
         }
-        for ep in endpoint_ids
+        for subject, key, threshold, endpoint, payload in events
     ]
+    if not rows:
+        return 0
     insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     stmt = (
         insert(OUTBOX)
@@ -156,6 +139,12 @@ def enqueue_event(
         .on_conflict_do_nothing(index_elements=["budget_id", "period_key", "threshold", "endpoint_id"])
     )
     return int(conn.execute(stmt).rowcount or 0)
+
+
+def _payload(event_type: str, at_ms: int, data: dict[str, Any]) -> str:
+    """The event body: ``{"type", "timestamp" (RFC 3339, UTC), "data"}`` as compact, sorted JSON."""
+    timestamp = datetime.fromtimestamp(at_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps({"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":"), sort_keys=True)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -207,18 +196,6 @@ class WebhookWorker:
         delay: float = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
         return delay / 2 + self.jitter() * delay / 2
 
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if self._sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-
     def claim(self) -> list[Any]:
         at_ms = int(self.now() * 1000)
         query = (
@@ -233,7 +210,7 @@ class WebhookWorker:
         )
         if not self._sqlite:
             query = query.with_for_update(skip_locked=True)
-        with self._tx() as conn:
+        with write_transaction(self.engine) as conn:
             rows = conn.execute(query).all()
             if rows:
                 conn.execute(

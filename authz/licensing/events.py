@@ -10,23 +10,19 @@ and ``threshold`` is 0, so the outbox's unique constraint makes every announceme
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import time
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from authz.budgets.webhooks import enqueue_event
 from authz.core.crypto import Keyring
-from authz.licensing.files import iso
-from authz.storage.models.budgets import WebhookOutboxRow
 from authz.storage.models.licensing import LicenseWebhookRow
 
 PREFIX = "lwh_"
 EVENTS = ("license.expiring", "machine.heartbeat.dead")
-W, OUTBOX = cast(Table, LicenseWebhookRow.__table__), cast(Table, WebhookOutboxRow.__table__)
+W = cast(Table, LicenseWebhookRow.__table__)
 
 
 def _context(endpoint_id: str) -> bytes:
@@ -36,7 +32,6 @@ def _context(endpoint_id: str) -> bytes:
 class LicenseWebhooks:
     def __init__(self, engine: Engine, keyring: Keyring) -> None:
         self.engine, self.keyring = engine, keyring
-        self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
 
     def add(self, url: str) -> tuple[Any, str]:
         """A new endpoint and its secret (returned once)."""
@@ -70,33 +65,16 @@ class LicenseWebhooks:
 
     def enqueue(self, event: str, subject_id: str, natural_key: str, data: dict[str, Any], now: float) -> int:
         """One outbox row per endpoint unless this (subject, key) was already announced to it."""
-        endpoints = self.list()
+        endpoints = [ep.id for ep in self.list()]
         if not endpoints:
             return 0
-        at_ms = int(now * 1000)
-        rows = []
-        for ep in endpoints:
-            event_id = "msg_" + secrets.token_hex(16)
-            payload = {"type": event, "timestamp": iso(now), "data": data}
-            rows.append(
-                {
-                    "event_id": event_id,
-                    "budget_id": subject_id,
-                    "endpoint_id": ep.id,
-                    "threshold": 0,
-                    "period_key": natural_key[:32],
-                    "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True),
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at_ms": at_ms,
-                    "claimed_until_ms": 0,
-                    "created_at_ms": at_ms,
-                }
-            )
-        stmt = (
-            self._insert(OUTBOX)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["budget_id", "period_key", "threshold", "endpoint_id"])
-        )
         with self.engine.begin() as conn:
-            return int(conn.execute(stmt).rowcount or 0)
+            return enqueue_event(
+                conn,
+                source=subject_id,
+                key=natural_key[:32],
+                event_type=event,
+                endpoint_ids=endpoints,
+                data=data,
+                at_ms=int(now * 1000),
+            )

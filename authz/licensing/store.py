@@ -8,8 +8,8 @@ same transaction. The unique ``(license_id, fingerprint)`` makes the same finger
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, func, select, up
 
 from authz.licensing.liveness import Heartbeats
 from authz.licensing.validation import LicenseView, MachineView, entitlements_of
+from authz.storage.db import write_transaction
 from authz.storage.models import Agent
 from authz.storage.models.licensing import LicensePolicyRow, LicenseRow, MachineRow, ProductRow
 
@@ -67,18 +68,9 @@ class LicenseStore:
             .join(PR, PR.c.id == L.c.product_id)
         )
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self) -> AbstractContextManager[Connection]:
         """A write transaction; on SQLite it takes the write lock at once (``BEGIN IMMEDIATE``)."""
-        with self.engine.connect() as conn:
-            if self._sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
+        return write_transaction(self.engine)
 
     # -- products and policies --------------------------------------------------------------------
     def add(self, table: Any, values: dict[str, Any]) -> None:
