@@ -11,10 +11,11 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from authz.admin.bootstrap import DEFAULT_CLIENT_SCOPES, admin_resource_uri, create_admin_client, ensure_admin_resource
+from authz.cli.output import table
 from authz.context import Context
 from authz.identity.agents import credentials as creds
 from authz.identity.agents import lifecycle as lc
@@ -145,12 +146,6 @@ def _when(ts: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + "Z" if ts else ""
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    for row in (headers, *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
 def _print_agent(agent: Agent) -> None:
     for label, value in (
         ("id", agent.id), ("name", agent.name), ("status", agent.status), ("team", agent.team_id or ""),
@@ -194,7 +189,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     while batch := ctx.store.list_agents(team_id=team_id, status=args.status, after=after, limit=500):
         rows += [[a.id, a.name, a.status, a.team_id or "", " ".join(a.tags or ())] for a in batch]
         after = (batch[-1].created_at, batch[-1].id)
-    _table(["ID", "NAME", "STATUS", "TEAM", "TAGS"], rows)
+    table([["ID", "NAME", "STATUS", "TEAM", "TAGS"], *rows])
     return 0
 
 
@@ -202,8 +197,8 @@ def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
     agent = lc.get_agent(_deps(ctx), args.agent_id)
     _print_agent(agent)
     print()
-    _table(["CREDENTIAL", "KIND", "STATE", "CREATED", "EXPIRES", "KID/URL"],
-           [_cred_row(c) for c in ctx.store.list_credentials(agent.id)])  # fmt: skip
+    creds = [_cred_row(c) for c in ctx.store.list_credentials(agent.id)]
+    table([["CREDENTIAL", "KIND", "STATE", "CREATED", "EXPIRES", "KID/URL"], *creds])
     return 0
 
 
@@ -251,7 +246,7 @@ def cmd_revoke_credential(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_list_credentials(ctx: Context, args: argparse.Namespace) -> int:
     rows = creds.list_credentials(_deps(ctx), args.agent_id)
-    _table(["CREDENTIAL", "KIND", "STATE", "CREATED", "EXPIRES", "KID/URL"], [_cred_row(c) for c in rows])
+    table([["CREDENTIAL", "KIND", "STATE", "CREATED", "EXPIRES", "KID/URL"], *(_cred_row(c) for c in rows)])
     return 0
 
 
@@ -262,7 +257,7 @@ def cmd_team_create(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_team_list(ctx: Context, _args: argparse.Namespace) -> int:
-    _table(["ID", "NAME", "DESCRIPTION"], [[t.id, t.name, t.description] for t in ctx.store.list_teams()])
+    table([["ID", "NAME", "DESCRIPTION"], *([t.id, t.name, t.description] for t in ctx.store.list_teams())])
     return 0
 
 

@@ -19,6 +19,7 @@ from authz.billing.export import invoice_csv
 from authz.billing.money import MoneyError
 from authz.billing.periods import iso, parse_instant
 from authz.billing.service import BillingService
+from authz.cli.output import table
 
 ACTOR = "cli"
 
@@ -113,12 +114,6 @@ def _run(fn: Any) -> Any:
     return run
 
 
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
 def cmd_customer(svc: BillingService, args: argparse.Namespace) -> int:
     c = svc.create_customer(
         actor=ACTOR,
@@ -138,7 +133,7 @@ def cmd_customers(svc: BillingService, args: argparse.Namespace) -> int:
     if not rows:
         print("no customers (create one: authz billing customer ID --name N --currency USD)")
         return 0
-    _table([["ID", "NAME", "CURRENCY", "TIMEZONE", "MEMBERS"], *rows])
+    table([["ID", "NAME", "CURRENCY", "TIMEZONE", "MEMBERS"], *rows])
     return 0
 
 
@@ -168,7 +163,7 @@ def cmd_plans(svc: BillingService, args: argparse.Namespace) -> int:
     if not rows:
         print("no plans (create one: authz billing plan hybrid --example hybrid)")
         return 0
-    _table([["VERSION", "NAME", "CURRENCY", "INTERVAL", "COMPONENTS"], *rows])
+    table([["VERSION", "NAME", "CURRENCY", "INTERVAL", "COMPONENTS"], *rows])
     return 0
 
 
@@ -212,7 +207,7 @@ def print_invoice(doc: dict[str, Any]) -> None:
     cost = doc["cost"]
     rows.append(["subtotal", "", doc["subtotal"], _cents(cost["model_cost_usd"]), _cents(cost["margin"])])
     rows.append(["TOTAL", "", doc["total"], "", ""])
-    _table(rows)
+    table(rows)
     print(f"as of {doc['as_of'] or 'no events yet'}; final after {doc['final_after']}")
 
 
@@ -248,7 +243,7 @@ def cmd_invoices(svc: BillingService, args: argparse.Namespace) -> int:
     rows = [
         [d["number"], d["id"], d["customer_id"], d["period"]["start"], d["total"] + " " + d["currency"]] for d in docs
     ]
-    _table([["NUMBER", "ID", "CUSTOMER", "PERIOD", "TOTAL"], *rows])
+    table([["NUMBER", "ID", "CUSTOMER", "PERIOD", "TOTAL"], *rows])
     return 0
 
 

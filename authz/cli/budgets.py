@@ -13,6 +13,7 @@ from typing import Any
 
 from authz.budgets.model import Budget, BudgetError
 from authz.budgets.service import BudgetService
+from authz.cli.output import table
 from authz.context import Context
 
 
@@ -100,12 +101,6 @@ def _when(ts: float | None) -> str:
     return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
 def _limit(b: Budget) -> str:
     return f"{b.limit} {b.currency} micro" if b.metric == "cost" else str(b.limit)
 
@@ -147,7 +142,7 @@ def cmd_list(svc: BudgetService, args: argparse.Namespace) -> int:
             [b.id, f"{b.subject_type}:{b.subject_id}", b.metric, _limit(b), b.period, "hard" if b.hard else "soft",
              str(s.spent), str(s.reserved), str(s.remaining), _when(s.period_end)]
         )  # fmt: skip
-    _table(rows)
+    table(rows)
     return 0
 
 
@@ -170,7 +165,7 @@ def cmd_status(svc: BudgetService, args: argparse.Namespace) -> int:
         ["period end", _when(s.period_end)],
         ["thresholds", " ".join(f"{t}%" for t in b.thresholds) or "-"],
     ]
-    _table(rows)
+    table(rows)
     return 0
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from authz.cli.output import table
 from authz.context import Context
 from authz.identity.agents.errors import AgentError, Invalid
 from authz.licensing.files import iso
@@ -139,12 +140,6 @@ def _run(fn: Callable[[Licensing, argparse.Namespace], int]) -> Callable[[argpar
     return run
 
 
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
 def cmd_product_add(svc: Licensing, args: argparse.Namespace) -> int:
     row = svc.create_product(code=args.code, name=args.name or args.code, actor=ACTOR)
     print(f"product_id: {row.id}\ncode: {row.code}")
@@ -156,7 +151,7 @@ def cmd_product_list(svc: Licensing, args: argparse.Namespace) -> int:
     if not rows:
         print("no products")
         return 0
-    _table([["ID", "CODE", "NAME"], *([r.id, r.code, r.name] for r in rows)])
+    table([["ID", "CODE", "NAME"], *([r.id, r.code, r.name] for r in rows)])
     return 0
 
 
@@ -177,7 +172,7 @@ def cmd_policy_list(svc: Licensing, args: argparse.Namespace) -> int:
         print("no license policies")
         return 0
     head = ["ID", "PRODUCT", "NAME", "MACHINES", "HEARTBEAT", "ENTITLEMENTS"]
-    _table([head, *([r.id, r.product_id, r.name, str(r.max_machines or "any"), str(r.heartbeat_interval or "-"),
+    table([head, *([r.id, r.product_id, r.name, str(r.max_machines or "any"), str(r.heartbeat_interval or "-"),
                      ",".join(r.entitlements) or "-"] for r in rows)])  # fmt: skip
     return 0
 
@@ -204,7 +199,7 @@ def cmd_list(svc: Licensing, args: argparse.Namespace) -> int:
     if not rows:
         print("no licenses")
         return 0
-    _table([["ID", "NAME", "STATUS", "PRODUCT", "EXPIRES"],
+    table([["ID", "NAME", "STATUS", "PRODUCT", "EXPIRES"],
             *([r.id, r.name, r.status, r.product_id, iso(r.expires_at) or "never"] for r in rows)])  # fmt: skip
     return 0
 
@@ -237,7 +232,7 @@ def cmd_machines(svc: Licensing, args: argparse.Namespace) -> int:
         for m in (m for m in view.machines if m.id == r.id):
             j = machine_json(m, view, svc.clock())
             out.append([m.id, view.id, m.fingerprint, j["heartbeat_status"], j["last_heartbeat_at"] or "never"])
-    _table(out)
+    table(out)
     return 0
 
 
@@ -299,7 +294,7 @@ def cmd_webhook_list(svc: Licensing, args: argparse.Namespace) -> int:
     if not rows:
         print("no licensing webhooks")
         return 0
-    _table([["ID", "URL"], *([r.id, r.url] for r in rows)])
+    table([["ID", "URL"], *([r.id, r.url] for r in rows)])
     return 0
 
 
