@@ -40,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["policy"]:  # the policy toolkit parses its own arguments (``--help`` included)
         return policy.forward(argv[1:])
-    args = parser().parse_args(argv)
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    if extra:  # argparse would blame the top-level command; name the subcommand and its --help instead
+        deepest = _subcommand(top, argv)
+        deepest.error(f"unrecognized arguments: {' '.join(extra)} (see: {deepest.prog} --help)")
     try:
         result = args.func(args)
     except UnsafeSettingsError as exc:
@@ -56,6 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"authz: {problem}", file=sys.stderr)
         return 1
     return int(result or 0)
+
+
+def _subcommand(top: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of the deepest subcommand ``argv`` names (``authz agents create``)."""
+    current = top
+    for word in argv:
+        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            if word.startswith("-"):
+                continue
+            break
+        current = subs[0].choices[word]
+    return current
 
 
 def _settings() -> Settings | None:

@@ -108,3 +108,24 @@ def test_cli_commands_find_the_issuer_of_the_server_running_on_their_data_dir(
     assert Settings().admin_resource == "http://127.0.0.1:9377/api/v1"
     monkeypatch.setenv("AUTHZ_ISSUER", "http://127.0.0.1:9500")
     assert Settings().issuer == "http://127.0.0.1:9500"  # the configured issuer always wins
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["agents", "create", "--name", "x"], "authz agents create"),
+        (["agents", "list", "--team", "t", "--bogus"], "authz agents list"),
+        (["serve", "--nope"], "authz serve"),
+    ],
+)
+def test_an_unknown_option_names_the_subcommand_and_its_help(
+    capsys: pytest.CaptureFixture[str], argv: list[str], prog: str
+) -> None:
+    """argparse blames the top-level command for an option only a subcommand's parser sees; the
+    error names the subcommand that was typed and the ``--help`` to read, exit status 2."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.splitlines()[-1].startswith(f"{prog}: error: unrecognized arguments: ")
+    assert err.rstrip().endswith(f"(see: {prog} --help)") and "Traceback" not in err
