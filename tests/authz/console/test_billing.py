@@ -55,10 +55,16 @@ async def test_billing_pages_render_for_a_viewer(console_for: ConsoleFactory) ->
     r = await c.get(f"/billing/customers/{CUSTOMER}")
     assert r.status_code == 200 and "hybrid@1" in r.text and "p-bill-0" in r.text
     assert "needs the admin role" in r.text and 'action="/console/billing/customers/acme/credits"' not in r.text
+    stray = sample_month(["agt_unregistered"] * 3, CUSTOMER, "stray")[:1]  # an event naming no registered agent
+    assert c.authz.ctx.metering is not None
+    c.authz.ctx.metering.ingest(stray)
+    c.authz.ctx.metering.flush()
     r = await c.get(f"/billing/customers/{CUSTOMER}/preview")
     assert r.status_code == 200, r.text[:500]
     assert "231.80" in r.text and "199.00" in r.text and "Meetings booked" in r.text
     assert agents[2] in r.text and "Margin" in r.text and "As of" in r.text
+    assert "<code>agt_unregistered</code> <small>(not a registered agent)</small>" in r.text
+    assert 'href="/console/agents/agt_unregistered"' not in r.text and 'href="/console/agents/' + agents[2] in r.text
     r = await c.get("/billing/plans")
     assert r.status_code == 200 and "hybrid@1" in r.text
     r = await c.get("/billing/plans/hybrid@1")
