@@ -55,7 +55,7 @@ class Keyring:
 
     def digest(self, value: str) -> str:
         """Keyed digest of a secret, code or token: what the database stores instead of the value."""
-        return hmac.new(self._digest_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._digest_key, value.encode("utf-8"), "sha256").hex()  # = hmac.new(...).hexdigest()
 
     def encrypt(self, plaintext: bytes, context: bytes) -> bytes:
         nonce = os.urandom(12)

@@ -20,8 +20,8 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,7 +33,6 @@ from authz.core.crypto import b64url_decode
 from authz.identity.clients import OAuthClient
 from authz.oauth.jws import Verifier, b64d
 from authz.oauth.replay import ReplayCache
-from authz.oauth.requests import AuthzRequest
 from guard.jsonload import MAX_JWT_PART, load_json
 
 log = logging.getLogger("authz.client_auth")
@@ -44,6 +43,15 @@ COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 FAST_HEADER = frozenset({"alg", "kid", "typ"})
 LEEWAY = 30
 MAX_LIFETIME = 3600
+
+
+class AssertionRequest(Protocol):
+    """What client authentication reads (the form) and writes (why it failed, for the audit trail)."""
+
+    @property
+    def form(self) -> Mapping[str, str]: ...
+
+    auth_failure: str | None
 
 
 class PrivateKeyJwt:
@@ -58,7 +66,9 @@ class PrivateKeyJwt:
         self._audiences, self._replay, self._jwks_for = audiences, replay, jwks_for
         self._keysets: dict[str, tuple[dict[str, Any], KeySet, Verifier]] = {}  # client_id -> (jwks, parsed)
 
-    def __call__(self, query_client: Callable[[str], OAuthClient | None], request: AuthzRequest) -> OAuthClient | None:
+    def __call__(
+        self, query_client: Callable[[str], OAuthClient | None], request: AssertionRequest
+    ) -> OAuthClient | None:
         form = request.form
         assertion = form.get("client_assertion")
         if not assertion or form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -96,7 +106,7 @@ class PrivateKeyJwt:
         self._keysets[client_id] = (jwks, keyset, _fast_verifier(keyset))
         return keyset, self._keysets[client_id][2]
 
-    def _check_claims(self, claims: dict[str, Any], request: AuthzRequest) -> None:
+    def _check_claims(self, claims: dict[str, Any], request: AssertionRequest) -> None:
         now = int(time.time())
         aud = claims.get("aud")
         auds = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()

@@ -50,20 +50,26 @@ class Signer:
         self._jwk = key
         self._key = key.private_key
         self._prefix = b64e(_json({"alg": alg, "typ": typ, "kid": kid})) + b"."
+        ec_hash = _HASHES.get(alg)
+        self._ecdsa = ec.ECDSA(ec_hash[0]()) if ec_hash else None  # stateless: built once, not per signature
 
     def retyped(self, typ: str) -> Signer:
         """The same key under another ``typ`` (e.g. ``secevent+jwt`` for Security Event Tokens)."""
         return Signer(self._jwk, self.alg, self.kid, typ)
 
     def sign(self, claims: dict[str, Any]) -> str:
-        signing_input = self._prefix + b64e(_json(claims))
+        return self.sign_payload(_json(claims))
+
+    def sign_payload(self, payload: bytes) -> str:
+        """The compact JWS of an already serialised claims object (UTF-8 JSON)."""
+        signing_input = self._prefix + b64e(payload)
         return (signing_input + b"." + b64e(self._signature(signing_input))).decode("ascii")
 
     def _signature(self, data: bytes) -> bytes:
         key = self._key
         if isinstance(key, ec.EllipticCurvePrivateKey):
             hash_cls, size = _HASHES[self.alg]
-            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hash_cls())))
+            r, s = decode_dss_signature(key.sign(data, self._ecdsa or ec.ECDSA(hash_cls())))
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
         if isinstance(key, rsa.RSAPrivateKey):
             return key.sign(data, padding.PKCS1v15(), hashes.SHA256())

@@ -29,6 +29,7 @@ from authz.oauth import syntax
 from authz.oauth.cimd import ClientJwks
 from authz.oauth.client_auth import PrivateKeyJwt, unverified_issuer
 from authz.oauth.dpop import TokenEndpointDpop
+from authz.oauth.endpoints.token_fast import ClientCredentialsFastPath
 from authz.oauth.grants.authorization_code import AuthorizationCodeGrant
 from authz.oauth.grants.client_credentials import ClientCredentialsGrant
 from authz.oauth.grants.jwt_bearer import JwtBearerGrant
@@ -62,9 +63,9 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
             cast(TrustStore, ctx.store), get_fetcher(ctx.settings.cimd_allow_loopback), ctx.settings.cache_staleness
         )
         audiences = frozenset({ctx.settings.issuer, ctx.settings.endpoint("/token")})
-        self.register_client_auth_method(
-            "private_key_jwt", PrivateKeyJwt(audiences, replay_cache(ctx.settings, ctx.store, "authz:jti:"), jwks_for)
-        )
+        private_key_jwt = PrivateKeyJwt(audiences, replay_cache(ctx.settings, ctx.store, "authz:jti:"), jwks_for)
+        self.register_client_auth_method("private_key_jwt", private_key_jwt)
+        self.fast_client_credentials = ClientCredentialsFastPath(ctx, private_key_jwt, jwks_for.ready)
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)

@@ -11,8 +11,8 @@ SHA-256 Thumbprint [...] of the DPoP public key [...] to which the access token 
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,15 @@ from authz.storage.models import RefreshToken
 from authz.storage.protocols import GrantStore
 
 VERIFIED_CACHE_SIZE = 50_000  # memoised signature checks per key snapshot
+
+
+def new_jti() -> str:
+    """A fresh ``jti``: what ``uuid.uuid4().hex`` gives (122 random bits, version 4, RFC 4122 variant),
+    without building a ``UUID`` object."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,15 @@ class TokenIssuer:
         self.issuer, self._keys, self._keyring, self._grants = issuer, keys, keyring, grants
 
     def access_token(self, req: TokenRequest, now: int | None = None) -> tuple[str, dict[str, Any]]:
-        now = int(time.time()) if now is None else now
+        claims = self.claims(req, int(time.time()) if now is None else now, new_jti())
+        return self._keys.view.signer.sign(claims), claims
+
+    def sign_payload(self, payload: bytes) -> str:
+        """Sign claims already serialised as :func:`authz.oauth.jws.Signer.sign` would serialise them."""
+        return self._keys.view.signer.sign_payload(payload)
+
+    def claims(self, req: TokenRequest, now: int, jti: str) -> dict[str, Any]:
+        """The claims of the access token for ``req``, in the order they are serialised."""
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": req.subject,
@@ -53,7 +70,7 @@ class TokenIssuer:
             "client_id": req.client_id,
             "iat": now,
             "exp": now + req.lifetime,
-            "jti": uuid.uuid4().hex,
+            "jti": jti,
         }
         if req.scope:
             claims["scope"] = req.scope
@@ -64,7 +81,7 @@ class TokenIssuer:
         claims.update(req.extra)
         if req.jkt:
             claims["cnf"] = {"jkt": req.jkt}
-        return self._keys.view.signer.sign(claims), claims
+        return claims
 
     def refresh_token(self, req: TokenRequest, lifetime: int, family_expires_at: int, now: int | None = None) -> str:
         """A new refresh token in the grant's family; never outlives the family."""

@@ -222,6 +222,11 @@ class PolicyEngine:
     def swap(self, bundle: PolicyBundle | None) -> None:
         self._bundle = bundle
 
+    def decision_minute(self) -> datetime:
+        """The minute a decision asked now is taken for (Cedar's ``context.time``, to the minute): within
+        it, the same bundle decides the same request alike (its own cache is keyed by that minute)."""
+        return Context(grant_type="", time=self.clock()).minute()
+
     def decide(
         self, subject: Subject, client_id: str, resource: str, scopes: Sequence[str], grant_type: str
     ) -> Decision | None:

@@ -39,9 +39,23 @@ async def token(request: Request) -> Response:
 async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
     """The same endpoint as a bare ASGI app: the body read from ``receive`` directly and the JSON
     answer written as bytes (the same status, headers and body as :func:`token`), without Starlette's
-    routing, middleware stack and response objects — a third of a token request's event-loop time."""
+    routing, middleware stack and response objects — a third of a token request's event-loop time.
+    A plain, valid client_credentials request is answered by
+    :class:`~authz.oauth.endpoints.token_fast.ClientCredentialsFastPath`; every other one (and every
+    refusal) by the generic path below."""
+    try:
+        body = await read_body(receive)
+        fast = scope["app"].state.server.fast_client_credentials.answer(scope, body)
+    except Exception:
+        log.exception("token endpoint failed")
+        await server_error()(scope, receive, send)
+        return
+    if fast is not None:
+        await send({"type": "http.response.start", "status": fast[0], "headers": fast[1]})
+        await send({"type": "http.response.body", "body": fast[2]})
+        return
     request = Request(scope, receive)
-    answer = await _answer(request, receive)
+    answer = await _answer(request, body)
     if isinstance(answer, Response):
         await answer(scope, receive, send)
     elif (encoded := encode_json_result(answer)) is not None:
@@ -52,10 +66,9 @@ async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
         await to_response(answer)(scope, receive, send)
 
 
-async def _answer(request: Request, receive: Receive | None = None) -> Result | Response:
+async def _answer(request: Request, body: bytes | None = None) -> Result | Response:
     state = request.app.state
     try:
-        body = None if receive is None else await read_body(receive)
         areq = await read_request(request, state.ctx, body=body)
         result = _check_dpop(request, areq) or await run_core(
             state.server.create_token_response, areq, inline=state.server.can_run_inline(areq)

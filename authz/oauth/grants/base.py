@@ -14,6 +14,7 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
 from authz.context import Context
 from authz.identity.clients import OAuthClient
 from authz.identity.console_roles import role_scopes
+from authz.identity.directory import ResourceInfo
 from authz.identity.revocations import revoke_grant
 from authz.oauth import rfc8707
 from authz.oauth.dpop import DpopProofError
@@ -59,6 +60,17 @@ class GrantServer(Protocol):
 
 
 TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+def wanted_scopes(client: OAuthClient, info: ResourceInfo | None, requested: str | None) -> list[str]:
+    """Requested ∩ (what the resource offers ∩ what the client may get), before policy; everything
+    permitted when nothing was requested; nothing left of a non-empty request is ``invalid_scope``."""
+    offered = info.scopes if info is not None else frozenset()
+    permitted = offered if client.scopes is None else offered & client.scopes
+    wanted = [s for s in dict.fromkeys(requested.split()) if s in permitted] if requested else sorted(permitted)
+    if requested and not wanted:
+        raise InvalidScopeError("None of the requested scopes may be granted for this resource.")
+    return wanted
 
 
 class IssuingGrant:
@@ -125,12 +137,7 @@ class IssuingGrant:
         token speaks for (default: the client itself); policy is skipped only where the subject is not
         known yet (the authorization request before sign-in; the code is narrowed again when issued).
         """
-        info = self.server.ctx.directory.resource(resource)
-        offered = info.scopes if info is not None else frozenset()
-        permitted = offered if client.scopes is None else offered & client.scopes
-        wanted = [s for s in dict.fromkeys(requested.split()) if s in permitted] if requested else sorted(permitted)
-        if requested and not wanted:
-            raise InvalidScopeError("None of the requested scopes may be granted for this resource.")
+        wanted = wanted_scopes(client, self.server.ctx.directory.resource(resource), requested)
         if apply_policy:
             wanted = self.apply_policy(subject or client_subject(client), client, resource, wanted)
         return " ".join(wanted)
