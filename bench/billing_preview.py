@@ -1,7 +1,7 @@
 """Billing benchmarks: an invoice preview over a month of 10M events, and closing 1,000 invoices.
 
     python bench/billing_preview.py [--events 10000000] [--agents 1000] [--customers 1000]
-                                    [--backends sqlite,postgres] [--runs 40]
+                                    [--backends sqlite,postgres] [--runs 40] [--profile N]
 
 Usage is generated straight into the metering rollups as the flusher keeps them (daily and monthly
 sums per agent and event type; hourly rows for the days a preview reads by the hour), since the
@@ -17,12 +17,18 @@ Prints, per backend:
   (``gc.freeze()``), as the server does once started (``--no-freeze``: not);
 * ``billing.<db>.close_per_s``: ``close_due()`` finalizing ``--customers`` customers' invoices
   (one agent each, hybrid plan), with the count checked.
+
+``--profile N``: after the timed runs, profile ``--runs`` more previews of each period under cProfile
+and print the N functions with the most own time and the N with the most cumulative time (ms per
+preview; cProfile roughly doubles the time of small calls, so compare shares, not the sum).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import statistics
 import time
 from datetime import UTC, datetime
@@ -157,7 +163,26 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
-def bench_preview(kind: str, events: int, agents: int, runs: int, unbuilt: bool, freeze: bool = True) -> None:
+def profile(label: str, runs: int, top: int, call: Any) -> None:
+    """``call`` ``runs`` times under cProfile: the ``top`` functions by own and cumulative time."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(runs):
+        call()
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    rows = [(tt, ct, nc, func) for func, (_cc, nc, tt, ct, _callers) in stats.items()]
+    for title, at in (("own", 0), ("cumulative", 1)):
+        print(f"  {label}: top {top} by {title} time, ms per preview (calls per preview)")
+        for row in sorted(rows, key=lambda r: r[at], reverse=True)[:top]:
+            file, line, name = row[3]
+            where = f"{os.path.basename(file)}:{line}:{name}" if line else name
+            print(f"    {row[0] * 1000 / runs:7.2f} own {row[1] * 1000 / runs:7.2f} cum {row[2] / runs:9.0f}  {where}")
+
+
+def bench_preview(
+    kind: str, events: int, agents: int, runs: int, unbuilt: bool, freeze: bool = True, top: int = 0
+) -> None:
     _url, engine = fresh_db(kind)
     start, end = previous_month()
     hours = (end - start) // 3600
@@ -200,6 +225,8 @@ def bench_preview(kind: str, events: int, agents: int, runs: int, unbuilt: bool,
             f"{doc['total']} USD, {groups} agent groups, {runs} runs; load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
+        if top:
+            profile(f"billing.{kind}.preview.{label}", runs, top, lambda c=customer, a=at: svc.preview(c, a))
     engine.dispose()
 
 
@@ -241,10 +268,11 @@ def main() -> None:
     ap.add_argument("--parts", default="preview,close")
     ap.add_argument("--unbuilt", action="store_true", help="no billing period usage: sum the metering rollups")
     ap.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after set-up (the server freezes)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="profile previews: print the top N functions")
     args = ap.parse_args()
     for kind in args.backends.split(","):
         if "preview" in args.parts:
-            bench_preview(kind, args.events, args.agents, args.runs, args.unbuilt, not args.no_freeze)
+            bench_preview(kind, args.events, args.agents, args.runs, args.unbuilt, not args.no_freeze, args.profile)
         if "close" in args.parts:
             bench_close(kind, args.customers, args.unbuilt)
 

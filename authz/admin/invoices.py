@@ -86,11 +86,11 @@ def _at(call: Call) -> int | None:
 
 
 def invoice_preview(call: Call) -> tuple[int, BaseModel]:
-    doc = billing(call).preview(call.path["customer_id"], _at(call))
+    doc, body = billing(call).preview_json(call.path["customer_id"], _at(call))  # the document encoded once
     tag = doc["etag"]
     if call.headers.get("if-none-match") == tag:
         return 304, RawResponse(content="", headers={"ETag": tag})
-    return 200, RawResponse(content=canonical(doc), headers={"ETag": tag})
+    return 200, RawResponse(content=body, headers={"ETag": tag})
 
 
 class ReceiptOut(BaseModel):

@@ -24,7 +24,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from authz.billing.money import MoneyError, decimal, plain
 
@@ -37,6 +37,7 @@ ROUNDINGS = ("exact", "ceil", "floor")
 ID_RE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,62}")
 TYPE_RE = re.compile(r"tokens\.consumed|call\.completed|outcome\.[a-z0-9_][a-z0-9_.\-]{0,62}")
 MAX_TIERS = 32
+ZERO, ONE = Decimal(0), Decimal(1)
 
 
 class SpecError(MoneyError):
@@ -81,8 +82,9 @@ class Component:
     max_amount: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TierUse:
+class TierUse(NamedTuple):
+    """The units one tier priced for one group (a tuple: a preview makes one or two per agent)."""
+
     lo: Decimal
     up_to: Decimal | None
     units: Decimal
@@ -100,14 +102,18 @@ def scale(q: Decimal, unit_scale: Decimal, rounding: str) -> Decimal:
     return scaled
 
 
-def graduated(q: Decimal, tiers: tuple[Tier, ...], factor: Decimal = Decimal(1)) -> list[TierUse]:
+def graduated(q: Decimal, tiers: tuple[Tier, ...], factor: Decimal = ONE) -> list[TierUse]:
     """Each tier ``(lo, up_to]`` (bounds x ``factor``, for pooled allowances) prices its own units."""
     out: list[TierUse] = []
-    lo = Decimal(0)
+    lo = ZERO
+    scaled = factor != 1
     for t in tiers:
-        hi = None if t.up_to is None else t.up_to * factor
-        units = max(Decimal(0), (q if hi is None else min(q, hi)) - lo)
-        flat = t.flat_amount if units > 0 else Decimal(0)
+        hi = t.up_to * factor if scaled and t.up_to is not None else t.up_to
+        units = (q if hi is None or q <= hi else hi) - lo
+        if units > 0:
+            flat = t.flat_amount
+        else:
+            units = flat = ZERO
         out.append(TierUse(lo, hi, units, t.unit_amount, flat, units * t.unit_amount + flat))
         if hi is None or q <= hi:
             break
@@ -115,7 +121,7 @@ def graduated(q: Decimal, tiers: tuple[Tier, ...], factor: Decimal = Decimal(1))
     return out
 
 
-def volume(q: Decimal, tiers: tuple[Tier, ...], factor: Decimal = Decimal(1)) -> TierUse:
+def volume(q: Decimal, tiers: tuple[Tier, ...], factor: Decimal = ONE) -> TierUse:
     """The first tier with ``q <= up_to`` prices all of ``q`` (its flat amount once, when q > 0)."""
     lo = Decimal(0)
     for t in tiers:
@@ -134,7 +140,7 @@ def package(q: Decimal, c: Component) -> tuple[Decimal, Decimal]:
     return packages, packages * c.package_amount
 
 
-def price(c: Component, q: Decimal, factor: Decimal = Decimal(1)) -> tuple[Decimal, list[TierUse]]:
+def price(c: Component, q: Decimal, factor: Decimal = ONE) -> tuple[Decimal, list[TierUse]]:
     """The precise amount of one group's (already scaled) quantity, and the tiers it used."""
     if c.kind == "flat":
         return c.amount * q, []
@@ -142,7 +148,10 @@ def price(c: Component, q: Decimal, factor: Decimal = Decimal(1)) -> tuple[Decim
         return c.unit_amount * q, []
     if c.kind == "graduated":
         uses = graduated(q, c.tiers, factor)
-        return sum((u.amount for u in uses), Decimal(0)), uses
+        amount = ZERO
+        for u in uses:
+            amount += u.amount
+        return amount, uses
     if c.kind == "volume":
         use = volume(q, c.tiers, factor)
         return use.amount, [use]

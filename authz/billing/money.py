@@ -90,15 +90,7 @@ def text(amount: Decimal, currency: str) -> str:
     return f"{round_money(amount, currency):f}"
 
 
-_PLAIN: dict[Decimal, str] = {}  # equal Decimals have one plain text: invoices repeat few values
-
-
 def plain(d: Decimal) -> str:
-    """Exact text of a Decimal without exponent or trailing zeros (``"0.5"``, ``"12000000"``)."""
-    out = _PLAIN.get(d)
-    if out is None:
-        out = "0" if d == 0 else f"{d.normalize():f}"
-        if len(_PLAIN) > 65_536:
-            _PLAIN.clear()
-        _PLAIN[d] = out
-    return out
+    """Exact text of a Decimal without exponent or trailing zeros (``"0.5"``, ``"12000000"``). Not
+    memoized: hashing a fresh Decimal (most values of an invoice are) costs more than formatting it."""
+    return "0" if d == 0 else f"{d.normalize():f}"

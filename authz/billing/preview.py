@@ -16,49 +16,22 @@ last), then promotional before prepaid, then the oldest grant, then id.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from authz.billing.components import FILTER_DIMS, Component, price, scale
+from authz.billing.components import FILTER_DIMS, ZERO, Component, price, scale
 from authz.billing.components import bound as bound_amount
 from authz.billing.money import from_minor, plain, round_money, text, to_minor
-from authz.billing.outcomes import OutcomeRow, triggered
+from authz.billing.outcomes import triggered
 from authz.billing.periods import Period, iso
 from authz.billing.plans import PlanSpec, canonical
+from authz.billing.usage_rows import SUMS, Index, Table, Usage, UsageRow, sum_name
 
 PICO = Decimal("1e12")
-SUMS = (
-    "count",
-    "quantity",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_pusd",
-    "priced",
-    "unpriced",
-)
 CUSTOMER = "*"
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    """Summed rollups of one (agent, event type, dimensions) in the period."""
-
-    agent: str
-    type: str
-    dims: Mapping[str, str]  # FILTER_DIMS values
-    sums: Mapping[str, int]  # SUMS
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    rows: tuple[UsageRow, ...]
-    agent_days: Mapping[str, int] = field(default_factory=dict)  # days each agent was active (prorated seats)
-    as_of_ms: int | None = None  # the newest flushed event
-    outcomes: tuple[OutcomeRow, ...] = ()  # outcome counts by attribute set (plans with triggers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,26 +58,35 @@ def burn_order(credits: Iterable[CreditBalance]) -> list[CreditBalance]:
     )
 
 
-def field_value(row: UsageRow, name: str) -> int:
-    if name == "tokens":  # input + output; a tokens.consumed event's quantity is exactly that (or the unsplit total)
-        return row.sums["quantity"]
-    return row.sums[name]
+def active_agents(usage: Usage, index: Index | None = None) -> list[str]:
+    return sorted((index or Index(usage)).active)
 
 
-def matches(row: UsageRow, c: Component) -> bool:
-    q = c.quantity
-    return row.type == q.event_type and all(row.dims.get(d, "") in values for d, values in q.filter)
-
-
-def active_agents(usage: Usage) -> list[str]:
-    return sorted({r.agent for r in usage.rows if r.sums["count"] > 0 and r.agent})
-
-
-def seats(usage: Usage, policy: str, period: Period) -> Decimal:
+def seats(usage: Usage, policy: str, period: Period, index: Index | None = None) -> Decimal:
     if policy == "prorated_days":
         days = sum(min(d, period.days) for d in usage.agent_days.values())
         return Decimal(days) / Decimal(period.days)
-    return Decimal(len(active_agents(usage)))
+    return Decimal(len((index or Index(usage)).active))
+
+
+def _meter(c: Component, index: Index) -> tuple[dict[str, int], int, int]:
+    """A meter's summed field per group (integers: one Decimal per group, not one per row), and the
+    model cost (pico-USD) and unpriced events of its rows; only the rows of its event type are read."""
+    q = c.quantity
+    sums: dict[str, int] = {}
+    cost_pusd = unpriced = 0
+    checks = index.filter_positions(q.filter)
+    rows = index.by_type.get(q.event_type, ()) if checks is not None else ()
+    at, cost_at, unpriced_at = index.sum_at[sum_name(q.field)], index.sum_at["cost_pusd"], index.sum_at["unpriced"]
+    by_agent = c.group_by == "agent"
+    for row in rows:
+        if checks and not all(row[i] in values for i, values in checks):
+            continue
+        key = row[0] if by_agent else CUSTOMER
+        sums[key] = sums.get(key, 0) + row[at]
+        cost_pusd += row[cost_at]
+        unpriced += row[unpriced_at]
+    return sums, cost_pusd, unpriced
 
 
 def _tier_json(u: Any) -> dict[str, Any]:
@@ -133,20 +115,26 @@ def _tiers_json(uses: Iterable[Any], seen: dict[Any, dict[str, Any]]) -> list[di
 def _free(c: Component, q: Decimal, uses: Iterable[Any]) -> Decimal:
     if c.kind == "package":
         return min(q, c.free_units)
-    return sum((u.units for u in uses if u.unit_amount == 0 and u.flat_amount == 0), Decimal(0))
+    free = ZERO
+    for u in uses:
+        if u.unit_amount == 0 and u.flat_amount == 0:
+            free += u.units
+    return free
 
 
 def price_line(
-    c: Component, spec: PlanSpec, usage: Usage, period: Period
+    c: Component, spec: PlanSpec, usage: Usage, period: Period, index: Index | None = None
 ) -> tuple[dict[str, Any], dict[str, Decimal], Decimal]:
-    """One invoice line, the precise revenue per agent it can attribute, and its model cost (USD)."""
+    """One invoice line, the precise revenue per agent it can attribute, and its model cost (USD).
+    ``index``: the usage's :class:`Index`, when the caller prices several lines of one usage."""
+    index = index or Index(usage)
     q = c.quantity
     groups: dict[str, Decimal] = {}
     cost_pusd = unpriced = 0
     if q.source == "fixed":
         groups[CUSTOMER] = q.count
     elif q.source == "seats":
-        groups[CUSTOMER] = seats(usage, q.policy, period)
+        groups[CUSTOMER] = seats(usage, q.policy, period, index)
     elif q.when:
         for o in usage.outcomes:
             if o.type == q.event_type and triggered(o.attributes, q.when):
@@ -155,21 +143,13 @@ def price_line(
         if not groups and c.group_by == "customer":
             groups[CUSTOMER] = Decimal(0)
     else:
-        sums: dict[str, int] = {}  # integers while summing: one Decimal per group, not one per row
-        by_agent_key = c.group_by == "agent"
-        name = "quantity" if q.field == "tokens" else q.field  # tokens: input + output (see field_value)
-        for row in usage.rows:
-            if matches(row, c):
-                key = row.agent if by_agent_key else CUSTOMER
-                sums[key] = sums.get(key, 0) + row.sums[name]
-                cost_pusd += row.sums["cost_pusd"]
-                unpriced += row.sums["unpriced"]
+        sums, cost_pusd, unpriced = _meter(c, index)
         groups = {key: Decimal(v) for key, v in sums.items()}
         if not groups and c.group_by == "customer":
             groups[CUSTOMER] = Decimal(0)
     factor = Decimal(1)
     if c.group_by == "agent" and c.allowance_scope == "pooled":
-        factor = Decimal(max(1, len(active_agents(usage))))
+        factor = Decimal(max(1, len(index.active)))
         groups = {CUSTOMER: sum(groups.values(), Decimal(0))}
     out_groups: list[dict[str, Any]] = []
     by_agent: dict[str, Decimal] = {}
@@ -228,11 +208,38 @@ def preview(
 ) -> dict[str, Any]:
     """The invoice document for ``period`` (see the module docs). Pure: reads only its arguments.
     ``adjustments`` are lines for late usage of closed periods (:mod:`authz.billing.adjust`)."""
+    doc, _body = document(
+        spec,
+        period,
+        usage,
+        credits,
+        customer_id=customer_id,
+        plan_version_id=plan_version_id,
+        subscription_id=subscription_id,
+        adjustments=adjustments,
+    )
+    return doc
+
+
+def document(
+    spec: PlanSpec,
+    period: Period,
+    usage: Usage,
+    credits: Iterable[CreditBalance] = (),
+    *,
+    customer_id: str,
+    plan_version_id: str,
+    subscription_id: str,
+    adjustments: Iterable[Mapping[str, Any]] = (),
+) -> tuple[dict[str, Any], str]:
+    """:func:`preview`'s document, and the canonical JSON of the document without its ``etag`` (the
+    text the ETag digests, encoded once: :func:`json_with_etag` makes the response body from it)."""
     lines: list[dict[str, Any]] = []
     revenue_by_agent: dict[str, Decimal] = {}
     subtotal_minor = 0
+    index = Index(usage)
     for c in spec.components:
-        line, by_agent, _cost = price_line(c, spec, usage, period)
+        line, by_agent, _cost = price_line(c, spec, usage, period, index)
         lines.append(line)
         subtotal_minor += line["amount_minor"]
         for agent, amount in by_agent.items():
@@ -255,14 +262,7 @@ def preview(
                 }
             )
             due -= take
-    pusd_by_agent: dict[str, int] = {}  # pico-USD integers while summing; one Decimal per agent / workflow
-    pusd_by_workflow: dict[str, int] = {}
-    for row in usage.rows:
-        pusd = row.sums["cost_pusd"]
-        if pusd:
-            pusd_by_agent[row.agent] = pusd_by_agent.get(row.agent, 0) + pusd
-            wf = row.dims.get("workflow", "")
-            pusd_by_workflow[wf] = pusd_by_workflow.get(wf, 0) + pusd
+    pusd_by_agent, pusd_by_workflow = index.pusd_by_agent, index.pusd_by_workflow  # one Decimal per agent / workflow
     cost_by_agent = {a: Decimal(v) / PICO for a, v in pusd_by_agent.items()}
     cost_by_workflow = {w: Decimal(v) / PICO for w, v in pusd_by_workflow.items()}
     total_cost = Decimal(sum(pusd_by_agent.values())) / PICO
@@ -289,32 +289,47 @@ def preview(
         "cost": {
             "model_cost_usd": plain(total_cost),
             "margin": plain(subtotal - total_cost) if usd else None,
-            "by_agent": [
-                {
-                    "agent": a,
-                    "revenue": plain(revenue_by_agent.get(a, Decimal(0))),
-                    "cost_usd": plain(cost_by_agent.get(a, Decimal(0))),
-                    "margin": plain(revenue_by_agent.get(a, Decimal(0)) - cost_by_agent.get(a, Decimal(0)))
-                    if usd
-                    else None,
-                }
-                for a in agents
-            ],
+            "by_agent": [_margin(a, revenue_by_agent.get(a, ZERO), cost_by_agent.get(a, ZERO), usd) for a in agents],
             "by_workflow": [{"workflow": w, "cost_usd": plain(cost_by_workflow[w])} for w in sorted(cost_by_workflow)],
         },
     }
-    doc["etag"] = etag(doc)
-    return doc
+    body = canonical(doc)
+    doc["etag"] = _tag(body)
+    return doc, body
 
 
-def _agent_margin(agent: str, revenue: Decimal, cost: Decimal, usd: bool) -> dict[str, Any]:
+def _margin(agent: str, revenue: Decimal, cost: Decimal, usd: bool) -> dict[str, Any]:
     margin = plain(revenue - cost) if usd else None
     return {"agent": agent, "revenue": plain(revenue), "cost_usd": plain(cost), "margin": margin}
 
 
+def _tag(body: str) -> str:
+    return '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+
+
 def etag(doc: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in doc.items() if k != "etag"}
-    return '"' + hashlib.sha256(canonical(body).encode()).hexdigest()[:32] + '"'
+    """The ETag of a document: a digest of its canonical JSON without ``etag``."""
+    return _tag(canonical({k: v for k, v in doc.items() if k != "etag"}))
 
 
-__all__ = ["FILTER_DIMS", "SUMS", "CreditBalance", "Usage", "UsageRow", "burn_order", "preview", "price_line"]
+def json_with_etag(body: str, tag: str) -> str:
+    """The document's JSON from :func:`document`'s text, ``etag`` added as its last member (no second
+    encoding of the document; the other members stay in canonical order)."""
+    return body[:-1] + ',"etag":' + json.dumps(tag) + "}"
+
+
+__all__ = [
+    "FILTER_DIMS",
+    "SUMS",
+    "CreditBalance",
+    "Table",
+    "Usage",
+    "UsageRow",
+    "active_agents",
+    "burn_order",
+    "document",
+    "etag",
+    "json_with_etag",
+    "preview",
+    "price_line",
+]

@@ -26,9 +26,10 @@ from authz.billing import adjust, close, receipts
 from authz.billing.credits import balances
 from authz.billing.errors import Conflict, NotFound
 from authz.billing.periods import Period, period_at
-from authz.billing.preview import CreditBalance, preview
+from authz.billing.preview import CreditBalance, document, json_with_etag
 from authz.billing.store import BillingStore, Version
 from authz.billing.usage import Prefetched, customer_usage
+from authz.billing.usage_rows import sums_read
 from authz.billing.webhooks import BillingWebhooks, Endpoint
 from authz.core.crypto import Keyring
 from authz.oauth.jws import Signer
@@ -189,19 +190,41 @@ class BillingService:
         late: bool = True,
     ) -> close.Price:
         """The document of ``period`` as a function of (a connection to read the usage on, the
-        credits); with ``late``, adjustment lines for late usage of the customer's closed periods
-        (:mod:`authz.billing.adjust`)."""
+        credits): :meth:`_document` without its JSON text."""
+        priced = self._document(customer, sub, version, period, late=late)
+
+        def price(conn: Connection, credits: list[CreditBalance], known: Prefetched | None = None) -> dict[str, Any]:
+            return priced(conn, credits, known)[0]
+
+        return price
+
+    def _document(
+        self,
+        customer: BillingCustomer,
+        sub: BillingSubscription,
+        version: Version,
+        period: Period,
+        *,
+        late: bool = True,
+    ) -> Callable[[Connection, list[CreditBalance], Prefetched | None], tuple[dict[str, Any], str]]:
+        """The document of ``period`` and its canonical JSON without ``etag`` (:func:`document`) as a
+        function of (a connection to read the usage on, the credits, a batch's reads); with ``late``,
+        adjustment lines for late usage of the customer's closed periods (:mod:`authz.billing.adjust`)."""
         spec = version.spec
         dims = sorted({"workflow", *(d for c in spec.components for d, _v in c.quantity.filter)})
+        sums = sums_read(spec.components)
         prorated = any(c.quantity.source == "seats" and c.quantity.policy == "prorated_days" for c in spec.components)
         outcomes = any(c.quantity.when for c in spec.components)
 
-        def price(conn: Connection, credits: list[CreditBalance], known: Prefetched | None = None) -> dict[str, Any]:
+        def price(
+            conn: Connection, credits: list[CreditBalance], known: Prefetched | None
+        ) -> tuple[dict[str, Any], str]:
             usage = customer_usage(
                 conn,
                 customer.id,
                 period,
                 dims=dims,
+                sums=sums,
                 with_agent_days=prorated,
                 subscription_id=sub.id,
                 with_outcomes=outcomes,
@@ -215,7 +238,7 @@ class BillingService:
                     return self._price(customer, stand_in, self.store.version(version_id), closed, late=False)(conn, [])
 
                 adjustments = adjust.adjustments(conn, customer.id, period, reprice)
-            return preview(
+            return document(
                 spec,
                 period,
                 usage,
@@ -230,6 +253,10 @@ class BillingService:
 
     def preview(self, customer_id: str, at: int | None = None) -> dict[str, Any]:
         """The invoice preview of the period holding ``at`` (default: now). Changes nothing."""
+        return self.preview_json(customer_id, at)[0]
+
+    def preview_json(self, customer_id: str, at: int | None = None) -> tuple[dict[str, Any], str]:
+        """:meth:`preview` and its JSON text (the ETag included), the document encoded once."""
         customer = self.store.customer(customer_id)
         when = int(self.clock()) if at is None else at
         sub = self.store.subscription_at(customer_id, when)
@@ -237,7 +264,8 @@ class BillingService:
         period = self.period(customer, sub, version, when)
         with self.engine.connect() as conn:
             credits = balances(conn, customer_id, period.end)
-            return self._price(customer, sub, version, period)(conn, credits)
+            doc, body = self._document(customer, sub, version, period)(conn, credits, None)
+        return doc, json_with_etag(body, doc["etag"])
 
     def close(
         self, customer_id: str, at: int, *, force: bool = False, actor: str | None = None

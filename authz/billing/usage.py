@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import Connection, TextClause, bindparam, select, text
 
 from authz.billing import outcomes
+from authz.billing.components import FILTER_DIMS
 from authz.billing.periods import Period
-from authz.billing.preview import FILTER_DIMS, SUMS, Usage, UsageRow
 from authz.billing.rollup import hours, is_built
+from authz.billing.usage_rows import SUMS, Table, Usage
 from authz.metering.sink import DAILY, ROLLUPS
 from authz.metering.usage import plan
 
@@ -35,28 +36,32 @@ def _pieces(period: Period) -> list[Any]:
     return plan(lo, hi, "month")
 
 
+def _sums_sql(names: Sequence[str]) -> str:
+    return ", ".join(f"CAST(sum({s}) AS BIGINT)" for s in names)  # PostgreSQL sums BIGINT as NUMERIC otherwise
+
+
 @lru_cache(maxsize=64)
-def _sum_sql(table: str, key: str, dims: tuple[str, ...]) -> TextClause:
+def _sum_sql(table: str, key: str, dims: tuple[str, ...], names: tuple[str, ...]) -> TextClause:
     """One piece's query as plain SQL text, built once (names from our own models, values bound)."""
     keys = ", ".join(("agent", "type", *dims))
-    sums = ", ".join(f"CAST(sum({s}) AS BIGINT)" for s in SUMS)  # PostgreSQL sums BIGINT as NUMERIC otherwise
+    sums = _sums_sql(names)
     return text(
         f"SELECT {keys}, {sums} FROM {table} "  # noqa: S608 - identifiers are ours, values are bound
         f"WHERE customer = :customer AND {key} >= :lo AND {key} < :hi GROUP BY {keys}"
     )
 
 
-def _sum_piece(conn: Connection, piece: Any, customer: str, dims: Sequence[str]) -> list[Any]:
+def _sum_piece(conn: Connection, piece: Any, customer: str, dims: Sequence[str], names: Sequence[str]) -> list[Any]:
     table, start, end = piece
     key = table.primary_key.columns.keys()[0]
-    query = _sum_sql(table.name, key, tuple(dims))
+    query = _sum_sql(table.name, key, tuple(dims), tuple(names))
     return list(conn.execute(query, {"customer": customer, "lo": start, "hi": end}).all())
 
 
 @lru_cache(maxsize=64)
-def _built_sql(dims: tuple[str, ...]) -> TextClause:
+def _built_sql(dims: tuple[str, ...], names: tuple[str, ...]) -> TextClause:
     keys = ", ".join(("agent", "type", *dims))
-    sums = ", ".join(f"CAST(sum({s}) AS BIGINT)" for s in SUMS)
+    sums = _sums_sql(names)
     return text(
         f"SELECT {keys}, {sums} FROM billing_usage "  # noqa: S608 - identifiers are ours, values are bound
         f"WHERE subscription_id = :s AND period_start = :p GROUP BY {keys}"
@@ -89,7 +94,7 @@ class Prefetched:
 ALL_DIMS = tuple(FILTER_DIMS)
 _KEYS = ", ".join(("subscription_id", "period_start", "agent", "type", *ALL_DIMS))
 BUILT_OF = text(
-    f"SELECT {_KEYS}, {', '.join(f'CAST(sum({s}) AS BIGINT)' for s in SUMS)} FROM billing_usage "  # noqa: S608
+    f"SELECT {_KEYS}, {_sums_sql(SUMS)} FROM billing_usage "  # noqa: S608
     f"WHERE subscription_id IN :subs GROUP BY {_KEYS}"
 ).bindparams(bindparam("subs", expanding=True))
 PERIODS_OF = text(
@@ -132,62 +137,59 @@ def customer_usage(
     period: Period,
     *,
     dims: Sequence[str] = FILTER_DIMS,
+    sums: Sequence[str] = SUMS,
     with_agent_days: bool = False,
     subscription_id: str | None = None,
     with_outcomes: bool = False,
     known: Prefetched | None = None,
 ) -> Usage:
-    """The summed rollups of ``customer`` in ``period`` by (agent, type, ``dims``); from the
-    subscription's built period usage when there is one (``known``: as read for a batch)."""
+    """The summed rollups of ``customer`` in ``period`` by (agent, type, ``dims``), the ``sums`` only
+    (every sum with ``known``); from the subscription's built period usage when there is one
+    (``known``: as read for a batch)."""
     pieces = _pieces(period)
     if known is not None and subscription_id is not None and not with_outcomes and not with_agent_days:
         rows = known.built.get((subscription_id, period.start))
         if rows is not None:
-            return _usage([_project(rows, dims), []], dims, {}, known.as_of_ms, ())
+            return _usage([_project(rows, dims), []], dims, SUMS, {}, known.as_of_ms, ())
     built = subscription_id is not None and is_built(conn, subscription_id, period)
     outcome_rows: tuple[outcomes.OutcomeRow, ...] = ()
     if with_outcomes:
         lo, hi = hours(period)
         outcome_rows = outcomes.read(conn, customer, subscription_id or "", period.start, lo, hi, built)
     if subscription_id is not None and built:
-        query = _built_sql(tuple(dims))
+        query = _built_sql(tuple(dims), tuple(sums))
         parts = [conn.execute(query, {"s": subscription_id, "p": period.start}).all()]
     else:
-        parts = [_sum_piece(conn, piece, customer, dims) for piece in pieces]
+        parts = [_sum_piece(conn, piece, customer, dims, sums) for piece in pieces]
     agent_days = _agent_days(conn, pieces, customer) if with_agent_days else {}
     as_of = conn.execute(AS_OF).scalar()
-    return _usage(parts, dims, agent_days, None if as_of is None else int(as_of), outcome_rows)
+    return _usage(parts, dims, sums, agent_days, None if as_of is None else int(as_of), outcome_rows)
 
 
 def _usage(
     parts: list[Sequence[Any]],
     dims: Sequence[str],
+    sums: Sequence[str],
     agent_days: dict[str, int],
     as_of_ms: int | None,
     outcome_rows: tuple[outcomes.OutcomeRow, ...],
 ) -> Usage:
-    """:class:`Usage` from row lists of (agent, type, *dims, *sums), merged when there are several."""
-    n = 2 + len(dims)
-    summed: list[tuple[tuple[Any, ...], Sequence[Any]]]
-    if len(parts) == 1:  # one piece (a calendar month, or a span inside one day): rows are already unique
-        summed = [(tuple(row[:n]), row[n:]) for row in parts[0]]
+    """:class:`Usage` from row lists of (agent, type, *dims, *sums): one list as it comes (a grouped
+    query: unique per key already, no object made per row), several merged per key."""
+    rows: Sequence[Sequence[Any]]
+    if len(parts) == 1:
+        rows = parts[0]
     else:
-        merged: dict[tuple[Any, ...], list[int]] = {}
+        n = 2 + len(dims)
+        merged: dict[tuple[Any, ...], list[Any]] = {}
         for part in parts:
             for row in part:
                 k = tuple(row[:n])
                 acc = merged.get(k)
                 if acc is None:
-                    merged[k] = list(row[n:])
+                    merged[k] = list(row)
                 else:
-                    acc[:] = [a + b for a, b in zip(acc, row[n:], strict=True)]
-        summed = list(merged.items())
-    shared: dict[tuple[Any, ...], dict[str, str]] = {}  # rows of equal dimensions share one (read-only) dict
-    rows = []
-    for k, v in sorted(summed):
-        values = k[2:]
-        dim_map = shared.get(values)
-        if dim_map is None:
-            dim_map = shared[values] = dict(zip(dims, values, strict=True))
-        rows.append(UsageRow(agent=k[0], type=k[1], dims=dim_map, sums=dict(zip(SUMS, v, strict=True))))
-    return Usage(rows=tuple(rows), agent_days=agent_days, as_of_ms=as_of_ms, outcomes=outcome_rows)
+                    acc[n:] = [a + b for a, b in zip(acc[n:], row[n:], strict=True)]
+        rows = list(merged.values())
+    table = Table(tuple(dims), tuple(sums), rows)
+    return Usage(agent_days=agent_days, as_of_ms=as_of_ms, outcomes=outcome_rows, table=table)
