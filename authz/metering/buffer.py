@@ -7,6 +7,8 @@ Contract (``tests/authz/metering/test_buffer_contract.py`` runs it against both)
 * ``drain`` moves up to ``limit`` buffered events into the SQL sink (events + rollups, one
   transaction) and only then forgets them; a crash anywhere leaves them to be drained again, and
   the sink's unique idempotency ids make the retry a no-op for those already counted.
+* A buffer whose ``direct`` is true counts in ``append`` itself (events + rollups committed before
+  it returns; nothing is left to drain): SQLite, see :class:`SqlBuffer`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from authz.metering import bulk
 from authz.metering.config import MeteringConfig
+from authz.metering.events import encode_payload
 from authz.metering.sink import Sink, Staged
 from authz.storage.models.metering import MeteringInbox
 
@@ -42,8 +45,11 @@ class Drained:
 
 
 class Buffer(Protocol):
-    def append(self, records: Sequence[tuple[str, str]], now_ms: int) -> set[str]:
-        """Durably store ``(idempotency id, payload)`` pairs; return the ids that were new."""
+    direct: bool  # append counts the events itself (nothing waits for a flush)
+
+    def append(self, payloads: Sequence[list[Any]], now_ms: int) -> set[str]:
+        """Durably store validated payloads (:data:`~authz.metering.events.PAYLOAD` order, distinct
+        ids; they may be changed in place); return the ids that were new."""
         ...
 
     def drain(self, limit: int, now_ms: int) -> Drained: ...
@@ -54,16 +60,49 @@ class Buffer(Protocol):
 
 
 class SqlBuffer:
-    """The embedded default: the ``metering_inbox`` table (SQLite or PostgreSQL)."""
+    """The SQL buffer: the ``metering_inbox`` table on PostgreSQL; none on SQLite (``direct``).
+
+    SQLite (one node, one writer at a time) counts each batch in the request's own transaction:
+    ``metering_events`` (``ON CONFLICT DO NOTHING RETURNING``: the ids newly counted are the ids
+    reported new) and the rollups, committed (``synchronous=FULL`` with ``sqlite_fsync``) before
+    ``append`` returns. Acknowledged = durable = counted, once per id: one write per event instead of
+    three (inbox insert, its ``UPDATE ... RETURNING`` at flush, the events insert). The inbox is
+    still drained there, for rows an earlier version left. PostgreSQL keeps the inbox: replicas
+    append concurrently without contending on rollup rows, and one flusher at a time counts.
+    """
 
     def __init__(self, sink: Sink, config: MeteringConfig) -> None:
         self.sink = sink
         self.engine: Engine = sink.engine
         self.config = config
         self.sqlite = self.engine.dialect.name == "sqlite"
+        self.direct = self.sqlite
         self._last_prune_ms = 0
 
-    def append(self, records: Sequence[tuple[str, str]], now_ms: int) -> set[str]:
+    def append(self, payloads: Sequence[list[Any]], now_ms: int) -> set[str]:
+        if not payloads:
+            return set()
+        if self.direct:
+            return self._count(payloads, now_ms)
+        return self._stage([(p[0], encode_payload(p)) for p in payloads], now_ms)
+
+    def _count(self, payloads: Sequence[list[Any]], now_ms: int) -> set[str]:
+        """SQLite: count the events now, in one transaction committed before this returns."""
+        with self.engine.connect() as conn:
+            fsync = self.config.sqlite_fsync
+            if fsync:  # WAL + FULL: the commit is fsynced before we acknowledge
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                conn.commit()
+            try:
+                with self.sink.transaction(conn):
+                    new = self.sink.count(conn, payloads, now_ms)
+                return set(new)
+            finally:
+                if fsync:
+                    conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+                    conn.commit()
+
+    def _stage(self, records: Sequence[tuple[str, str]], now_ms: int) -> set[str]:
         """Durably store the records (each write below is one atomic commit) and return the new ids.
 
         Autocommit: the INSERT commits by itself, so a batch is one round trip (no BEGIN/COMMIT),
@@ -72,8 +111,6 @@ class SqlBuffer:
         ``ON CONFLICT`` (speculative insertion) costs ~25% of the statement. A batch holding an id
         already stored fails whole, and goes again as ``ON CONFLICT DO NOTHING RETURNING``.
         """
-        if not records:
-            return set()
         # Sorted by id: concurrent batches that share ids wait on each other in one order, never in a cycle.
         rows = sorted((eid, now_ms, payload) for eid, payload in records)
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

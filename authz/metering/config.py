@@ -15,7 +15,7 @@ class MeteringConfig:
     max_batch: int = 1000  # events per ingest call
     flush_interval_s: float = 1.0  # wall-clock aligned flush ticks
     flush_batch_size: int = 5000  # ...or as soon as this many events wait (in this process), and the chunk size
-    sqlite_fsync: bool = True  # SQLite staging commits with synchronous=FULL (survive power loss, not only crashes)
+    sqlite_fsync: bool = True  # SQLite: ingest commits with synchronous=FULL (survives power loss)
     redis_stream: str = "{authz:metering}:events"  # the hash tag keeps every metering key in one cluster slot
     redis_dedupe_prefix: str = "{authz:metering}:id:"
     redis_group: str = "flushers"
@@ -57,7 +57,7 @@ DOCS = {
     "max_batch": "Most events in one `POST /api/v1/metering/events` (the body may be up to 2 MiB).",
     "flush_interval_s": "Seconds between flushes of accepted events into rollups (wall-clock aligned).",
     "flush_batch_size": "Flush at once when this many events wait in this process; also the flush chunk size.",
-    "sqlite_fsync": "SQLite staging commits with synchronous=FULL (survive power loss, not only crashes).",
+    "sqlite_fsync": "SQLite: each ingest commits with synchronous=FULL (survive power loss, not only crashes).",
     "redis_stream": "The Redis Stream accepted events wait in (with AUTHZ_REDIS_URL).",
     "redis_dedupe_prefix": "Key prefix of the Redis event-id dedupe keys.",
     "redis_group": "The Redis consumer group of the flushers.",

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from authz.metering.buffer import Buffer, SqlBuffer
 from authz.metering.config import MeteringConfig
-from authz.metering.events import Attribute, FieldError, encode_payload, validate_payloads
+from authz.metering.events import TOKENS, Attribute, FieldError, validate_payloads
 from authz.metering.pricing import PriceBook
 from authz.metering.sink import Sink
 from authz.metering.usage import usage
@@ -88,17 +88,20 @@ class MeteringService:
             list(raw_events), now_ms, self.config.late_window_s * 1000, self.config.max_future_s * 1000, self.attribute
         )
         result = IngestResult(rejected=errors)
-        records: dict[str, str] = {}
+        records: dict[str, list[Any]] = {}
         for payload in payloads:
             eid = payload[0]
             if eid in records:
                 result.duplicates.append(eid)  # repeated inside this batch
             else:
-                records[eid] = encode_payload(payload)
-        new = self.buffer.append(list(records.items()), now_ms)
+                records[eid] = payload
+        tokens = self.buffer.direct and any(p[1] == TOKENS for p in records.values())  # before append changes them
+        new = self.buffer.append(list(records.values()), now_ms)
         result.accepted = len(new)
         result.duplicates.extend(eid for eid in records if eid not in new)
-        if self._flusher is not None and new:
+        if new and tokens:  # counted now (no flush will follow): charge the budgets as a flush would
+            self._after_flush()
+        elif self._flusher is not None and new:
             self._flusher.notify(len(new))
         return result
 
@@ -113,12 +116,16 @@ class MeteringService:
                 total.inserted += drained.inserted
                 if drained.taken < chunk:
                     break
-        if total.inserted and self.after_flush is not None:
+        if total.inserted:
+            self._after_flush()
+        return total
+
+    def _after_flush(self) -> None:
+        if self.after_flush is not None:
             try:  # e.g. charge the budget rows the flush recorded; the reconciler retries what fails
                 self.after_flush()
             except Exception:
                 log.exception("after-flush callback failed; the budget reconciler will retry")
-        return total
 
     def pending(self) -> int:
         return self.buffer.pending()

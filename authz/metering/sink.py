@@ -14,10 +14,10 @@ statement per table per chunk); each distinct price's provenance is written once
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -50,6 +50,8 @@ SUMS = (
     "unpriced",
 )
 FLUSH_LOCK_KEY = 0x6D65746572  # "meter": the PostgreSQL advisory lock of the metering flusher
+LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+SQLITE_WRITE_LOCK = "UPDATE metering_rollups SET count = count WHERE 1 = 0"
 EVENTS = cast(Table, MeteringEvent.__table__)
 ROLLUPS = cast(Table, MeteringRollup.__table__)
 DAILY = cast(Table, MeteringRollupDaily.__table__)
@@ -161,35 +163,46 @@ class Sink:
         # in the same transaction: a period's usage commits if and only if the events do.
         self.on_rolled_up: OnRolledUp | None = None
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A transaction holding the flusher lock (blocks while another replica flushes)."""
-        with self.engine.begin() as conn:
-            if self.postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FLUSH_LOCK_KEY})
-            else:  # a write that matches nothing still takes SQLite's RESERVED (write) lock now
-                conn.execute(text("UPDATE metering_rollups SET count = count WHERE 1 = 0"))
-            yield conn
+    @contextlib.contextmanager
+    def transaction(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A transaction holding the flusher lock (blocks while another replica flushes), on ``conn``
+        (which must have no transaction open) or on a new connection."""
+        with contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self.engine.connect())
+            with conn.begin():
+                if self.postgres:
+                    conn.execute(LOCK, {"k": FLUSH_LOCK_KEY})
+                else:  # a write that matches nothing still takes SQLite's RESERVED (write) lock now
+                    conn.exec_driver_sql(SQLITE_WRITE_LOCK)
+                yield conn
 
     def rows(
         self, staged: Sequence[Staged], now_ms: int
     ) -> tuple[dict[str, list[Any]], dict[str, tuple[dict[str, Any], int]]]:
         """Event rows (``EVENT_COLUMNS`` order) by id, and the price records they use by price id."""
+        # One json.loads for the whole chunk: per call, the decoder's setup cost more than the parsing.
+        decoded = json.loads(f"[{','.join([item.payload for item in staged])}]")
+        return self.rows_of(decoded, [item.received_at_ms for item in staged], now_ms)
+
+    def rows_of(
+        self, payloads: Sequence[list[Any]], received: Sequence[int], now_ms: int
+    ) -> tuple[dict[str, list[Any]], dict[str, tuple[dict[str, Any], int]]]:
+        """:meth:`rows` of payload lists (:data:`PAYLOAD` order; each is turned into its row in place)."""
         rows: dict[str, list[Any]] = {}
         prices: dict[str, tuple[dict[str, Any], int]] = {}
         self.pricebook.refresh()
         price = self.pricebook.price
-        # One json.loads for the whole chunk: per call, the decoder's setup cost more than the parsing.
-        decoded = json.loads(f"[{','.join([item.payload for item in staged])}]")
-        for item, p in zip(staged, decoded, strict=True):
-            if item.id in rows:
+        for p, received_at_ms in zip(payloads, received, strict=True):
+            eid = p[0]
+            if eid in rows:
                 continue
             if p[TYPE] != TOKENS:  # calls and outcomes: never priced here (the common case, kept short)
                 meta = p[METADATA]
                 p[METADATA:] = (None, None, None, None, None if meta is None else bulk.json_text(meta))
-                p.append(item.received_at_ms)
+                p.append(received_at_ms)
                 p.append(now_ms)
-                rows[item.id] = p
+                rows[eid] = p
                 continue
             cost_usd = cost_pusd = reason = price_id = None
             t = TOKENS_FROM
@@ -202,23 +215,37 @@ class Sink:
                 if price_id is not None and priced.provenance is not None and price_id not in prices:
                     prices[price_id] = (priced.provenance, now_ms)
             reason = priced.reason
-            rows[item.id] = [
+            rows[eid] = [
                 *p[:METADATA],
                 cost_usd,
                 cost_pusd,
                 reason,
                 price_id,
                 bulk.json_text(p[METADATA]),
-                item.received_at_ms,
+                received_at_ms,
                 now_ms,
             ]
         return rows, prices
 
     def write(self, conn: Connection, staged: Sequence[Staged], now_ms: int) -> int:
         """Insert the events not yet counted and add exactly those to the rollups; returns how many."""
-        rows, prices = self.rows(staged, now_ms)
+        return len(self.insert(conn, *self.rows(staged, now_ms), now_ms))
+
+    def count(self, conn: Connection, payloads: Sequence[list[Any]], now_ms: int) -> list[str]:
+        """:meth:`write` for validated payload lists received now (SQLite's direct ingest, see
+        :class:`~authz.metering.buffer.SqlBuffer`); returns the ids newly counted."""
+        return self.insert(conn, *self.rows_of(payloads, [now_ms] * len(payloads), now_ms), now_ms)
+
+    def insert(
+        self,
+        conn: Connection,
+        rows: dict[str, list[Any]],
+        prices: dict[str, tuple[dict[str, Any], int]],
+        now_ms: int,
+    ) -> list[str]:
+        """Insert the event ``rows`` not yet counted, add exactly those to the rollups, return their ids."""
         if not rows:
-            return 0
+            return []
         if prices:
             price_rows = [(pid, bulk.json_text(record), t) for pid, (record, t) in sorted(prices.items())]
             bulk.insert(conn, PRICES, ("price_id", "record", "first_seen_ms"), price_rows, conflict=("price_id",))
@@ -226,7 +253,7 @@ class Sink:
             conn, EVENTS, EVENT_COLUMNS, list(rows.values()), conflict=("idempotency_id",), returning="idempotency_id"
         )
         if not inserted:
-            return 0
+            return []
         cost_at = EVENT_COLUMNS.index("cost_pusd")
         deltas: dict[tuple[int, tuple[str, ...]], list[int]] = {}
         for eid in inserted:
@@ -267,4 +294,4 @@ class Sink:
             bulk.insert(conn, table, columns, totals, conflict=(columns[0], "dims_key"), add=SUMS)
         if self.on_rolled_up is not None:
             self.on_rolled_up(conn, hourly, [rows[eid] for eid in inserted], now_ms)
-        return len(inserted)
+        return inserted

@@ -1,8 +1,9 @@
 """Metering tables: the SQL staging inbox, the append-only event table and hourly rollups.
 
-* ``metering_inbox`` is the embedded durable buffer *and* the dedupe window: ingestion inserts one
+* ``metering_inbox`` is PostgreSQL's durable buffer *and* dedupe window: ingestion inserts one
   row per idempotency id (``ON CONFLICT DO NOTHING``); the flusher marks rows flushed; rows older
-  than the dedupe window are pruned once flushed.
+  than the dedupe window are pruned once flushed. SQLite counts at ingest (no inbox rows; the
+  flusher still drains rows an earlier version left).
 * ``metering_events`` holds every counted event exactly once (primary key = idempotency id), with
   its exact cost (a decimal string and integer pico-USD) and ``price_id``, the price it was priced
   with: ``metering_prices`` keeps that price's provenance once (not once per event: it was most of

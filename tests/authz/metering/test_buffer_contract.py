@@ -1,4 +1,8 @@
-"""One contract, every buffer: SQL staging on SQLite and PostgreSQL, and the Redis Stream."""
+"""One contract, every buffer: SQL staging on PostgreSQL, direct counting on SQLite, the Redis Stream.
+
+A direct buffer (SQLite) counts in ``ingest`` itself, so its flushes find nothing: the assertions
+below hold for both, counting what ``ingest`` counted plus what ``flush`` inserted.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ from typing import Any
 
 import pytest
 
+from authz.metering import MeteringService
+from authz.metering.buffer import SqlBuffer
+from authz.metering.events import encode_payload, validate_payloads
+from authz.metering.redis_buffer import RedisBuffer
 from authz.metering.sink import Sink
 from tests.authz.metering import _worker
 from tests.authz.metering.conftest import Factory, event, totals
@@ -23,6 +31,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def flushed(svc: MeteringService, acknowledged: int) -> int:
+    """Events newly counted by ``svc.flush()``, plus the ``acknowledged`` ones a direct buffer counted
+    at ingest (a buffered one counts them in this flush)."""
+    inserted = svc.flush().inserted
+    if svc.buffer.direct:
+        assert inserted == 0
+        return acknowledged
+    return inserted
+
+
 def test_same_batch_twice_counts_once(make_service: Factory) -> None:
     svc = make_service()
     batch = [event(f"e{i}", now_ms(), quantity=i) for i in range(50)]
@@ -31,7 +49,7 @@ def test_same_batch_twice_counts_once(make_service: Factory) -> None:
     second = svc.ingest(batch)
     assert second.accepted == 0
     assert sorted(second.duplicates) == sorted(e["id"] for e in batch)
-    assert svc.flush().inserted == 50
+    assert flushed(svc, 50) == 50
     third = svc.ingest(batch)  # after the flush: still a duplicate, still not counted
     assert third.accepted == 0 and len(third.duplicates) == 50
     svc.flush()
@@ -50,10 +68,11 @@ def test_duplicates_inside_one_batch_are_reported(make_service: Factory) -> None
 def test_acknowledged_events_survive_a_dropped_service(make_service: Factory) -> None:
     svc = make_service()
     assert svc.ingest([event(f"x{i}", now_ms()) for i in range(20)]).accepted == 20
+    direct = svc.buffer.direct
     del svc  # "crash" between acknowledge and flush: nothing was flushed
     fresh = make_service()
-    assert fresh.pending() == 20
-    assert fresh.flush().inserted == 20
+    assert (fresh.pending(), totals(fresh.engine)[0]) == ((0, 20) if direct else (20, 0))
+    assert flushed(fresh, 20) == 20
     assert fresh.flush().inserted == 0
     assert totals(fresh.engine) == (20, 20, 20)
 
@@ -88,19 +107,28 @@ def test_flush_retried_after_a_crash_mid_flush_does_not_double_count(
     make_service: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     svc = make_service()
-    svc.ingest([event(f"m{i}", now_ms(), quantity=2) for i in range(40)])
-    original = Sink.write
+    batch = [event(f"m{i}", now_ms(), quantity=2) for i in range(40)]
+    original = Sink.insert
 
-    def write_then_crash(self: Sink, conn: Any, staged: Any, now: int) -> int:
-        original(self, conn, staged, now)
+    def insert_then_crash(self: Sink, conn: Any, *args: Any) -> list[str]:
+        original(self, conn, *args)
         raise RuntimeError("crash after writing, before commit")
 
-    monkeypatch.setattr(Sink, "write", write_then_crash)
-    with pytest.raises(RuntimeError):
-        svc.flush()
-    monkeypatch.undo()
-    assert totals(svc.engine) == (0, 0, 0)
-    assert make_service().flush().inserted == 40
+    if svc.buffer.direct:  # counted at ingest: the crash fails the request, nothing is acknowledged
+        monkeypatch.setattr(Sink, "insert", insert_then_crash)
+        with pytest.raises(RuntimeError):
+            svc.ingest(batch)
+        monkeypatch.undo()
+        assert totals(svc.engine) == (0, 0, 0)
+        assert svc.ingest(batch).accepted == 40  # the client retries
+    else:
+        svc.ingest(batch)
+        monkeypatch.setattr(Sink, "insert", insert_then_crash)
+        with pytest.raises(RuntimeError):
+            svc.flush()
+        monkeypatch.undo()
+        assert totals(svc.engine) == (0, 0, 0)
+        assert make_service().flush().inserted == 40
     assert svc.flush().inserted == 0
     assert totals(svc.engine) == (40, 40, 40)
     assert sum(r["quantity"] for r in svc.usage(0, 2**40)) == 80
@@ -169,5 +197,29 @@ def test_a_batch_larger_than_one_sqlite_statement_is_stored_whole(make_service: 
     batch = [event(f"big{i}", now_ms()) for i in range(12_000)]  # 36,000 values: two SQLite INSERTs
     assert svc.ingest(batch).accepted == 12_000
     assert svc.ingest(batch[-5:]).duplicates == [e["id"] for e in batch[-5:]]
-    assert svc.flush().inserted == 12_000
+    assert flushed(svc, 12_000) == 12_000
     assert totals(svc.engine) == (12_000, 12_000, 12_000)
+
+
+def test_events_an_earlier_version_buffered_are_still_counted_once(make_service: Factory) -> None:
+    """Upgrades: SQLite inbox rows (counted directly now) and Redis entries with the former
+    ``i`` + ``p`` fields (one ``p`` field now) are drained like the current ones, once."""
+    svc = make_service()
+    payloads, _ = validate_payloads(
+        [event(f"old{i}", now_ms(), quantity=5) for i in range(3)], now_ms(), 60_000, 60_000
+    )
+    records = [(p[0], encode_payload(p)) for p in payloads]
+    if isinstance(svc.buffer, SqlBuffer):
+        svc.buffer._stage(records, now_ms())  # what SqlBuffer.append did before SQLite counted directly
+    else:
+        assert isinstance(svc.buffer, RedisBuffer)
+        svc.buffer._ensure_group()
+        for eid, payload in records:  # what the APPEND script did before
+            svc.buffer.client.set(svc.config.redis_dedupe_prefix + eid, "1", ex=svc.config.dedupe_s)
+            svc.buffer.client.xadd(svc.buffer.stream, {"i": eid, "p": payload})
+    assert svc.pending() == 3
+    assert svc.flush().inserted == 3
+    assert svc.ingest([event("old0", now_ms(), quantity=5)]).accepted == 0
+    assert svc.flush().inserted == 0
+    assert totals(svc.engine) == (3, 3, 3)
+    assert sum(r["quantity"] for r in svc.usage(0, 2**40)) == 15
