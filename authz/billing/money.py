@@ -8,7 +8,7 @@ rounded lines (never the rounding of a sum). No float ever holds money here.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, getcontext
 
 # The active ISO 4217 codes (list one, 2026) whose exponent is not 2; every other listed code has 2.
 _EXPONENTS = {
@@ -91,6 +91,13 @@ def text(amount: Decimal, currency: str) -> str:
 
 
 def plain(d: Decimal) -> str:
-    """Exact text of a Decimal without exponent or trailing zeros (``"0.5"``, ``"12000000"``). Not
-    memoized: hashing a fresh Decimal (most values of an invoice are) costs more than formatting it."""
-    return "0" if d == 0 else f"{d.normalize():f}"
+    """Exact text of a Decimal without exponent or trailing zeros (``"0.5"``, ``"12000000"``): its
+    ``str()`` when that is already so (most values; no normalized copy made), else normalized to the
+    context's precision and formatted. Not memoized: hashing a fresh Decimal (most values of an
+    invoice are) costs more than formatting it."""
+    if not d:
+        return "0"
+    out = str(d)
+    if len(out) > getcontext().prec or "E" in out or ("." in out and out[-1] == "0"):
+        return f"{d.normalize():f}"
+    return out

@@ -1,11 +1,17 @@
-"""The preview's usage as query rows equals the same usage as objects, and its JSON is encoded once."""
+"""The preview's usage as query rows equals the same usage as objects, its JSON is encoded once, and
+``plain()``'s shortcut writes every Decimal as normalizing it would."""
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from authz.billing.examples import SHAPES
+from authz.billing.money import plain
 from authz.billing.periods import Period
 from authz.billing.plans import parse_spec
 from authz.billing.preview import SUMS, Table, Usage, UsageRow, document, etag, json_with_etag, preview
@@ -67,3 +73,10 @@ def test_the_document_is_encoded_once_and_its_etag_is_its_digest() -> None:
     assert doc["etag"] == etag(doc)
     assert json.loads(json_with_etag(body, doc["etag"])) == doc
     assert [a["agent"] for a in doc["cost"]["by_agent"]] == ["agt_0", "agt_1", "agt_2"]
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.decimals(allow_nan=False, allow_infinity=False), st.sampled_from(["1", "3", "0.4", "1000000", "1e12"]))
+def test_plain_is_the_normalized_text(d: Decimal, divisor: str) -> None:
+    for value in (d, d / Decimal(divisor), d * Decimal(divisor)):
+        assert plain(value) == ("0" if value == 0 else f"{value.normalize():f}")
