@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from authz.core.settings import Settings
 
-EXTRAS = {"postgres": "psycopg", "redis": "redis", "mcp": "mcp"}
+EXTRAS = {"postgres": "psycopg", "redis": "redis", "mcp": "mcp", "granian": "granian"}
 KEEP_KEK = "generate one once with `authz keys generate-kek` and keep it in your secret store"
 
 
@@ -71,6 +71,8 @@ def explain(exc: BaseException, settings: Settings | None = None) -> SetupError 
             return needs_extra("redis", "AUTHZ_REDIS_URL")
         if extra == "mcp":
             return needs_extra("mcp", "this command (the MCP SDK)")
+        if extra == "granian":
+            return needs_extra("granian", "`authz serve --server granian` (AUTHZ_SERVER=granian)")
         return None
     try:
         from cryptography.exceptions import InvalidTag
@@ -162,12 +164,15 @@ def checks(settings: Settings) -> Iterator[Check]:
         yield _run("redis", lambda: _redis(settings))
     yield _run("policies", lambda: _policies(settings))
     for extra, module in EXTRAS.items():
-        needed = (extra == "postgres" and settings.sqlalchemy_url.startswith("postgresql")) or (
-            extra == "redis" and bool(settings.redis_url)
+        needed = (
+            (extra == "postgres" and settings.sqlalchemy_url.startswith("postgresql"))
+            or (extra == "redis" and bool(settings.redis_url))
+            or (extra == "granian" and settings.server == "granian")
         )
         have = installed(module)
         what = "installed" if have else f"not installed (pip install 'authz[{extra}]')"
-        use = {"postgres": "PostgreSQL driver", "redis": "Redis client", "mcp": "authz demo, resource_server.mcp"}
+        use = {"postgres": "PostgreSQL driver", "redis": "Redis client", "mcp": "authz demo, resource_server.mcp",
+               "granian": "HTTP server for `authz serve --server granian`"}  # fmt: skip
         yield Check(f"extra {extra}", have, f"{what}: {use[extra]}", optional=not needed)
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from authz import preflight
+from authz.cli import asgi_server
 from authz.cli.database import migrate_db
 from authz.core.settings import Settings, check_safe, issuer_configured, record_running_issuer
 
@@ -26,6 +27,12 @@ def register(sub: Any) -> None:
         help="port to bind (default 9100); without AUTHZ_ISSUER the issuer is http://127.0.0.1:PORT",
     )
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--server",
+        choices=asgi_server.SERVERS,
+        default=None,
+        help="the HTTP server: uvicorn or granian (default: AUTHZ_SERVER, else uvicorn)",
+    )
     p.add_argument("--dev", action="store_true", help="development mode: sign in the dev user, consent automatically")
     p.add_argument("--no-migrate", action="store_true", help="do not apply schema migrations on start")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -66,46 +73,37 @@ def settings_from_env(**overrides: Any) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.dev:
         os.environ["AUTHZ_DEV_MODE"] = "1"
+    if args.server:  # the workers read the same settings
+        os.environ["AUTHZ_SERVER"] = args.server
     if not issuer_configured():  # the development default follows the port it serves on
         os.environ["AUTHZ_ISSUER"] = f"http://127.0.0.1:{args.port}"
         record_running_issuer(Settings().data_dir, os.environ["AUTHZ_ISSUER"])
     settings = settings_from_env()
     check_safe(settings)
+    if settings.server == "granian" and not preflight.installed("granian"):
+        raise preflight.needs_extra("granian", "`authz serve --server granian` (AUTHZ_SERVER=granian)")
     if not args.no_migrate:
         migrate_db(settings)
     preflight.require_database(settings)
     preflight.verify_keys(settings)
     print(
         f"authz: issuer {settings.issuer} on http://{args.host}:{args.port}"
-        f"{' (development mode)' if settings.dev_mode else ''}; policies: {preflight.policy_line(settings)}",
+        f"{' (development mode)' if settings.dev_mode else ''}; policies: {preflight.policy_line(settings)}"
+        f"; server: {settings.server}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        "authz.asgi:create",
-        factory=True,
+    asgi_server.run(
+        settings.server,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        log_config=log_config(args.log_level),  # redacts credential query parameters; authz loggers shown
         access_log=args.access_log,
         proxy_headers=settings.trust_forwarded_proto,
     )
     return 0
-
-
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging with credentials redacted from the access log, plus the ``authz`` loggers
-    (policy refusals, the startup's policy line) on the same handler."""
-    from guard.logredact import uvicorn_log_config
-
-    config = uvicorn_log_config()
-    config["loggers"]["authz"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return config
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

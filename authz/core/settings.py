@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         1.0, gt=0, le=30, description="Seconds a replica may serve a cached client/key/revocation view."
     )
     trust_forwarded_proto: bool = Field(False, description="Trust X-Forwarded-Proto from a TLS-terminating proxy.")
+    server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn",
+        description="The HTTP server `authz serve` runs (`--server` overrides): `uvicorn` (httptools, uvloop) or "
+        "`granian` (Rust; install the `granian` extra). Same app, lifespan, graceful shutdown, workers and proxy "
+        "headers (docs/performance.md, ASGI server).",
+    )
     exchange_max_act_depth: int = Field(
         4, ge=1, le=16, description="Token exchange: the most actors an exchanged token's nested act chain may name."
     )

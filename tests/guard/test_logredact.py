@@ -38,3 +38,25 @@ def test_the_filter_rewrites_uvicorn_access_records() -> None:
     assert record.getMessage() == '127.0.0.1:5 - "GET /mcp?access_token=[redacted] HTTP/1.1" 400'
     config = logredact.uvicorn_log_config()
     assert config["loggers"]["uvicorn.access"]["filters"] == ["redact_credentials"]
+
+
+def test_the_filter_rewrites_granian_access_records() -> None:
+    """granian passes one mapping with the path and the query apart; the request line gets the
+    redacted query back on ``path``, as uvicorn's shows it."""
+    from authz.cli.asgi_server import GRANIAN_ACCESS_FORMAT, granian_log_config
+
+    args = {"addr": "127.0.0.1", "method": "GET", "path": "/authorize", "query_string": "state=s&code=live",
+            "protocol": "HTTP/1.1", "status": 400, "dt_ms": 1.5}  # fmt: skip
+    record = logging.LogRecord("granian.access", logging.INFO, __file__, 1, GRANIAN_ACCESS_FORMAT, (args,), None)
+    assert logredact.RedactCredentials().filter(record)
+    assert record.getMessage() == '127.0.0.1 - "GET /authorize?state=s&code=[redacted] HTTP/1.1" 400 1.5ms'
+    plain = logging.LogRecord(
+        "granian.access", logging.INFO, __file__, 1, GRANIAN_ACCESS_FORMAT, ({**args, "query_string": ""},), None
+    )
+    assert logredact.RedactCredentials().filter(plain)
+    assert '"GET /authorize HTTP/1.1"' in plain.getMessage()
+    with_query = {**args, "path": "/authorize?state=s&code=live"}  # granian 2.8 puts the query on the path too
+    both = logging.LogRecord("granian.access", logging.INFO, __file__, 1, GRANIAN_ACCESS_FORMAT, (with_query,), None)
+    assert logredact.RedactCredentials().filter(both)
+    assert '"GET /authorize?state=s&code=[redacted] HTTP/1.1"' in both.getMessage()
+    assert granian_log_config("info")["loggers"]["granian.access"]["filters"] == ["redact_credentials"]
