@@ -1,13 +1,15 @@
-"""Demo MCP server throughput with the budget hook ON vs OFF, in one run (target: >= 0.8).
+"""Demo MCP server throughput with the budget and usage hooks ON vs OFF, in one run (target: >= 0.9).
 
 Everything on 127.0.0.1, real processes, a temporary data dir:
 
 - ``authz serve --dev`` (1 worker, SQLite ledger) with an agent holding a secret and a hard
-  ``calls`` budget of 100,000,000 per day, and an admin client with scope ``budgets:use``;
+  ``calls`` budget of 100,000,000 per day, and an admin client with scopes ``budgets:use metering:write``;
 - two demo MCP servers (``python -m resource_server.demo --mode jwt``), each its own registered
   resource: ``off`` without the hook, ``on`` with ``--budget-hook`` (lease budget slices at the AS's
   ``POST /api/v1/budgets/reserve``, hand one unit to each tool call, settle leases in the background;
-  ``--lease-max 1`` reserves before every call instead);
+  ``--lease-max 1`` reserves before every call instead) and ``--metering`` (a ``call.completed``
+  event per call, shipped to ``POST /api/v1/metering/events`` every second; ``--no-metering``: the
+  budget hook alone);
 - an agent token (client_credentials, ``resource`` = that server) per server;
 - ``wrk`` POSTing a JSON-RPC ``tools/call`` of ``add`` with the bearer token, in interleaved rounds
   (the order alternates every round so neither variant always runs first).
@@ -16,7 +18,12 @@ Printed: per-round figures as ``#`` comments, then ``budget_hook.off.rps``, ``bu
 (medians), ``budget_hook.ratio`` (median of the per-round on/off ratios), the non-2xx and socket
 error counts (both must be 0; the script exits 1 otherwise) and the calls the AS charged.
 
-    python bench/budget_hook.py [--duration 5] [--rounds 3] [--connections 32] [--threads 2] [--lease-max 64] [--keep]
+Both demo servers run with ``--log-level warning`` (``--sdk-logs``: ``info``, both alike): at info the
+MCP SDK renders a line per request through ``rich`` and uvicorn writes an access line, which together
+cost more CPU than the rest of the request and would hide what the hook costs.
+
+    python bench/budget_hook.py [--duration 5] [--rounds 3] [--connections 32] [--threads 2] [--lease-max 64]
+                                [--no-metering] [--keep] [--sdk-logs]
 """
 
 from __future__ import annotations
@@ -54,9 +61,10 @@ def fields(output: str) -> dict[str, str]:
 
 
 def start_demo(
-    name: str, port: int, issuer: str, data: Path, extra: list[str], env: dict[str, str]
+    name: str, port: int, issuer: str, data: Path, extra: list[str], env: dict[str, str], log_level: str
 ) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "resource_server.demo", "--port", str(port), "--issuer", issuer, "--mode", "jwt"]
+    cmd = [sys.executable, "-m", "resource_server.demo", "--port", str(port), "--issuer", issuer, "--mode", "jwt",
+           "--log-level", log_level]  # fmt: skip
     with open(data / f"demo-{name}.log", "wb") as log:
         proc = subprocess.Popen(
             [*cmd, "--json-response", *extra],
@@ -106,6 +114,9 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load per server first")
     p.add_argument("--lease-max", type=int, default=64, help="the hook's --budget-lease-max (1: no leasing)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir (server logs)")
+    p.add_argument("--no-metering", action="store_true", help="the budget hook alone (no usage reporter)")
+    p.add_argument("--sdk-logs", action="store_true",
+                   help="both demo servers at log level info (an access and a rich SDK line per request)")  # fmt: skip
     args = p.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed (apt-get install wrk)", file=sys.stderr)
@@ -129,14 +140,17 @@ def main() -> int:
         created = server.cli("budgets", "create", "--agent", agent, "--metric", "calls", "--limit", str(BUDGET_LIMIT),
                              "--period", "day").stdout  # fmt: skip
         budget_id = fields(created)["budget_id"]
-        rs = fields(server.cli("admin-client", "create", "--name", "bench-mcp", "--scopes", "budgets:use").stdout)
+        scopes = "budgets:use" if args.no_metering else "budgets:use metering:write"
+        rs = fields(server.cli("admin-client", "create", "--name", "bench-mcp", "--scopes", scopes).stdout)
         server.start()
 
         hook = ["--budget-hook", "--budget-client-id", rs["client_id"], "--budget-lease-max", str(args.lease_max)]
-        demos.append(start_demo("off", ports["off"], server.issuer, data, [], {}))
-        demos.append(
-            start_demo("on", ports["on"], server.issuer, data, hook, {"RS_BUDGET_CLIENT_SECRET": rs["client_secret"]})
-        )
+        if not args.no_metering:  # the usage reporter too, as the demo's --budget-hook --metering wires them
+            hook += ["--metering", "--metering-client-id", rs["client_id"]]
+        level = "info" if args.sdk_logs else "warning"
+        demos.append(start_demo("off", ports["off"], server.issuer, data, [], {}, level))
+        secret_env = {"RS_BUDGET_CLIENT_SECRET": rs["client_secret"], "RS_METERING_CLIENT_SECRET": rs["client_secret"]}
+        demos.append(start_demo("on", ports["on"], server.issuer, data, hook, secret_env, level))
         bearers = {name: token(server.issuer, agent, secret, url) for name, url in urls.items()}
         for name, url in urls.items():  # one checked call each, then an unmeasured warm-up
             r = httpx2.post(url, json=CALL, headers={**HEADERS, "authorization": f"Bearer {bearers[name]}"})

@@ -16,20 +16,28 @@ Same run, same machine, traffic to 127.0.0.1 only:
 
 Each server runs in its own process (uvicorn); the load comes from ``wrk`` (with a Lua script
 for the POST body) when installed, otherwise from an httpx2 loop in a separate process. All the
-servers are up for the whole run and the load runs are interleaved (plain, jwt, introspection,
-plain, ...) ``--repeat`` times, so slow drift on a shared machine hits every variant alike; each
-figure is the median of its runs, ``rs.*.ratio`` is computed from the medians and
-``rs.*.ratio_paired`` is the median of the per-round ratios (each round's order is rotated).
+servers are up for the whole run and the load runs alternate in ``--rounds`` rounds (plain, jwt,
+introspection, ..., then the next round with the order rotated), so slow drift on a shared machine
+hits every variant alike. Each round prints its requests/s and its ratios to ``plain``; then
+``rs.*.rps`` is the median of a variant's runs, ``rs.*.ratio`` the ratio of those medians and
+``rs.*.ratio_paired`` the median of the per-round ratios (each pairs runs seconds apart: the figure
+the targets are read from, printed last as ``rs.target.*`` lines).
+
+Every server, protected or not, runs the MCP SDK's loggers at WARNING: at INFO the SDK renders a
+"Terminating session" line per request through ``rich``, which costs more CPU than the whole MCP
+request otherwise does and would hide the middleware's cost in the ratio (``--sdk-logs`` keeps
+them, in every variant alike). Uvicorn's access log is off in every variant.
 ``rs.*.cpu_us`` is the server process's CPU time (user + system) per request over a run (median of
 the runs) and ``rs.*.cpu_ratio`` = plain's / the variant's: on a shared machine, where other
 processes steal the cores, these say what the middleware costs better than requests per second.
 
-    python bench/rs_overhead.py [--duration 5] [--connections 32] [--threads 2] [--repeat 5]
+    python bench/rs_overhead.py [--duration 5] [--rounds 5] [--connections 32] [--threads 2] [--sdk-logs]
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import socket
@@ -51,12 +59,14 @@ from bench.wrk_post import wrk_post  # noqa: E402
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
 HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 RS_ID, RS_SECRET = "rs-client", "rs-secret-value"  # the test AS's resource-server credentials
+# Median per-round ratio each variant must reach: to plain (DPoP: to bearer, the same jwt server).
+TARGETS = {"jwt": 0.95, "introspection": 0.9, "hooks": 0.9, "dpop": 0.85}
 
 
 # -- servers (each started as `python bench/rs_overhead.py --serve KIND --port N --issuer URL`) ----
 
 
-def serve(kind: str, port: int, issuer: str) -> None:
+def serve(kind: str, port: int, issuer: str, sdk_logs: bool = False) -> None:
     import uvicorn
 
     if kind == "as":
@@ -96,6 +106,8 @@ def serve(kind: str, port: int, issuer: str) -> None:
             )
             app = build_app(config, hook=_hooks(issuer, resource) if kind == "hooks" else None, stateless=True,
                             json_response=True)  # fmt: skip
+    if not sdk_logs:  # every variant alike: the SDK's per-request INFO line (rich) would dominate the CPU
+        logging.getLogger("mcp").setLevel(logging.WARNING)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none")
 
 
@@ -149,9 +161,12 @@ def free_port() -> int:
         return port
 
 
-def start(kind: str, issuer: str, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+def start(
+    kind: str, issuer: str, port: int | None = None, sdk_logs: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
     port = port or free_port()
     cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--issuer", issuer]
+    cmd += ["--sdk-logs"] if sdk_logs else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -260,31 +275,35 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--samples", type=int, default=50, help="cold-latency samples")
-    p.add_argument("--repeat", type=int, default=3, help="interleaved load runs per variant (medians count)")
+    p.add_argument("--rounds", "--repeat", dest="rounds", type=int, default=3,
+                   help="alternating rounds (each: one load run per variant; medians count)")  # fmt: skip
+    p.add_argument("--sdk-logs", action="store_true",
+                   help="keep the MCP SDK's INFO logging (a rich line per request) in every server")  # fmt: skip
     p.add_argument("--serve", choices=["as", "plain", "jwt", "introspection", "hooks"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--issuer", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.issuer)
+        serve(args.serve, args.port, args.issuer, args.sdk_logs)
         return
 
     load = wrk_rps if shutil.which("wrk") else loop_rps
     print(
         f"# load generator: {'wrk' if load is wrk_rps else 'httpx2 loop'}, {args.connections} connections, "
-        f"{args.duration}s per run"
+        f"{args.duration}s per run, {args.rounds} alternating rounds, MCP SDK logs "
+        f"{'at INFO' if args.sdk_logs else 'at WARNING'} in every server; load {os.getloadavg()[0]:.2f}"
     )
     as_port = free_port()
     issuer = f"http://127.0.0.1:{as_port}"
     procs: list[subprocess.Popen[bytes]] = []
     kinds: tuple[str, ...] = ("plain", "jwt", "introspection", "hooks")
     try:
-        as_proc, _ = start("as", issuer, as_port)
+        as_proc, _ = start("as", issuer, as_port, args.sdk_logs)
         procs.append(as_proc)
         targets: dict[str, tuple[str, str | None]] = {}
         pids: dict[str, int] = {}
         for kind in kinds:
-            proc, port = start(kind, issuer)
+            proc, port = start(kind, issuer, sdk_logs=args.sdk_logs)
             procs.append(proc)
             pids[kind] = proc.pid
             url = f"http://127.0.0.1:{port}/mcp"
@@ -306,7 +325,7 @@ def main() -> None:
             kinds = (*kinds, "dpop")
         runs: dict[str, list[float]] = {kind: [] for kind in kinds}
         cpu: dict[str, list[float]] = {kind: [] for kind in kinds}  # server CPU µs per request
-        for round_no in range(args.repeat):
+        for round_no in range(args.rounds):
             shift = round_no % len(kinds)  # rotate the order: no variant always runs first or last
             for kind in kinds[shift:] + kinds[:shift]:
                 url, token = targets[kind]
@@ -330,9 +349,10 @@ def main() -> None:
         print(f"rs.introspection.cached_ms {warm:.2f}")
         for kind in kinds[1:]:
             print(f"rs.{kind}.ratio {results[kind] / results['plain']:.3f}")
+        paired: dict[str, float] = {}
         for kind in kinds[1:]:  # each round's ratio pairs runs seconds apart: less exposed to drift
-            paired = statistics.median(a / b for a, b in zip(runs[kind], runs["plain"], strict=True))
-            print(f"rs.{kind}.ratio_paired {paired:.3f}")
+            paired[kind] = statistics.median(a / b for a, b in zip(runs[kind], runs["plain"], strict=True))
+            print(f"rs.{kind}.ratio_paired {paired[kind]:.3f}")
         # Server CPU per request (the process's user+system time over a run / its requests): what the
         # middleware costs, little affected by other processes on a shared machine.
         cpu_med = {kind: statistics.median(values) for kind, values in cpu.items()}
@@ -343,8 +363,12 @@ def main() -> None:
         if "dpop" in runs:
             print(f"rs.dpop.cpu_vs_bearer {cpu_med['jwt'] / cpu_med['dpop']:.3f}")
             print(f"rs.dpop.vs_bearer {results['dpop'] / results['jwt']:.3f}")
-            paired = statistics.median(a / b for a, b in zip(runs["dpop"], runs["jwt"], strict=True))
-            print(f"rs.dpop.vs_bearer_paired {paired:.3f}")
+            paired["dpop"] = statistics.median(a / b for a, b in zip(runs["dpop"], runs["jwt"], strict=True))
+            print(f"rs.dpop.vs_bearer_paired {paired['dpop']:.3f}")
+        for kind, target in TARGETS.items():  # the median of the per-round ratios against issue #17's targets
+            if kind in paired:
+                verdict = "met" if paired[kind] >= target else "NOT met"
+                print(f"rs.target.{kind} {paired[kind]:.3f} >= {target} {verdict} (load {os.getloadavg()[0]:.2f})")
     finally:
         for proc in procs:
             if proc.poll() is None:

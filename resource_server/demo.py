@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -206,6 +207,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--conformance-fixtures", action="store_true", help="add the official conformance suite's simple fixtures"
     )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="uvicorn's and the MCP SDK's log level (default info: an access line and an SDK line per request)",
+    )
     return p.parse_args(argv)
 
 
@@ -258,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if reporter is not None:
         app = with_reporter_lifespan(app, reporter)  # ship what is still queued on shutdown
     # The access log redacts credential query parameters (a refused ?access_token= was logged in full).
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", log_config=uvicorn_log_config())
+    logging.getLogger("mcp").setLevel(args.log_level.upper())  # the SDK logs through rich, a line per request
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=uvicorn_log_config())
 
 
 def _close_on_shutdown(app: ASGIApp, hook: BudgetHook) -> ASGIApp:
