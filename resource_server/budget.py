@@ -11,7 +11,10 @@ recorded by tool code with ``record_usage(tokens=...)``); units not used are fre
 Sizing: a lease covers about ``lease_window`` seconds of the traffic last seen for its subject
 (at least the requests waiting for it, at most ``lease_max``); the first use of a subject leases
 one unit. A lease is returned after ``lease_idle`` seconds without use, or ``lease_age`` seconds
-after it was granted, whichever is first, and when exhausted once its last use finished. Near the
+after it was granted, whichever is first, and when exhausted once its last use finished. When a
+lease of 8 units or more is in its last quarter, the next one is leased **ahead**, in the
+background (at most ``lease_max`` units held per subject, both together): the uses that come after
+its last unit take units of the next one instead of all waiting for a round trip to the AS. Near the
 cap the AS grants what still fits (at least one unit), so a hard cap is spent to the last unit and
 never beyond: every admitted use holds a unit of a reservation the ledger made all or none.
 
@@ -38,19 +41,18 @@ of each member in turn works unchanged.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 
 from resource_server.admin_token import AdminApiToken
 from resource_server.hooks import Refusal, UseContext, UseOutcome
+from resource_server.lease import Lease, Slot, Subject
 
 __all__ = ["BudgetHook"]
 
@@ -59,35 +61,6 @@ log = logging.getLogger(__name__)
 SCOPE = "budgets:use"
 EXHAUSTED = "urn:authz:problem:budget-exhausted"
 UNAVAILABLE = "urn:authz:problem:budget-unavailable"
-
-Subject = tuple[str | None, str | None, str | None]  # (agent, team, workflow)
-
-
-@dataclass(eq=False, slots=True)
-class _Lease:
-    """Units of one reservation at the AS, handed out to uses of one subject."""
-
-    handle: str | None  # None: no budget applies to the subject (nothing to settle)
-    units: int
-    granted: float  # monotonic
-    taken: int = 0
-    inflight: int = 0
-    calls: int = 0  # uses that happened (charged)
-    tokens: int = 0
-    last_used: float = 0.0
-    retired: bool = False
-    settled: bool = False
-
-
-@dataclass(eq=False, slots=True)
-class _Slot:
-    """One subject's current lease and the uses waiting for the next one."""
-
-    lease: _Lease | None = None
-    size: int = 1  # the next lease's size
-    waiters: collections.deque[asyncio.Future[_Lease | Refusal | None]] = field(default_factory=collections.deque)
-    acquiring: bool = False
-    returned: float = 0.0  # when the last lease was retired (monotonic)
 
 
 class BudgetHook:
@@ -130,8 +103,8 @@ class BudgetHook:
         )
         self._token = AdminApiToken(self._http, issuer, client_id, client_secret, SCOPE, api_base=admin_api)
         self.admin_api = self._token.api_base
-        self._slots: dict[Subject, _Slot] = {}
-        self._held: dict[int, _Lease] = {}  # id(UseContext) -> its lease, between before and after
+        self._slots: dict[Subject, Slot] = {}
+        self._held: dict[int, Lease] = {}  # id(UseContext) -> its lease, between before and after
         self._queue: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -155,13 +128,17 @@ class BudgetHook:
             return None  # nobody to charge: no budget can apply, no round trip
         slot = self._slots.get(subject)
         if slot is None:
-            slot = self._slots[subject] = _Slot()
+            slot = self._slots[subject] = Slot()
         now = time.monotonic()
         lease = slot.lease
         if lease is not None and not slot.waiters and now - lease.granted < self.lease_age:
             self._take(slot, lease, ctx, now)  # the hot path: a unit of a lease already held
+            last_quarter = lease.units - lease.taken <= lease.units // 4 and lease.units >= 8
+            if last_quarter and slot.lease is lease and slot.ahead is None and not slot.acquiring:
+                slot.acquiring = True  # lease the next one now, so that nobody waits for it
+                self._spawn(self._acquire(subject, slot, ahead=lease))
             return None
-        waiter: asyncio.Future[_Lease | Refusal | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Lease | Refusal | None] = asyncio.get_running_loop().create_future()
         slot.waiters.append(waiter)
         if not slot.acquiring:
             slot.acquiring = True
@@ -170,15 +147,15 @@ class BudgetHook:
             got = await waiter
         except asyncio.CancelledError:
             given = waiter.result() if waiter.done() and not waiter.cancelled() else None
-            if isinstance(given, _Lease):
+            if isinstance(given, Lease):
                 self._finish(given, None)  # the unit was ours: hand it back uncharged
             raise
-        if isinstance(got, _Lease):
+        if isinstance(got, Lease):
             self._held[id(ctx)] = got
             return None
         return got
 
-    def _take(self, slot: _Slot, lease: _Lease, ctx: UseContext | None, now: float) -> None:
+    def _take(self, slot: Slot, lease: Lease, ctx: UseContext | None, now: float) -> None:
         lease.taken += 1
         lease.inflight += 1
         lease.last_used = now
@@ -187,30 +164,43 @@ class BudgetHook:
         if lease.taken >= lease.units:
             self._retire(slot, lease, now)
 
-    async def _acquire(self, subject: Subject, slot: _Slot) -> None:
-        """Lease units for every use waiting on ``slot`` (one reserve per lease), then hand them out."""
+    async def _acquire(self, subject: Subject, slot: Slot, ahead: Lease | None = None) -> None:
+        """Lease units for every use waiting on ``slot`` (one reserve per lease), then hand them out.
+
+        ``ahead``: ``slot``'s lease is in its last quarter; lease the next one now (sized from the
+        current one's rate, at most ``lease_max`` minus what is left of it) as ``slot.ahead``.
+        """
         try:
+            if ahead is not None:
+                rate = ahead.taken / max(time.monotonic() - ahead.granted, 1e-3)
+                want = min(self.lease_max - (ahead.units - ahead.taken), math.ceil(rate * self.lease_window))
+                got = await self._lease(subject, max(1, want))
+                if isinstance(got, Lease):  # a refusal is handed to nobody: uses finding no unit ask again
+                    got.last_used = got.granted
+                    if slot.lease is None:  # the current lease ran out meanwhile
+                        self._install(slot, got, got.granted)
+                    elif slot.ahead is None:
+                        slot.ahead = got
+                    else:  # cannot happen (one acquire at a time); never leak a hold
+                        got.retired = True
+                        self._settle_lease(got)
             while slot.waiters:
                 if slot.lease is not None:
                     self._retire(slot, slot.lease, time.monotonic())
+                    if slot.lease is not None:  # the lease leased ahead took over
+                        self._install(slot, slot.lease, time.monotonic())
+                        continue
                 units = min(self.lease_max, max(slot.size, len(slot.waiters)))
                 got = await self._lease(subject, units)
                 now = time.monotonic()
-                if not isinstance(got, _Lease):  # a refusal, or None: admitted without a hold (fail open)
+                if not isinstance(got, Lease):  # a refusal, or None: admitted without a hold (fail open)
                     slot.size = 1
                     while slot.waiters:
                         waiter = slot.waiters.popleft()
                         if not waiter.done():
                             waiter.set_result(got)
                     break
-                slot.lease = got
-                while slot.waiters and slot.lease is got:
-                    waiter = slot.waiters.popleft()
-                    if not waiter.done():
-                        self._take(slot, got, None, now)
-                        waiter.set_result(got)
-                if got.taken == 0:  # every waiter went away
-                    got.last_used = now
+                self._install(slot, got, now)
             self._ensure_sweeper()
         except BaseException as exc:
             refusal = self._unreachable(f"{type(exc).__name__}: {exc}")
@@ -223,7 +213,18 @@ class BudgetHook:
         finally:
             slot.acquiring = False
 
-    async def _lease(self, subject: Subject, units: int) -> _Lease | Refusal | None:
+    def _install(self, slot: Slot, lease: Lease, now: float) -> None:
+        """``lease`` is the subject's current one: a unit of it to each use waiting, while it lasts."""
+        slot.lease = lease
+        while slot.waiters and slot.lease is lease:
+            waiter = slot.waiters.popleft()
+            if not waiter.done():
+                self._take(slot, lease, None, now)
+                waiter.set_result(lease)
+        if lease.taken == 0:  # every waiter went away
+            lease.last_used = now
+
+    async def _lease(self, subject: Subject, units: int) -> Lease | Refusal | None:
         estimate: dict[str, Any] = {"calls": 1}
         if self.estimate_tokens:
             estimate["tokens"] = self.estimate_tokens
@@ -242,7 +243,7 @@ class BudgetHook:
             if r.status_code == 200:
                 doc = r.json()
                 granted = int(doc.get("units", 1)) if doc.get("reservation_id") else units
-                return _Lease(handle=doc.get("reservation_id"), units=max(1, granted), granted=time.monotonic())
+                return Lease(handle=doc.get("reservation_id"), units=max(1, granted), granted=time.monotonic())
         except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
             return self._unreachable(f"{type(exc).__name__}: {exc}")
         if r.status_code == 429:
@@ -256,7 +257,7 @@ class BudgetHook:
         if lease is not None:
             self._finish(lease, outcome)
 
-    def _finish(self, lease: _Lease, outcome: UseOutcome | None) -> None:
+    def _finish(self, lease: Lease, outcome: UseOutcome | None) -> None:
         """One use of ``lease`` is over: count it unless it did not happen (or failed on our side)."""
         lease.inflight -= 1
         if outcome is not None and outcome.status is not None and outcome.status < 500:
@@ -265,20 +266,20 @@ class BudgetHook:
         if lease.retired and lease.inflight == 0:
             self._settle_lease(lease)
 
-    def _retire(self, slot: _Slot, lease: _Lease, now: float) -> None:
+    def _retire(self, slot: Slot, lease: Lease, now: float) -> None:
         """No more units from ``lease``: learn the subject's rate from it, settle once it is idle."""
         if lease.retired:
             return
         lease.retired = True
         slot.returned = now
         if slot.lease is lease:
-            slot.lease = None
+            slot.lease, slot.ahead = slot.ahead, None
         age = max(now - lease.granted, 1e-3)
         slot.size = max(1, min(self.lease_max, math.ceil(lease.taken / age * self.lease_window)))
         if lease.inflight == 0:
             self._settle_lease(lease)
 
-    def _settle_lease(self, lease: _Lease) -> None:
+    def _settle_lease(self, lease: Lease) -> None:
         if lease.settled or lease.handle is None:
             return
         lease.settled = True
@@ -308,7 +309,9 @@ class BudgetHook:
             if lease is not None and (
                 everything or now - lease.last_used >= self.lease_idle or now - lease.granted >= self.lease_age
             ):
-                self._retire(slot, lease, now)
+                self._retire(slot, lease, now)  # the lease leased ahead (if any) takes over, idle since granted
+                if everything and slot.lease is not None:
+                    self._retire(slot, slot.lease, now)
             idle = slot.lease is None and not slot.waiters and not slot.acquiring
             if idle and (everything or now - slot.returned >= 3 * self.lease_age):
                 del self._slots[subject]  # forget the rate of a subject gone quiet

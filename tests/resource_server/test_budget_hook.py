@@ -221,3 +221,35 @@ async def test_a_use_cancelled_while_waiting_takes_no_unit() -> None:
 def test_lease_max_is_bounded() -> None:
     with pytest.raises(ValueError, match="lease_max"):
         BudgetHook(ISSUER, "rs", "secret", lease_max=0)
+
+
+async def test_the_next_lease_is_leased_ahead_and_the_uses_after_the_last_unit_do_not_wait() -> None:
+    stub = LeasingAS()
+    h = leasing_hook(stub, lease_max=16)
+    assert await asyncio.gather(*(run_use(h) for _ in range(16))) == [200] * 16
+    for _ in range(12):  # a second lease of 16; the 12th use opens its last quarter
+        assert await run_use(h) == 200
+    await asyncio.sleep(0.05)  # the reserve ahead, in the background
+    assert len(stub.reserves) == 3 and stub.reserves[:2] == [16, 16]
+    assert stub.reserves[2] <= 16 - 4  # never more than lease_max unused for the subject, both leases together
+    for _ in range(4 + 2):  # the rest of the second lease, then units of the one leased ahead
+        assert await run_use(h) == 200
+    assert len(stub.reserves) == 3  # nobody waited for a round trip
+    await h.drain()
+    assert (stub.spent, stub.held) == (34, 0)
+    await h.aclose()
+
+
+async def test_a_lease_leased_ahead_and_never_used_goes_back() -> None:
+    stub = LeasingAS()
+    h = leasing_hook(stub, lease_max=16, lease_idle=0.5)
+    assert await asyncio.gather(*(run_use(h) for _ in range(16))) == [200] * 16
+    for _ in range(12):
+        assert await run_use(h) == 200
+    await asyncio.sleep(0.05)
+    assert len(stub.reserves) == 3
+    h.sweep(time.monotonic() + 1.0)  # the current lease idle: returned, the one ahead takes over
+    h.sweep(time.monotonic() + 2.0)  # idle since granted: returned too
+    await h.drain()
+    assert (stub.spent, stub.held) == (28, 0)
+    await h.aclose()
