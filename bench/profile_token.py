@@ -10,7 +10,7 @@ the module that spent it (self time), and ``--top`` lists the heaviest functions
 request, the whole process's and the event loop thread's (the difference is what background
 threads such as the audit writer spend), is measured in a separate, unprofiled pass.
 
-    python bench/profile_token.py [--requests 2000] [--scenario basic|pkjwt|exchange|dpop|all] [--top 15]
+    python bench/profile_token.py [--requests 2000] [--scenario basic|agent|pkjwt|exchange|dpop|all] [--top 15]
     python bench/profile_token.py --scenario dpop --set dpop_replica_nonces=1   # any AUTHZ_* setting
 
 The server's uvicorn/httptools part is not in this profile (it is the same for every scenario);
@@ -98,8 +98,13 @@ def setup(data: str) -> dict[str, str]:
     Path(data, "jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
     _run("clients", "add", "--client-id", "bench-pkjwt", "--auth-method", "private_key_jwt",
          "--jwks-file", f"{data}/jwks.json", "--grant-type", "client_credentials", env=env)  # fmt: skip
+    # The production shape: an agent in a team, with a hard budget on the agent (policies and audit are on).
+    _run("teams", "create", "bench-team", env=env)
+    agent_id = _field(_run("agents", "create", "bench-spender", "--team", "bench-team", env=env), "id")
+    spender = _field(_run("agents", "credentials", "issue", agent_id, env=env), "client_secret")
+    _run("budgets", "create", "--agent", agent_id, "--metric", "calls", "--limit", "1000000000", env=env)
     os.environ.update(AUTHZ_ISSUER=ISSUER, AUTHZ_DATA_DIR=data, AUTHZ_ACCESS_TOKEN_TTL="3600")
-    return {"cc": cc, "agent": agent}
+    return {"cc": cc, "agent": agent, "spender_id": agent_id, "spender": spender}
 
 
 def basic(client_id: str, secret: str) -> bytes:
@@ -148,6 +153,11 @@ def scenarios(creds: dict[str, str], data: str, caller: Caller, n: int) -> dict[
     async def basic_call() -> tuple[int, bytes]:
         return await caller.post("/token", cc_body, cc_auth)
 
+    spender_auth = [(b"authorization", basic(creds["spender_id"], creds["spender"]))]
+
+    async def agent_call() -> tuple[int, bytes]:
+        return await caller.post("/token", cc_body, spender_auth)
+
     # Client-side signatures are made before the measured loops (as bench/make_*.py do for wrk).
     assertions = iter([assertion().encode() for _ in range(n)])
     proofs: list[Any] = []  # signed on the first call, with the server's nonce when it asks for one
@@ -180,7 +190,7 @@ def scenarios(creds: dict[str, str], data: str, caller: Caller, n: int) -> dict[
             )
         return await caller.post("/token", exchange_body[0], [(b"authorization", basic("bench-agent", creds["agent"]))])
 
-    return {"basic": basic_call, "pkjwt": pkjwt_call, "exchange": exchange_call, "dpop": dpop_call}
+    return {"basic": basic_call, "agent": agent_call, "pkjwt": pkjwt_call, "exchange": exchange_call, "dpop": dpop_call}
 
 
 def stage_table(stats: pstats.Stats, n: int) -> list[tuple[str, float]]:
@@ -235,7 +245,7 @@ async def main_async(args: argparse.Namespace) -> None:
     started = await lifespan_out.get()
     assert started["type"] == "lifespan.startup.complete", started
     caller = Caller(app)
-    names = ["basic", "pkjwt", "exchange", "dpop"] if args.scenario == "all" else [args.scenario]
+    names = ["basic", "agent", "pkjwt", "exchange", "dpop"] if args.scenario == "all" else [args.scenario]
     total = 2 * args.requests + min(200, args.requests)
     calls = scenarios(creds, data, caller, total if {"pkjwt", "dpop"} & set(names) else 0)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -251,7 +261,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=2000)
-    p.add_argument("--scenario", default="all", choices=["all", "basic", "pkjwt", "exchange", "dpop"])
+    p.add_argument("--scenario", default="all", choices=["all", "basic", "agent", "pkjwt", "exchange", "dpop"])
     p.add_argument("--top", type=int, default=15)
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a setting, e.g. dpop_replica_nonces=1"

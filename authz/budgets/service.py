@@ -238,17 +238,22 @@ class BudgetService:
     # -- issuance ---------------------------------------------------------------------------------------
     def check_issuance(self, agent: str | None, team: str | None, workflow: str | None) -> Exhausted | None:
         """A hard budget whose current window is fully spent refuses new tokens (until the period ends)."""
+        spent_of = getattr(self.ledger, "spent", None)  # the SQL ledger's one-statement read
         for budget in self.applicable(agent, team, workflow):
             if not budget.hard:
                 continue
             try:
-                status = self.ledger.status(budget)
+                if spent_of is not None:
+                    spent, period_end = spent_of(budget)
+                else:
+                    status = self.ledger.status(budget)
+                    spent, period_end = status.spent, status.period_end
             except LedgerUnavailable:
                 if self.fail_closed:
                     return Exhausted(budget.id, None, reason="unavailable")
                 continue
-            if status.spent >= budget.limit:
-                return Exhausted(budget.id, status.period_end)
+            if spent >= budget.limit:
+                return Exhausted(budget.id, period_end)
         return None
 
     def status(self, budget: Budget) -> Status:

@@ -136,11 +136,11 @@ async def test_ledger_unreachable_fails_closed_with_temporarily_unavailable(auth
     def down(*_: object) -> object:
         raise LedgerUnavailable("down")
 
-    original = svc.ledger.status
-    svc.ledger.status = down  # type: ignore[method-assign, assignment]
+    original, spent = svc.ledger.status, svc.ledger.spent  # type: ignore[attr-defined]
+    svc.ledger.status = svc.ledger.spent = down  # type: ignore[method-assign, assignment, attr-defined]
     try:
         status, body, _ = await _cc(authz, agent, secret)
     finally:
-        svc.ledger.status = original  # type: ignore[method-assign]
+        svc.ledger.status, svc.ledger.spent = original, spent  # type: ignore[method-assign, attr-defined]
     assert status == 503 and body["error"] == "temporarily_unavailable"
     assert any(e["reason"] == "budget_unavailable" for e in _events(authz, "token.refused"))

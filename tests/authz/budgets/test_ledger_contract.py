@@ -233,3 +233,20 @@ def test_reserve_many_mixes_budget_sets_and_known_ids(ledger: Ledger) -> None:
         if isinstance(r, Reservation):
             ledger.settle(r)
     assert (ledger.status(agent).spent, ledger.status(team).spent) == (3, 4)
+
+
+def test_the_issuance_read_is_the_status_spent_and_period_end(ledger: Ledger, clock: Clock) -> None:
+    """``spent()`` (the SQL ledger's one-statement read at token issuance) says what ``status()`` says."""
+    spent_of = getattr(ledger, "spent", None)
+    if spent_of is None:
+        pytest.skip("this ledger answers the issuance check with status()")
+    b, lifetime = budget(limit=5), budget("b2", limit=5, period="lifetime")
+    for x in (b, lifetime):
+        assert spent_of(x) == (0, ledger.status(x).period_end)  # no window row yet
+    ledger.settle(reserved(ledger, b, "r1", 3))
+    reserved(ledger, b, "held", 1, ttl=0.01)
+    ledger.settle(reserved(ledger, lifetime, "r2", 2))
+    for x in (b, lifetime):
+        s = ledger.status(x)
+        assert spent_of(x) == (s.spent, s.period_end)
+    assert spent_of(b)[0] == 3 and spent_of(lifetime)[1] is None
