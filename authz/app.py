@@ -204,6 +204,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
             await webhooks
             worker.close()
             ctx.metering.close()
+            app.state.server.dpop.close()  # the DPoP replay cache's writer thread and connection
             stop.set()
             watcher.join()
             ctx.audit.stop()

@@ -46,7 +46,7 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 # (stage, substrings of the file path): the first match names a function's stage.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("DPoP proof check", ("/dpop/", "authz/oauth/dpop.py")),
+    ("DPoP proof check", (f"{ROOT}/dpop/", "authz/oauth/dpop.py", "authz/oauth/replay.py")),
     ("client auth (private_key_jwt)", ("authz/oauth/client_auth.py", "authz/oauth/cimd.py", "/joserfc/")),
     ("client auth (secret)", ("authz/identity/clients", "authz/core/crypto", "hmac", "/hashlib")),
     ("policy decision", ("authz/policy/", "/policies/")),

@@ -9,7 +9,9 @@ per Section 5.2 of [RFC6749] with invalid_dpop_proof as the value of the error p
 RFC 9449 §11.1: "the server MUST only accept the proof once within the window": every accepted
 proof's ``(jkt, jti)`` is remembered until its ``iat`` leaves the window, in Redis (``SET NX EX``)
 when the server has Redis, else in the ``used_jtis`` table every replica shares. The stateless
-checks (:mod:`dpop.proof`) run first, so a forged proof never costs a write.
+checks (:mod:`dpop.proof`) run first, so a forged proof never costs a write. Concurrent requests'
+keys are written together (:mod:`authz.oauth.group_commit`: one multi-row upsert and commit, or one
+Redis pipeline, per batch); each request waits for its own key's answer, after the commit.
 
 Nonces (§8) are optional (``dpop_nonce``): a proof without a valid one is answered 400
 ``use_dpop_nonce`` with a ``DPoP-Nonce`` header; every token response then carries the current nonce.
@@ -33,6 +35,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from authz.core.crypto import Keyring
 from authz.core.settings import Settings
+from authz.oauth.group_commit import GroupCommit
 from authz.oauth.replay import ReplayCache, replay_cache
 from dpop import NonceIssuer, Proof, ProofError, ProofVerifier, normalize_htu, single_proof
 
@@ -107,6 +110,7 @@ class TokenEndpointDpop:
         assert htu is not None
         self._uris = frozenset({htu})
         self._replay = replay
+        self._group: GroupCommit | None = None  # the replay cache's group commit, made on first use
         replica = settings.dpop_replica_nonces
         self.nonces = (
             NonceIssuer(keyring.derive(b"dpop-nonce"), ttl=settings.dpop_nonce_ttl, replica=replica)
@@ -115,7 +119,7 @@ class TokenEndpointDpop:
         )
         self.replica = ReplicaReplayCache(self.nonces) if replica and self.nonces is not None else None
 
-    def check(self, values: Sequence[str], now: float | None = None) -> Proof | None:
+    async def check(self, values: Sequence[str], now: float | None = None) -> Proof | None:
         current = time.time() if now is None else now
         try:
             value = single_proof(values)
@@ -134,10 +138,18 @@ class TokenEndpointDpop:
         if self.nonces is not None and not self.nonces.valid(proof.nonce):
             # Before the replay cache: the retry with the nonce is a new proof (new jti) anyway.
             raise UseDpopNonceError("The authorization server requires a DPoP nonce.", self.nonces.issue())
-        expires_at = proof.iat + self.verifier.window + 1
-        if not self._replay.first_use(proof.replay_key(), expires_at, int(current)):
+        group = self._group
+        if group is None:
+            group = self._group = self._replay.group_commit()
+        if not await group.first_use(proof.replay_key(), proof.iat + self.verifier.window + 1, int(current)):
             raise DpopProofError("The DPoP proof was already used.")
         return proof
+
+    def close(self) -> None:
+        """Write the replay cache's queued keys and stop its writer (the server is stopping)."""
+        group, self._group = self._group, None
+        if group is not None:
+            group.close()
 
     def check_presentation(self, values: Sequence[str], *, method: str, uri: str, token: str) -> Proof:
         """RFC 9449 §7.1 at the AS's own protected resource (the admin API): a proof for this request

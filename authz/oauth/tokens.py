@@ -48,6 +48,13 @@ class TokenRequest:
     jkt: str | None = None  # DPoP: the access token is bound to this key thumbprint (cnf.jkt)
     refresh_jkt: str | None = None  # DPoP: the refresh token is bound too (public clients, RFC 9449 §5)
 
+    def bound_to(self, jkt: str) -> TokenRequest:
+        """A copy whose access token is bound to ``jkt`` (``dataclasses.replace`` without its field walk:
+        every DPoP token request makes one)."""
+        copy = object.__new__(TokenRequest)
+        copy.__dict__.update(self.__dict__, jkt=jkt)
+        return copy
+
 
 class TokenIssuer:
     def __init__(self, issuer: str, keys: KeyManager, keyring: Keyring, grants: GrantStore) -> None:

@@ -83,9 +83,24 @@ class RevocationStore(Protocol):
     def revocations_since(self, seq: int, now: int) -> Sequence[Revocation]: ...
 
 
+class JtiBatchWriter(Protocol):
+    local: bool  # the store is a local file (SQLite): writing it never waits for a network round trip
+
+    def remember(self, rows: Sequence[tuple[str, int]], now: int) -> set[str]:
+        """Record ``(key, expires_at)`` rows (distinct keys) in one transaction; the keys recorded
+        (a key already recorded and not expired is a replay, absent from the answer)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ReplayStore(Protocol):
     def remember_jti(self, key: str, expires_at: int, now: int) -> bool:
         """Record a JWT id; False when it was already recorded and has not expired (a replay)."""
+        ...
+
+    def jti_writer(self) -> JtiBatchWriter:
+        """A writer for batches of JWT ids on a connection of its own (one thread uses it)."""
         ...
 
 

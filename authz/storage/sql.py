@@ -31,6 +31,7 @@ from authz.storage.models import (
 )
 from authz.storage.sql_agents import SqlAgentStore
 from authz.storage.sql_feed import _change, _now, _rowcount, _serialise_feed
+from authz.storage.sql_jti import JtiWriter
 from authz.storage.sql_policies import SqlPolicyMixin
 from authz.storage.sql_trust import SqlTrustMixin
 
@@ -237,6 +238,10 @@ class SqlStore(SqlAgentStore, SqlTrustMixin, SqlPolicyMixin):
         finally:
             conn.close()  # back to the pool
         return row is not None
+
+    def jti_writer(self) -> JtiWriter:
+        """Batches of ``remember_jti`` in one statement and one commit, on a dedicated connection."""
+        return JtiWriter(self.engine)
 
     def purge_expired(self, now: int) -> int:
         """Delete rows no longer needed (expired codes, jtis, revocations). Returns rows deleted."""

@@ -70,9 +70,10 @@ async def _answer(request: Request, body: bytes | None = None) -> Result | Respo
     state = request.app.state
     try:
         areq = await read_request(request, state.ctx, body=body)
-        result = _check_dpop(request, areq) or await run_core(
-            state.server.create_token_response, areq, inline=state.server.can_run_inline(areq)
-        )
+        proofs = request.headers.getlist("dpop")
+        result = await _check_dpop(request, areq, proofs) if proofs else None
+        if result is None:
+            result = await run_core(state.server.create_token_response, areq, inline=state.server.can_run_inline(areq))
     except OAuth2Error as error:
         return error_result(error)
     except Exception:
@@ -86,11 +87,11 @@ async def _answer(request: Request, body: bytes | None = None) -> Result | Respo
     return result
 
 
-def _check_dpop(request: Request, areq: AuthzRequest) -> Result | None:
+async def _check_dpop(request: Request, areq: AuthzRequest, proofs: list[str]) -> Result | None:
     """RFC 9449 §5 (:mod:`authz.oauth.dpop`): the request's proof, before any grant logic; a refusal
     (``invalid_dpop_proof``, ``use_dpop_nonce``) is answered, and audited, like any other."""
     try:
-        areq.dpop = request.app.state.server.dpop.check(request.headers.getlist("dpop"))
+        areq.dpop = await request.app.state.server.dpop.check(proofs)
     except OAuth2Error as error:
         return error_result(error)
     return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
@@ -92,7 +91,7 @@ class IssuingGrant:
     def bind(self, req: TokenRequest) -> TokenRequest:
         """Bind the access token to the request's DPoP proof key (RFC 9449 §6: ``cnf.jkt``), if any."""
         proof = self.request.dpop
-        return req if proof is None else dataclasses.replace(req, jkt=proof.jkt)
+        return req if proof is None else req.bound_to(proof.jkt)
 
     def refresh_binding(self) -> str | None:
         """RFC 9449 §5: a public client's refresh token is bound to its proof key (confidential clients'
