@@ -169,6 +169,21 @@ def test_policy_test_is_retried_as_declared_idempotent(live: Live) -> None:
     assert retry.should_retry(1, post, None, idempotent=True) and not retry.should_retry(1, post, None)
 
 
+def test_budget_reserve_is_retried_and_held_once(live: Live, client: Client) -> None:
+    """``budgets.reserve`` sends a ``request_id`` (generated when absent) that the server deduplicates
+    by: declared idempotent, a lost answer is asked again and the estimate is held once."""
+    budget = client.budgets.create(workflow="py-reserve-retry", call_limit=10, period="day")
+    transport = _LoseFirstResponse()
+    with Client(
+        live.server.issuer, api_key=live.token, transport=transport, retry=RetryPolicy(base_delay=0.01)
+    ) as flaky:
+        held = flaky.budgets.reserve(workflow="py-reserve-retry", calls=1)
+    assert transport.posts == 2 and held["reservation_id"] and budget["id"] in held["budgets"]
+    assert client.budgets.status(budget["id"])["reserved"] == 1
+    client.budgets.settle([{"reservation_id": held["reservation_id"], "release": True}])
+    assert client.budgets.delete(budget["id"])
+
+
 def test_policies_get_and_put(client: Client) -> None:
     with pytest.raises(ApiError) as missing:
         client.policies.get()

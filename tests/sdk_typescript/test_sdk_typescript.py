@@ -66,7 +66,7 @@ def test_node_suite_against_the_live_server(live: Live) -> None:
         "AUTHZ_SUBJECT_ID": live.user_id,
         "AUTHZ_RESOURCE_URI": RESOURCE,
     }
-    done = node_test(node, ["build/test/live.test.js", "build/test/retry.test.js"], env)
+    done = node_test(node, ["build/test/live.test.js", "build/test/retry.test.js", "build/test/metering.test.js"], env)
     assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + live.server.log()[-4000:]
     assert re.search(r"^# fail 0$", done.stdout, re.MULTILINE), done.stdout
     assert re.search(r"^# pass [1-9]", done.stdout, re.MULTILINE), done.stdout

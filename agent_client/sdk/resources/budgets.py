@@ -106,13 +106,14 @@ class Budgets(Surface[R]):
 
         The 429's ``ApiError.retry_after`` says when the budget's period ends.
 
-        ``request_id`` (generated when absent) makes the call idempotent, so it is retried safely.
+        ``request_id`` (generated when absent) makes the call idempotent: the server deduplicates by
+        it (scoped to the calling client), so the call is declared idempotent and retried safely.
         """
         rid = request_id or f"rsv_{uuid.uuid4().hex}"
         estimate = compact(calls=calls, tokens=tokens, cost=cost, currency=currency) or None
         body = compact(agent=agent, team=team, workflow=workflow, request_id=rid, estimate=estimate, units=units,
                        ttl=ttl)  # fmt: skip
-        return self._request("POST", "/budgets/reserve", json=body, headers={"Idempotency-Key": rid})
+        return self._request("POST", "/budgets/reserve", json=body, idempotent=True)
 
     @operation("POST /budgets/settle")
     def settle(self, settlements: Sequence[Mapping[str, Any]]) -> R:

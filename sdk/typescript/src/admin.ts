@@ -191,12 +191,13 @@ export class Budgets extends Surface {
 
   /**
    * Reserve an estimate on every budget of an agent/team/workflow (a 429 {@link ApiError} when a
-   * hard one is exhausted; `Retry-After` is its period end). With `request_id` set the call is
-   * deduplicated by the server and retried like an idempotent one.
+   * hard one is exhausted; `Retry-After` is its period end). The server deduplicates by
+   * `request_id` (scoped to the calling client); one is generated when absent (`rsv_` + 32 hex
+   * digits, as the Python SDK does), so the call is retried like an idempotent one.
    */
   reserve(input: Body<"reserve_use">, options?: CallOptions): Promise<Result<"reserve_use">> {
-    const idempotent = typeof input.request_id === "string" && input.request_id !== "";
-    return this.call("reserve_use", { method: "POST", path: "/budgets/reserve", body: input, idempotent }, options);
+    const body = input.request_id ? input : { ...input, request_id: `rsv_${globalThis.crypto.randomUUID().replaceAll("-", "")}` };
+    return this.call("reserve_use", { method: "POST", path: "/budgets/reserve", body, idempotent: true }, options);
   }
 
   /** Settle or release reservations (idempotent on the server, so retried). */

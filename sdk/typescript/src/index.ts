@@ -11,7 +11,7 @@ export { RetryPolicy, retryAfterMs, type RetryOptions } from "./retry.js";
 export { Agents, Budgets, Credentials, OwnerBudgets, Policies, Subjects, Teams, type BudgetOwner } from "./admin.js";
 export { BillingWebhooks, Credits, Customers, Invoices, Plans, Subscriptions } from "./billing.js";
 export { LicensePolicies, Licenses, LicenseWebhooks, Machines, Products, type KeyCheckout } from "./licensing.js";
-export { Metering, Outcomes, prepareEvent, prepareEvents, MAX_BATCH, type EventInput, type MeteringEvent, type UsageQuery } from "./metering.js";
+export { Metering, Outcomes, newEventId, prepareEvent, prepareEvents, MAX_BATCH, type EventInput, type MeteringEvent, type UsageQuery } from "./metering.js";
 export { SURFACE } from "./operations.js";
 export type { Body, Query, Result } from "./types.js";
 export type * from "./openapi.js";
