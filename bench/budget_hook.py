@@ -15,8 +15,12 @@ Everything on 127.0.0.1, real processes, a temporary data dir:
   (the order alternates every round so neither variant always runs first).
 
 Printed: per-round figures as ``#`` comments, then ``budget_hook.off.rps``, ``budget_hook.on.rps``
-(medians), ``budget_hook.ratio`` (median of the per-round on/off ratios), the non-2xx and socket
-error counts (both must be 0; the script exits 1 otherwise) and the calls the AS charged.
+(medians), ``budget_hook.ratio`` (median of the per-round on/off ratios), each demo server's CPU per
+request (``/proc``, user + system, median of the rounds: ``budget_hook.{off,on}.cpu_us`` and
+``budget_hook.cpu_ratio`` = off/on) and the AS's CPU per "on" request (the reserves, settles and
+metering shipments it answers: on two shared cores it competes with the "on" server for the CPU,
+so it lowers the rps ratio without being the hook's own cost), the non-2xx and socket error counts
+(both must be 0; the script exits 1 otherwise) and the calls the AS charged.
 
 Both demo servers run with ``--log-level warning`` (``--sdk-logs``: ``info``, both alike): at info the
 MCP SDK renders a line per request through ``rich`` and uvicorn writes an access line, which together
@@ -29,6 +33,7 @@ cost more CPU than the rest of the request and would hide what the hook costs.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -88,6 +93,13 @@ def start_demo(
         time.sleep(0.1)
     kill_group(proc)
     raise TimeoutError(f"demo {name} did not answer {url}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rpartition(")")[2].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def token(issuer: str, client_id: str, secret: str, resource: str) -> str:
@@ -159,13 +171,20 @@ def main() -> int:
                 wrk(url, bearers[name], argparse.Namespace(**{**vars(args), "duration": args.warmup}))
 
         runs: dict[str, list[float]] = {"off": [], "on": []}
+        pids = {"off": demos[0].pid, "on": demos[1].pid}
+        assert server.proc is not None
+        cpu: dict[str, list[float]] = {"off": [], "on": [], "as_per_on": []}  # µs per request
         bad = {"non2xx": 0, "socket_errors": 0}
         failures: list[str] = []
         measured = {"off": 0, "on": 0}
         for round_no in range(args.rounds):
             order = ("off", "on") if round_no % 2 == 0 else ("on", "off")
             for name in order:
+                before, as_before = cpu_seconds(pids[name]), cpu_seconds(server.proc.pid)
                 rps, total, non2xx, errors = wrk(urls[name], bearers[name], args)
+                cpu[name].append((cpu_seconds(pids[name]) - before) / max(1, total) * 1e6)
+                if name == "on":  # what the hooks' reserves, settles and metering cost the AS, per call
+                    cpu["as_per_on"].append((cpu_seconds(server.proc.pid) - as_before) / max(1, total) * 1e6)
                 runs[name].append(rps)
                 measured[name] += total
                 bad["non2xx"] += non2xx
@@ -175,13 +194,20 @@ def main() -> int:
             ratio = runs["on"][-1] / runs["off"][-1]
             print(
                 f"# round {round_no + 1} ({'/'.join(order)}): off={runs['off'][-1]:.0f} on={runs['on'][-1]:.0f} rps "
-                f"ratio={ratio:.3f}" + (f" ({'; '.join(failures)})" if failures else "")
+                f"ratio={ratio:.3f}; server CPU µs/request off={cpu['off'][-1]:.0f} on={cpu['on'][-1]:.0f} "
+                f"(+ AS {cpu['as_per_on'][-1]:.0f}); load {os.getloadavg()[0]:.2f}"
+                + (f" ({'; '.join(failures)})" if failures else "")
             )
             failures.clear()
         ratio = statistics.median(on / off for on, off in zip(runs["on"], runs["off"], strict=True))
         print(f"budget_hook.off.rps {statistics.median(runs['off']):.0f}")
         print(f"budget_hook.on.rps {statistics.median(runs['on']):.0f}")
         print(f"budget_hook.ratio {ratio:.3f}")
+        med = {k: statistics.median(v) for k, v in cpu.items()}
+        print(f"budget_hook.off.cpu_us {med['off']:.0f}")
+        print(f"budget_hook.on.cpu_us {med['on']:.0f}")
+        print(f"budget_hook.cpu_ratio {med['off'] / med['on']:.3f}")
+        print(f"budget_hook.as_cpu_us_per_on_request {med['as_per_on']:.0f}")
         print(f"budget_hook.non2xx {bad['non2xx']}")
         print(f"budget_hook.socket_errors {bad['socket_errors']}")
 

@@ -131,22 +131,33 @@ def _hook_routes() -> list[Any]:
     from starlette.routing import Route
 
     ids = itertools.count()
+    counts: dict[str, int] = {"reserves": 0, "units": 0, "settles": 0, "leases_settled": 0, "shipments": 0, "events": 0}
 
     async def token(request: Request) -> JSONResponse:
         return JSONResponse({"access_token": "bench-admin", "token_type": "Bearer", "expires_in": 3600})
 
     async def reserve(request: Request) -> JSONResponse:
         units = (await request.json()).get("units", 1)
+        counts["reserves"] += 1
+        counts["units"] += units
         return JSONResponse({"reservation_id": f"r{next(ids)}", "units": units})
 
     async def settle(request: Request) -> JSONResponse:
+        counts["settles"] += 1
+        counts["leases_settled"] += len((await request.json())["settlements"])
         return JSONResponse({"results": []})
 
     async def events(request: Request) -> JSONResponse:
         count = len((await request.json())["events"])
+        counts["shipments"] += 1
+        counts["events"] += count
         return JSONResponse({"accepted": count, "duplicates": [], "rejected": []})
 
+    async def tally(request: Request) -> JSONResponse:
+        return JSONResponse(counts)
+
     return [
+        Route("/bench/counts", tally, methods=["GET"]),
         Route("/token", token, methods=["POST"]),
         Route("/api/v1/budgets/reserve", reserve, methods=["POST"]),
         Route("/api/v1/budgets/settle", settle, methods=["POST"]),
@@ -324,6 +335,7 @@ def main() -> None:
             pids["dpop"] = pids["jwt"]
             kinds = (*kinds, "dpop")
         runs: dict[str, list[float]] = {kind: [] for kind in kinds}
+        hooks_requests = 0
         cpu: dict[str, list[float]] = {kind: [] for kind in kinds}  # server CPU µs per request
         for round_no in range(args.rounds):
             shift = round_no % len(kinds)  # rotate the order: no variant always runs first or last
@@ -336,12 +348,17 @@ def main() -> None:
                 else:
                     rps, requests = load(url, token, args)
                 runs[kind].append(rps)
+                hooks_requests += requests if kind == "hooks" else 0
                 cpu[kind].append((cpu_seconds(pids[kind]) - before) / max(1, requests) * 1e6)
             line = " ".join(f"{kind}={runs[kind][-1]:.0f}" for kind in kinds)
             ratios = " ".join(f"{kind}/plain={runs[kind][-1] / runs['plain'][-1]:.3f}" for kind in kinds[1:])
             print(f"# round {round_no + 1}: {line} rps; {ratios}; load {os.getloadavg()[0]:.2f}")
             print("#   server CPU µs/request: " + " ".join(f"{kind}={cpu[kind][-1]:.0f}" for kind in kinds))
         results = {kind: statistics.median(values) for kind, values in runs.items()}
+        # What the hooks variant asked of the AS over the whole run (reserves: leases; settles: batches).
+        tally = httpx2.get(f"{issuer}/bench/counts").json()
+        print("# hooks at the AS: " + " ".join(f"{k}={v}" for k, v in tally.items())
+              + f" (hooks requests measured: {hooks_requests})")  # fmt: skip
         for kind in kinds:
             print(f"rs.{kind}.rps {results[kind]:.0f}")
         cold, warm = cold_latency_ms(targets["introspection"][0], issuer, args.samples)
