@@ -25,8 +25,10 @@ the targets are read from, printed last as ``rs.target.*`` lines).
 
 Every server, protected or not, runs the MCP SDK's loggers at WARNING: at INFO the SDK renders a
 "Terminating session" line per request through ``rich``, which costs more CPU than the whole MCP
-request otherwise does and would hide the middleware's cost in the ratio (``--sdk-logs`` keeps
-them, in every variant alike). Uvicorn's access log is off in every variant.
+request otherwise does and would hide the middleware's cost in the ratio. The ``httpx2`` logger
+goes to WARNING too (at INFO, under the root handler the SDK installs, it renders a rich line per
+call the hooks or the introspection client make to the AS). ``--sdk-logs`` keeps both at INFO, in
+every variant alike. Uvicorn's access log is off in every variant.
 ``rs.*.cpu_us`` is the server process's CPU time (user + system) per request over a run (median of
 the runs) and ``rs.*.cpu_ratio`` = plain's / the variant's: on a shared machine, where other
 processes steal the cores, these say what the middleware costs better than requests per second.
@@ -106,8 +108,9 @@ def serve(kind: str, port: int, issuer: str, sdk_logs: bool = False) -> None:
             )
             app = build_app(config, hook=_hooks(issuer, resource) if kind == "hooks" else None, stateless=True,
                             json_response=True)  # fmt: skip
-    if not sdk_logs:  # every variant alike: the SDK's per-request INFO line (rich) would dominate the CPU
-        logging.getLogger("mcp").setLevel(logging.WARNING)
+    if not sdk_logs:  # every variant alike: an INFO line rendered by rich would dominate the CPU
+        logging.getLogger("mcp").setLevel(logging.WARNING)  # the SDK's, one per request
+        logging.getLogger("httpx2").setLevel(logging.WARNING)  # the HTTP client's, one per call to the AS
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none")
 
 

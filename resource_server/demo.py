@@ -211,7 +211,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default="info",
-        help="uvicorn's and the MCP SDK's log level (default info: an access line and an SDK line per request)",
+        help="uvicorn's, the MCP SDK's and httpx2's log level (default info: an access and an SDK line per request)",
     )
     return p.parse_args(argv)
 
@@ -265,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if reporter is not None:
         app = with_reporter_lifespan(app, reporter)  # ship what is still queued on shutdown
     # The access log redacts credential query parameters (a refused ?access_token= was logged in full).
-    logging.getLogger("mcp").setLevel(args.log_level.upper())  # the SDK logs through rich, a line per request
+    # The SDK installs a rich root handler: at info it renders a line per request, and httpx2 one per
+    # call this server makes to the AS (budget leases and settles, metering shipments, introspection).
+    for name in ("mcp", "httpx2"):
+        logging.getLogger(name).setLevel(args.log_level.upper())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=uvicorn_log_config())
 
 
