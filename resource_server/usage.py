@@ -271,20 +271,21 @@ class UsageReporter:
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             self._wake.clear()
             try:
-                await self.flush()
+                await self.flush(only=len(self._queue))  # later arrivals wait: no small POST per round trip
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("usage reporter: flush failed")
 
-    async def flush(self, *, max_attempts: int | None = None) -> None:
-        """Ship everything queued now, retrying each failed batch (at most ``max_attempts`` tries
-        per batch when given; the batch stays queued after that)."""
+    async def flush(self, *, max_attempts: int | None = None, only: int | None = None) -> None:
+        """Ship what is queued (``only``: the oldest that many); a failed batch is retried (``max_attempts``)."""
         if self._send_lock is None:
             self._send_lock = asyncio.Lock()
+        left = len(self._queue) if only is None else only
         async with self._send_lock:
-            while self._queue:
-                batch, body = self._take()
+            while self._queue and (only is None or left > 0):
+                batch, body = self._take(limit=None if only is None else left)
+                left -= len(batch)
                 delay = self.retry_initial
                 attempt = 0
                 while True:
@@ -307,12 +308,12 @@ class UsageReporter:
                         raise
                     delay = min(delay * 2, self.retry_max)
 
-    def _take(self) -> tuple[list[dict[str, Any]], str]:
+    def _take(self, limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
         """The next batch and its request body (each event serialised once: for its size and the body)."""
         batch: list[dict[str, Any]] = []
         parts: list[str] = []
         size = 16
-        while self._queue and len(batch) < self.batch_size:
+        while self._queue and len(batch) < (self.batch_size if limit is None else min(self.batch_size, limit)):
             part = _compact(self._queue[0])
             if batch and size + len(part) + 1 > self.max_body_bytes:
                 break
