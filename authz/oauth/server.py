@@ -49,6 +49,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 INLINE_GRANTS = frozenset({"client_credentials", TOKEN_EXCHANGE})
 
 Result = tuple[int, Any, list[tuple[str, str]]]
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(separators=...) without a new encoder per call
 
 
 class AuthzServer(AuthorizationServer):  # type: ignore[misc]
@@ -207,7 +208,7 @@ def encode_json_result(result: Result) -> tuple[int, list[tuple[bytes, bytes]], 
     status, body, headers = result
     if status < 200 or status in (204, 302, 304) or not isinstance(body, dict | list):
         return None
-    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    data = _ENCODE(body).encode("utf-8")
     hdrs = {k: v for k, v in headers if k.lower() != "content-type"}
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in hdrs.items()]
     if not any(k == b"content-length" for k, _ in raw):
