@@ -135,12 +135,10 @@ class ClientCredentialsFastPath:
         """RFC 6749 §2.3.1 ``client_secret_basic``, as Authlib reads it (``extract_basic_authorization``)."""
         if form.keys() - BASIC_NAMES:
             return None
-        text = auth.decode("latin-1")
-        if " " not in text:
+        parts = auth.decode("latin-1").split(None, 1)
+        if len(parts) != 2 or parts[0].lower() != "basic":
             return None
-        kind, credentials = text.split(None, 1)
-        if kind.lower() != "basic":
-            return None
+        credentials = parts[1]
         try:
             decoded = base64.b64decode(credentials).decode("utf-8")
         except (binascii.Error, ValueError):

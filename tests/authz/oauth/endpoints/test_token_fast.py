@@ -158,6 +158,9 @@ async def test_anything_but_a_plain_valid_request_is_left_to_the_generic_path(au
         (good.replace(b"client_credentials", b"password"), [basic], b""),
         (b"grant_type=client_credentials&scope=tools%3Aread", [basic], b""),  # no resource
         (good, [], b""),  # no client authentication
+        (good, [(b"authorization", b"Basic ")], b""),
+        (good, [(b"authorization", b"Bearer " + basic[1][6:])], b""),
+        (good, [(b"authorization", b"Basic " + base64.b64encode(b"\xff:x"))], b""),
     ]:
         assert fast.answer(_scope(body, *headers, query=query), body) is None, (body, headers, query)
     assert fast.answer({**_scope(good, basic), "headers": [basic]}, good) is None  # no content type
