@@ -99,6 +99,8 @@ def wrk(args: argparse.Namespace, target: Target, label: str, seconds: int, late
         key, _, value = line.partition(" ")
         if key.startswith(label + "."):
             figures[key[len(label) + 1 :]] = value.strip()
+        elif line.startswith("# ") and latency:  # bench.lua's first bad response
+            print(line)
     return figures
 
 
@@ -118,6 +120,9 @@ def measure(args: argparse.Namespace, target: Target, rnd: int) -> dict[str, flo
     for key, value in result.items():
         print(f"{label}.{key} {value:.1f}" if key != "p50_ms" else f"{label}.{key} {value:.2f}")
     status = figures.get("status", "ERRORS")
+    if status != "OK":
+        bad = ", ".join(f"{k} {figures.get(k, '?')}" for k in ("non2xx", "bad_body", "socket_errors"))
+        print(f"# {label}: {bad} of {figures.get('requests', '?')} requests")
     print(f"{label}.status {status}", flush=True)
     result["errors"] = 0.0 if status == "OK" else 1.0
     return result
