@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from authz.oauth.endpoints.token_fast import PendingDpop
 from authz.oauth.requests import AuthzRequest
 from authz.oauth.server import (
     Result,
@@ -45,7 +46,10 @@ async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
     refusal) by the generic path below."""
     try:
         body = await read_body(receive)
-        fast = scope["app"].state.server.fast_client_credentials.answer(scope, body)
+        server = scope["app"].state.server
+        fast = server.fast_client_credentials.answer(scope, body, dpop=True)
+        if isinstance(fast, PendingDpop):
+            fast = await fast.finish(server.dpop)
     except Exception:
         log.exception("token endpoint failed")
         await server_error()(scope, receive, send)

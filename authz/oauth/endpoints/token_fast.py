@@ -12,14 +12,18 @@ header field with a value of "no-store" in any response containing tokens".
 RFC 6749 §5.2 (errors) is never answered here. Whatever this path does not accept in full — a
 parameter other than ``grant_type``/``resource``/``scope`` (and ``client_assertion_type``/
 ``client_assertion`` for ``private_key_jwt``, RFC 7523 §2.2), a repeated parameter, a query string,
-a ``DPoP`` header, credentials that do not verify, a resource that is unknown or not the client's,
-a scope that nothing or no policy grants, an exhausted budget — returns None before anything is
-written, and the generic path (Authlib and :mod:`authz.oauth.grants.client_credentials`) answers
-it: errors and their audit records stay that path's own. What it accepts it answers exactly as the
-generic path would (tests compare both): the same claims in the same order, body, headers and
-``token.issued`` record. Per (client, resource, requested scope) the claims around ``iat``/``exp``/
-``jti``, the response around the token, the granted scope and the deciding policies are computed
-once and reused while the client and resource views, the policy bundle, the decision minute (Cedar's
+a ``DPoP`` header with ``private_key_jwt`` or more than one, credentials that do not verify, a
+resource that is unknown or not the client's, a scope that nothing or no policy grants, an exhausted
+budget — returns None before anything is written, and the generic path (Authlib and
+:mod:`authz.oauth.grants.client_credentials`) answers it: errors and their audit records stay that
+path's own. What it accepts it answers exactly as the generic path would (tests compare both): the
+same claims in the same order, body, headers and ``token.issued`` record. RFC 9449 §5: with one
+``DPoP`` header and ``client_secret_basic``, the proof is checked last (:class:`PendingDpop`:
+nothing after it refuses) and the token carries ``cnf.jkt`` and ``token_type`` ``DPoP``; a proof the
+check refuses goes the generic way, which refuses it again (a replay: its ``jti`` is already
+remembered). Per (client, resource, requested scope) the claims around ``iat``/``exp``/``jti``, the
+response around the token, the granted scope and the deciding policies are computed once and reused
+while the client and resource views, the policy bundle, the decision minute (Cedar's
 ``context.time``) and the token lifetime are the same objects and values.
 """
 
@@ -40,6 +44,7 @@ from authz.context import Context
 from authz.identity.clients import OAuthClient
 from authz.identity.directory import ResourceInfo
 from authz.oauth.client_auth import ASSERTION_TYPE, PrivateKeyJwt, unverified_issuer
+from authz.oauth.dpop import TokenEndpointDpop
 from authz.oauth.grants.base import TOKEN_HEADERS, wanted_scopes
 from authz.oauth.requests import parse_form
 from authz.oauth.rfc8707 import validate_resource_uri
@@ -82,6 +87,29 @@ class Template:
     head: bytes  # '{"iss":...,"sub":...,"aud":...,"client_id":...,"iat":'
     tail: bytes  # what follows the jti: ',"scope":...,"agent":...}' or '}'
     body_tail: bytes  # what follows the token in the response: '","token_type":"Bearer",...}'
+    dpop_body_tail: bytes  # the same with '"token_type":"DPoP"' (RFC 9449 §5.1)
+
+
+class PendingDpop:
+    """A plain, valid client_credentials request with a ``DPoP`` header, every other check passed: the
+    proof is checked (awaited: the replay cache) and the token bound to its key, or the generic path
+    answers (and audits) whatever the proof check refuses. Only ``client_secret_basic`` comes here:
+    its check wrote nothing, so the generic path can redo every check."""
+
+    __slots__ = ("_fast", "_proofs", "_template")
+
+    def __init__(self, fast: ClientCredentialsFastPath, template: Template, proofs: list[str]) -> None:
+        self._fast, self._template, self._proofs = fast, template, proofs
+
+    async def finish(self, dpop: TokenEndpointDpop) -> Answer | None:
+        try:
+            proof = await dpop.check(self._proofs)
+        except OAuth2Error:
+            return None  # nothing remembered (a replay was remembered before): the generic path refuses
+        if proof is None:
+            return None
+        nonce = [(b"dpop-nonce", v.encode("latin-1")) for _, v in dpop.response_headers()]
+        return self._fast._issue(self._template, proof.jkt, nonce)
 
 
 class _AssertionRequest:
@@ -99,11 +127,13 @@ class ClientCredentialsFastPath:
         self._ctx, self._pkjwt, self._jwks_ready = ctx, private_key_jwt, jwks_ready
         self._templates: dict[tuple[str, str, str | None], Template] = {}
 
-    def answer(self, scope: dict[str, Any], body: bytes) -> Answer | None:
-        """The answer to a plain, valid client_credentials request; None for any other request."""
+    def answer(self, scope: dict[str, Any], body: bytes, *, dpop: bool = False) -> Answer | PendingDpop | None:
+        """The answer to a plain, valid client_credentials request; None for any other request. With
+        ``dpop``, a request with one ``DPoP`` header and ``client_secret_basic`` is a :class:`PendingDpop`."""
         if b"client_credentials" not in body or scope.get("query_string") or len(body) > MAX_FORM_BYTES:
             return None
         auth = ctype = None
+        proofs: list[str] = []
         for name, value in scope["headers"]:
             if name == b"authorization":
                 if auth is not None:
@@ -114,7 +144,9 @@ class ClientCredentialsFastPath:
                     return None
                 ctype = value
             elif name == b"dpop":
-                return None
+                if not dpop or proofs:
+                    return None
+                proofs.append(value.decode("latin-1"))
         if ctype is None or ctype.decode("latin-1").split(";")[0].strip().lower() != FORM_TYPE:
             return None
         try:
@@ -128,10 +160,12 @@ class ClientCredentialsFastPath:
         if requested is not None and SCOPE.fullmatch(requested) is None:
             return None
         if auth is not None:
-            return self._secret_basic(auth, form, requested)
-        return self._private_key_jwt(form, requested)
+            return self._secret_basic(auth, form, requested, proofs)
+        return None if proofs else self._private_key_jwt(form, requested)
 
-    def _secret_basic(self, auth: bytes, form: dict[str, str], requested: str | None) -> Answer | None:
+    def _secret_basic(
+        self, auth: bytes, form: dict[str, str], requested: str | None, proofs: list[str]
+    ) -> Answer | PendingDpop | None:
         """RFC 6749 §2.3.1 ``client_secret_basic``, as Authlib reads it (``extract_basic_authorization``)."""
         if form.keys() - BASIC_NAMES:
             return None
@@ -157,7 +191,7 @@ class ClientCredentialsFastPath:
         template = self._template(client, form["resource"], requested)
         if template is None or self._over_budget(template):
             return None
-        return self._issue(template)
+        return PendingDpop(self, template, proofs) if proofs else self._issue(template)
 
     def _private_key_jwt(self, form: dict[str, str], requested: str | None) -> Answer | None:
         """RFC 7523 §2.2: every check but the assertion's first, then the assertion (its ``jti`` is
@@ -186,11 +220,14 @@ class ClientCredentialsFastPath:
             return False
         return budgets.check_issuance(template.agent, template.team, None) is not None
 
-    def _issue(self, t: Template) -> Answer:
+    def _issue(self, t: Template, jkt: str | None = None, nonce: list[tuple[bytes, bytes]] | None = None) -> Answer:
         now = int(time.time())
         jti = new_jti()
+        tail = (
+            t.tail if jkt is None else t.tail[:-1] + b',"cnf":{"jkt":"' + jkt.encode("ascii") + b'"}}'
+        )  # RFC 9449 §6.1
         payload = b"".join(
-            (t.head, str(now).encode(), b',"exp":', str(now + t.ttl).encode(), b',"jti":"', jti.encode(), b'"', t.tail)
+            (t.head, str(now).encode(), b',"exp":', str(now + t.ttl).encode(), b',"jti":"', jti.encode(), b'"', tail)
         )
         token = self._ctx.issuer.sign_payload(payload)
         self._ctx.audit.record(
@@ -204,8 +241,8 @@ class ClientCredentialsFastPath:
             refresh=False,
             policies=list(t.policies) or None,
         )
-        out = b'{"access_token":"' + token.encode("ascii") + t.body_tail
-        return 200, [*HEAD, (b"content-length", str(len(out)).encode()), JSON_TYPE], out
+        out = b'{"access_token":"' + token.encode("ascii") + (t.body_tail if jkt is None else t.dpop_body_tail)
+        return 200, [*HEAD, *(nonce or ()), (b"content-length", str(len(out)).encode()), JSON_TYPE], out
 
     def _template(self, client: OAuthClient, resource: str, requested: str | None) -> Template | None:
         ctx = self._ctx
@@ -268,6 +305,7 @@ class ClientCredentialsFastPath:
             return None  # a claim of ``extra`` would replace one of these: the generic way
         rest = dict(items[7:])
         body_rest = json.dumps({"token_type": "Bearer", "expires_in": ttl, "scope": scope}, separators=(",", ":"))
+        dpop_rest = json.dumps({"token_type": "DPoP", "expires_in": ttl, "scope": scope}, separators=(",", ":"))
         return Template(
             client=client,
             info=info,
@@ -282,4 +320,5 @@ class ClientCredentialsFastPath:
             head=_json(dict(items[:4]))[:-1] + b',"iat":',
             tail=b"," + _json(rest)[1:] if rest else b"}",
             body_tail=b'",' + body_rest[1:].encode("utf-8"),
+            dpop_body_tail=b'",' + dpop_rest[1:].encode("utf-8"),
         )

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from authz.identity.agents.credentials import issue_credential
 from authz.identity.agents.lifecycle import Agents, create_agent, create_team
 from authz.identity.directory import ResourceInfo
+from dpop import DpopKey
 from tests.authz.conftest import AS, ISSUER, RESOURCE, ASFactory
 
 pytestmark = pytest.mark.anyio
@@ -182,3 +183,23 @@ async def test_a_template_follows_client_resource_and_policy_changes(authz: AS) 
     directory.invalidate("client", reg.client_id)
     r = await authz.client_credentials(reg, scope="tools:read")
     assert r.status_code in (400, 401) and r.json()["error"] in ("unauthorized_client", "invalid_client")
+
+
+async def test_a_dpop_answer_is_the_generic_one(authz: AS) -> None:
+    """RFC 9449 §5: the fast path binds the token to the proof key exactly as the generic path does."""
+    reg = authz.machine_client()
+    key = DpopKey.generate()
+    data = {"grant_type": "client_credentials", "resource": RESOURCE, "scope": "tools:read"}
+    auth = (reg.client_id, reg.client_secret or "")
+
+    def post(http: httpx2.AsyncClient) -> Any:
+        return http.post("/token", data=data, auth=auth, headers={"DPoP": key.proof("POST", ISSUER + "/token")})
+
+    claims = await _same_answer(authz, post)
+    assert claims["cnf"] == {"jkt": key.jkt}
+    replayed = {"DPoP": key.proof("POST", ISSUER + "/token")}
+    first = await authz.http.post("/token", data=data, auth=auth, headers=replayed)
+    assert first.status_code == 200 and first.json()["token_type"] == "DPoP"
+    again = await authz.http.post("/token", data=data, auth=auth, headers=replayed)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_dpop_proof"  # refused by the generic way
+    assert _issued(authz)[-1]["jti"] == _part(first.json()["access_token"], 1)["jti"]  # no token for the replay
