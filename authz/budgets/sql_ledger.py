@@ -9,6 +9,7 @@ subtracted lazily (``counted`` -> false) by the next call on the window under th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import cast
@@ -38,6 +39,9 @@ RES = cast(Table, BudgetReservationRow.__table__)
 ITEMS = cast(Table, BudgetReservationItemRow.__table__)
 
 
+SPENT_FRESH = 1.0  # seconds a hard budget's spend read by the issuance check is reused (see SqlLedger.spent)
+
+
 class SqlLedger:
     def __init__(self, engine: Engine, *, now: Clock = system_clock, retention: float = DEFAULT_RETENTION) -> None:
         self.engine = engine
@@ -49,6 +53,8 @@ class SqlLedger:
         compiled = spent.compile(dialect=engine.dialect)
         self._spent_sql = compiled.string
         self._spent_order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self._spent_seen: dict[tuple[str, str], tuple[int, float, int]] = {}  # (spent, monotonic, generation)
+        self._generation = 0  # bumped by every write transaction of this ledger
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -58,6 +64,8 @@ class SqlLedger:
                 yield conn
         except (OperationalError, InterfaceError) as exc:  # connection refused/lost, database locked too long
             raise LedgerUnavailable(f"SQL ledger unreachable: {type(exc.orig).__name__}") from exc
+        finally:
+            self._generation += 1  # what :meth:`spent` remembered may be stale now
 
     def _lock_windows(
         self, conn: Connection, keys: Sequence[tuple[str, str]], at_ms: int
@@ -248,8 +256,18 @@ class SqlLedger:
         compiled once for the engine's dialect and run on a pooled DBAPI connection (as
         ``SqlStore.remember_jti``): SQLAlchemy's statement building and execution cost ten times the
         read. The expired-holds sum of :meth:`status` only changes ``reserved``, so it is not read.
+
+        The answer is remembered for :data:`SPENT_FRESH` seconds, until this ledger writes anything
+        (every reserve, settle, release and metering charge of this process goes through it): a
+        token request then reads no database at all (on PostgreSQL the read was a round trip waited
+        on the event loop). What another replica spends reaches this one's issuance check at most
+        that much later; the hard limit itself is enforced where spend is reserved, not here.
         """
         w = self._windows.get(budget, self.now())
+        key, generation, mono = (budget.id, w.key), self._generation, time.monotonic()
+        seen = self._spent_seen.get(key)
+        if seen is not None and seen[2] == generation and mono - seen[1] < SPENT_FRESH:
+            return seen[0], w.end
         params = {"b": budget.id, "p": w.key}
         args = params if self._spent_order is None else tuple(params[name] for name in self._spent_order)
         dbapi = self.engine.dialect.loaded_dbapi
@@ -267,7 +285,11 @@ class SqlLedger:
         except (OperationalError, InterfaceError, dbapi.OperationalError, dbapi.InterfaceError) as exc:
             orig = getattr(exc, "orig", None) or exc
             raise LedgerUnavailable(f"SQL ledger unreachable: {type(orig).__name__}") from exc
-        return (int(row[0]) if row else 0), w.end
+        value = int(row[0]) if row else 0
+        if len(self._spent_seen) >= 10_000:
+            self._spent_seen.clear()
+        self._spent_seen[key] = (value, mono, generation)
+        return value, w.end
 
     def statuses(self, budgets: Sequence[Budget]) -> list[Status]:
         """:meth:`status` of many budgets in two statements (the console shows pages of budgets)."""

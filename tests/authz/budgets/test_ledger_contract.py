@@ -250,3 +250,23 @@ def test_the_issuance_read_is_the_status_spent_and_period_end(ledger: Ledger, cl
         s = ledger.status(x)
         assert spent_of(x) == (s.spent, s.period_end)
     assert spent_of(b)[0] == 3 and spent_of(lifetime)[1] is None
+
+
+def test_the_issuance_read_is_remembered_until_this_ledger_writes_or_it_ages(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``spent()`` reuses its answer for ``SPENT_FRESH`` seconds (no database read per token), but
+    never past a write of its own ledger; another replica's spend shows once the answer has aged."""
+    from authz.budgets import sql_ledger
+
+    if not isinstance(ledger, sql_ledger.SqlLedger):
+        pytest.skip("only the SQL ledger remembers the issuance read")
+    b = budget(limit=5)
+    replica = sql_ledger.SqlLedger(ledger.engine, now=ledger.now)
+    assert ledger.spent(b)[0] == 0
+    ledger.settle(reserved(ledger, b, "r1", 2))
+    assert ledger.spent(b)[0] == 2  # its own write: seen at once
+    replica.settle(reserved(replica, b, "r2", 1))
+    assert ledger.spent(b)[0] == 2  # another replica's: remembered for up to SPENT_FRESH seconds
+    monkeypatch.setattr(sql_ledger, "SPENT_FRESH", 0.0)
+    assert ledger.spent(b)[0] == 3  # ... then read again
