@@ -115,6 +115,7 @@ if [[ $PEER == 1 ]]; then
 fi
 for i in "${!SERVERS[@]}"; do   # up to 60 s each on a loaded machine
   for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://127.0.0.1:$((PORT + i))/.well-known/oauth-authorization-server" 2>/dev/null && break; sleep 0.1; done
+  kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null || { echo "authz serve --server ${SERVERS[$i]} exited:"; cat "$DATA/server-$((PORT + i)).log"; exit 1; } >&2
 done
 curl -fsS -o /dev/null -H "Authorization: Basic $BASIC" -d "grant_type=client_credentials&resource=$RESOURCE&scope=tools:read" "$ISSUER/token" \
   || { echo "the bench agent gets no token:"; cat "$DATA"/server-*.log; exit 1; } >&2
