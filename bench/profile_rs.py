@@ -45,7 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.inproc import asgi_request, stage_totals  # noqa: E402
+from bench.inproc import asgi_request, print_top, stage_totals  # noqa: E402
 
 ISSUER = "http://as.bench"
 RESOURCE = "http://127.0.0.1:9200/mcp"
@@ -253,12 +253,7 @@ def print_profile(name: str, stats: pstats.Stats, base: dict[str, float], n: int
         print(f"| {stage} | {a:.0f} | {b:.0f} | {b - a:+.0f} |")
     a, b = sum(base.values()), sum(stages.values())
     print(f"| **total** | {a:.0f} | {b:.0f} | {b - a:+.0f} |")
-    print(f"\nTop {top} functions by self time ({name}):\n")
-    print("| function | calls/request | self µs/request |\n|---|---:|---:|")
-    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
-    for (filename, line, fn), (_cc, nc, tt, _ct, _callers) in rows:
-        short = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
-        print(f"| `{short}:{line}:{fn}` | {nc / n:.1f} | {tt / n * 1e6:.1f} |")
+    print_top(stats, n, top, name, str(ROOT))
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.inproc import asgi_request, stage_totals  # noqa: E402
+from bench.inproc import asgi_request, print_top, stage_totals  # noqa: E402
 
 PY = sys.executable
 ISSUER = "http://127.0.0.1:9150"
@@ -222,12 +222,7 @@ async def measure(name: str, call: Callable[[], Any], n: int, top: int) -> None:
     print("\n| stage | µs/request (profiled) | share |\n|---|---:|---:|")
     for stage, us in stage_table(stats, n):
         print(f"| {stage} | {us:.0f} | {us / total:.0%} |")
-    print(f"\nTop {top} functions by self time ({name}):\n")
-    print("| function | calls/request | self µs/request |\n|---|---:|---:|")
-    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
-    for (filename, line, fn), (_cc, nc, tt, _ct, _callers) in rows:
-        short = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
-        print(f"| `{short}:{line}:{fn}` | {nc / n:.1f} | {tt / n * 1e6:.1f} |")
+    print_top(stats, n, top, name, str(ROOT))
 
 
 async def main_async(args: argparse.Namespace) -> None:
