@@ -120,9 +120,19 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
         return default
 
     def authenticate_client(self, request: AuthzRequest, methods: list[str], endpoint: str = "token") -> Any:
-        """Authlib's client authentication, with a readable refusal (its own shows a Python list)."""
+        """Authlib's client authentication, with a readable refusal (its own shows a Python list).
+
+        RFC 6749 §2.3.1 / RFC 7617 §2: Basic credentials are the base64 of ``client_id:secret``. Authlib
+        decodes them without catching a header that is not ASCII or is base64 of bytes that are not
+        UTF-8 (a ``ValueError``): such credentials are as unusable as a wrong secret, so the refusal
+        is the same ``invalid_client`` (RFC 6749 §5.2; 401 where Basic was allowed)."""
         try:
             return super().authenticate_client(request, methods, endpoint)
+        except ValueError:
+            raise InvalidClientError(
+                status_code=401 if "client_secret_basic" in methods else 400,
+                description=f"The client cannot authenticate with {' or '.join(methods)}.",
+            ) from None
         except InvalidClientError as error:
             if str(error.description).startswith("The client cannot authenticate with method"):
                 error.description = f"The client cannot authenticate with {' or '.join(methods)}."

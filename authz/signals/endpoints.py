@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import logging
 import re
 import time
@@ -71,7 +70,7 @@ def _receiver(request: Request) -> OAuthClient | None:
         return None
     try:
         client_id, sep, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not ASCII, not base64 (binascii.Error) or not UTF-8 (UnicodeDecodeError)
         return None
     client_id, secret = unquote(client_id), unquote(secret)  # RFC 6749 §2.3.1 form-encodes both
     if not sep or not client_id or len(client_id) > 512 or not client_id.isprintable():

@@ -111,7 +111,10 @@ def _audit_refusal(request: Request, areq: AuthzRequest, body: dict[str, object]
     error = str(body.get("error"))
     client_id = areq.form.get("client_id") or getattr(areq.client, "client_id", None)
     if client_id is None:
-        client_id, _ = extract_basic_authorization(areq.headers)
+        try:
+            client_id, _ = extract_basic_authorization(areq.headers)
+        except ValueError:  # Basic credentials that are not base64 of UTF-8 text name no client
+            client_id = None
     request.app.state.ctx.audit.refusal(
         "token.refused",
         client_id=client_id,

@@ -243,6 +243,12 @@ async def test_hostile_input_is_4xx_and_changes_nothing(server: AS) -> None:
         await server.http.post("/ssf/verify", json={"stream_id": nul}, auth=auth),
         await server.http.post("/ssf/poll/%00", json={}, auth=auth),
         await server.http.post("/ssf/stream", json={}, headers=bad_basic),
+        await server.http.post(
+            "/ssf/stream", json={}, headers={"authorization": "Basic \u00ff\u00ff".encode("latin-1")}
+        ),
+        await server.http.post(
+            "/ssf/stream", json={}, headers={"authorization": "Basic " + base64.b64encode(b"\xff:\xfe").decode()}
+        ),
         await server.http.post("/ssf/stream", content=b"{" * 20_000, auth=auth),
         await server.http.post("/ssf/stream", content=b"x" * 100_000, auth=auth),
     ]

@@ -80,6 +80,24 @@ async def test_wrong_secret_is_401_invalid_client_with_a_basic_challenge_and_is_
     assert "not-the-secret" not in dump and str(reg.client_secret) not in dump
 
 
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke"])
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        "Basic \u00ff\u00ff\u00ff",  # not ASCII: base64 cannot decode it
+        "Basic " + base64.b64encode(b"\xff\xfe:secret").decode(),  # base64 of bytes that are not UTF-8
+    ],
+)
+async def test_undecodable_basic_credentials_are_401_invalid_client(authz: AS, path: str, credentials: str) -> None:
+    """A Basic header that is not base64 of UTF-8 text authenticates nobody: 401 ``invalid_client``
+    with a Basic challenge (RFC 6749 §5.2), never a 500, on every endpoint that authenticates clients."""
+    data = {"grant_type": "client_credentials", "resource": RESOURCE, "token": "x"}
+    r = await authz.http.post(path, data=data, headers={"authorization": credentials.encode("latin-1")})
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].lower().startswith("basic")
+
+
 async def test_unknown_client_is_invalid_client(authz: AS) -> None:
     r = await authz.http.post(
         "/token", data={"grant_type": "client_credentials", "resource": RESOURCE}, auth=("nobody", "x")
