@@ -106,8 +106,13 @@ class ScopePolicy:
         return frozenset(out)
 
     def for_call(self, call: McpCall) -> frozenset[str]:
-        by_name = {"tools/call": self.tools, "resources/read": self.resources, "prompts/get": self.prompts}
-        table = by_name.get(call.method or "")
+        method = call.method
+        table = (
+            self.tools if method == "tools/call"
+            else self.resources if method == "resources/read"
+            else self.prompts if method == "prompts/get"
+            else None
+        )  # fmt: skip
         if table is not None and call.name is not None and call.name in table:
             return table[call.name]
         if call.method is not None and call.method in self.methods:
@@ -118,6 +123,8 @@ class ScopePolicy:
         """The union over a batch; ``default`` when there is no JSON-RPC message."""
         if not calls:
             return self.default
+        if len(calls) == 1:  # one message (the common case): its scopes as they are, no copy
+            return self.for_call(calls[0])
         out: set[str] = set()
         for call in calls:
             out |= self.for_call(call)
