@@ -29,6 +29,7 @@ from authz.oauth import syntax
 from authz.oauth.cimd import ClientJwks
 from authz.oauth.client_auth import PrivateKeyJwt, unverified_issuer
 from authz.oauth.dpop import TokenEndpointDpop
+from authz.oauth.endpoints.exchange_fast import TokenExchangeFastPath
 from authz.oauth.endpoints.token_fast import ClientCredentialsFastPath
 from authz.oauth.grants.authorization_code import AuthorizationCodeGrant
 from authz.oauth.grants.client_credentials import ClientCredentialsGrant
@@ -67,6 +68,7 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
         private_key_jwt = PrivateKeyJwt(audiences, replay_cache(ctx.settings, ctx.store, "authz:jti:"), jwks_for)
         self.register_client_auth_method("private_key_jwt", private_key_jwt)
         self.fast_client_credentials = ClientCredentialsFastPath(ctx, private_key_jwt, jwks_for.ready)
+        self.fast_exchange = TokenExchangeFastPath(ctx, encode_json_result)
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)

@@ -50,6 +50,8 @@ async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
         fast = server.fast_client_credentials.answer(scope, body, dpop=True)
         if isinstance(fast, PendingDpop):
             fast = await fast.finish(server.dpop)
+        elif fast is None:
+            fast = server.fast_exchange.answer(scope, body)
     except Exception:
         log.exception("token endpoint failed")
         await server_error()(scope, receive, send)
