@@ -10,6 +10,7 @@ wrk run is bounded by ``--duration`` (and a timeout).
     python bench/dpop_issuance_cpu.py [--rounds 3] [--duration 8] [--connections 32]
     AUTHZ_REDIS_URL=redis://127.0.0.1:6379/14 python bench/dpop_issuance_cpu.py   # replay cache in Redis
     AUTHZ_DPOP_REPLICA_NONCES=1 python bench/dpop_issuance_cpu.py                  # in-memory replay cache
+    python bench/dpop_issuance_cpu.py --alg EdDSA                                   # Ed25519 proofs (default ES256)
 
 Figures: ``cpu.<variant>.us`` (median µs of server CPU per 2xx answer), ``cpu.ratio`` = bearer's /
 DPoP's (what ``ours.dpop.ratio`` would be on an otherwise idle core), and the rps of each round.
@@ -77,6 +78,7 @@ def main() -> None:
     p.add_argument("--duration", type=int, default=8)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--alg", default="ES256", help="the proofs' algorithm (ES256, EdDSA, ...)")
     p.add_argument("--port", type=int, default=int(os.environ.get("AUTHZ_BENCH_PORT", "9151")))
     args = p.parse_args()
     if shutil.which("wrk") is None:
@@ -100,7 +102,10 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        print(f"# authz {head.stdout.strip()}, load {open('/proc/loadavg').read().split()[:3]}", flush=True)
+        print(
+            f"# authz {head.stdout.strip()}, proofs {args.alg}, load {open('/proc/loadavg').read().split()[:3]}",
+            flush=True,
+        )
         token_url = f"{issuer}/token"
         base_env = {**env, "BENCH_BASIC": basic, "BENCH_RESOURCE": RESOURCE}
         cpu: dict[str, list[float]] = {"bearer": [], "dpop": []}
@@ -108,10 +113,12 @@ def main() -> None:
         n = (args.duration + 2) * 5000
         for r in range(1, args.rounds + 1):
             probe = Path(data, "probe.txt")
-            subprocess.run([PY, str(ROOT / "bench/make_dpop_proofs.py"), token_url, "1", str(probe)], check=True)
+            subprocess.run(
+                [PY, str(ROOT / "bench/make_dpop_proofs.py"), token_url, "1", str(probe), "--alg", args.alg], check=True
+            )
             nonce = probe_nonce(token_url, basic, probe.read_text().strip())
             proofs = Path(data, "proofs.txt")
-            extra = ["--nonce", nonce] if nonce else []
+            extra = ["--alg", args.alg, *(["--nonce", nonce] if nonce else [])]
             subprocess.run(
                 [PY, str(ROOT / "bench/make_dpop_proofs.py"), token_url, str(n), str(proofs), *extra], check=True
             )
