@@ -12,11 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from authz.budgets.ledger import (
@@ -31,13 +28,8 @@ from authz.budgets.ledger import (
     system_clock,
 )
 from authz.budgets.model import Budget, Exhausted, Item, Reservation, Settled, Status, WindowSpend
+from authz.budgets.sql_statements import ITEMS, RES, USAGE, Statements
 from authz.storage.db import write_transaction
-from authz.storage.models.budgets import BudgetReservationItemRow, BudgetReservationRow, BudgetUsageRow
-
-USAGE = cast(Table, BudgetUsageRow.__table__)
-RES = cast(Table, BudgetReservationRow.__table__)
-ITEMS = cast(Table, BudgetReservationItemRow.__table__)
-
 
 SPENT_FRESH = 1.0  # seconds a hard budget's spend read by the issuance check is reused (see SqlLedger.spent)
 
@@ -49,6 +41,7 @@ class SqlLedger:
         self.retention = retention
         self._sqlite = engine.dialect.name == "sqlite"
         self._windows = WindowCache()
+        self._q = Statements.build(sqlite=self._sqlite)
         spent = select(USAGE.c.spent).where(USAGE.c.budget_id == bindparam("b"), USAGE.c.period_key == bindparam("p"))
         compiled = spent.compile(dialect=engine.dialect)
         self._spent_sql = compiled.string
@@ -69,43 +62,23 @@ class SqlLedger:
 
     def _lock_windows(
         self, conn: Connection, keys: Sequence[tuple[str, str]], at_ms: int
-    ) -> dict[tuple[str, str], int]:
-        """Create missing usage rows, lock them in key order, purge expired holds; returns spent+reserved."""
-        insert = sqlite_insert if self._sqlite else pg_insert
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """Create missing usage rows, lock them in key order, purge expired holds; returns (spent, reserved)."""
+        q = self._q
         conn.execute(
-            insert(USAGE)
-            .values(
-                [{"budget_id": b, "period_key": k, "spent": 0, "reserved": 0, "updated_at_ms": at_ms} for b, k in keys]
-            )
-            .on_conflict_do_nothing()
+            q.usage_insert,
+            [{"budget_id": b, "period_key": k, "spent": 0, "reserved": 0, "updated_at_ms": at_ms} for b, k in keys],
         )
-        where = tuple_(USAGE.c.budget_id, USAGE.c.period_key).in_(list(keys))
-        query = select(USAGE.c.budget_id, USAGE.c.period_key, USAGE.c.spent, USAGE.c.reserved).where(where)
-        query = query.order_by(USAGE.c.budget_id, USAGE.c.period_key)
-        if not self._sqlite:
-            query = query.with_for_update()
-        rows = {(r.budget_id, r.period_key): (r.spent, r.reserved) for r in conn.execute(query)}
-        expired_where = and_(
-            tuple_(ITEMS.c.budget_id, ITEMS.c.period_key).in_(list(keys)),
-            ITEMS.c.counted.is_(True),
-            ITEMS.c.expires_at_ms <= at_ms,
-        )
-        expired = conn.execute(
-            select(ITEMS.c.budget_id, ITEMS.c.period_key, func.sum(ITEMS.c.amount))
-            .where(expired_where)
-            .group_by(ITEMS.c.budget_id, ITEMS.c.period_key)
-        ).all()
+        params = {"keys": list(keys), "k_at": at_ms}
+        rows = {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(q.usage_lock, params)}
+        expired = conn.execute(q.expired, params).all()
         if expired:
-            conn.execute(update(ITEMS).where(expired_where).values(counted=False))
+            conn.execute(q.expired_uncount, params)
             for bid, pk, amount in expired:
-                conn.execute(
-                    update(USAGE)
-                    .where(USAGE.c.budget_id == bid, USAGE.c.period_key == pk)
-                    .values(reserved=USAGE.c.reserved - int(amount))
-                )
+                conn.execute(q.usage_unhold, {"k_b": bid, "k_p": pk, "k_amount": int(amount)})
                 spent, reserved = rows[(bid, pk)]
                 rows[(bid, pk)] = (spent, reserved - int(amount))
-        return {key: spent + reserved for key, (spent, reserved) in rows.items()}
+        return rows
 
     # -- operations -----------------------------------------------------------------------------
     def reserve(self, request_id: str, charges: Charges, ttl: float) -> Reservation | Exhausted:
@@ -113,6 +86,7 @@ class SqlLedger:
         planned = plan(charges, at, self._windows)
         at_ms = int(at * 1000)
         expires_ms = at_ms + int(ttl * 1000)
+        q = self._q
         try:
             with self._tx() as conn:
                 existing = self._existing(conn, request_id)
@@ -120,21 +94,23 @@ class SqlLedger:
                     return existing
                 if not planned:
                     return Reservation(request_id, (), expires_ms / 1000)
-                used = self._lock_windows(conn, [(i.budget_id, i.period_key) for _, i, _ in planned], at_ms)
+                rows = self._lock_windows(conn, [(i.budget_id, i.period_key) for _, i, _ in planned], at_ms)
                 for budget, item, w in planned:
-                    if budget.hard and used[(item.budget_id, item.period_key)] + max(item.amount, 1) > budget.limit:
+                    spent, reserved = rows[(item.budget_id, item.period_key)]
+                    if budget.hard and spent + reserved + max(item.amount, 1) > budget.limit:
                         return Exhausted(budget.id, w.end)
                 conn.execute(
-                    RES.insert().values(
-                        id=request_id,
-                        state="active",
-                        items=[[i.budget_id, i.period_key, i.amount] for _, i, _ in planned],
-                        expires_at_ms=expires_ms,
-                        created_at_ms=at_ms,
-                    )
+                    q.res_insert,
+                    {
+                        "id": request_id,
+                        "state": "active",
+                        "items": [[i.budget_id, i.period_key, i.amount] for _, i, _ in planned],
+                        "expires_at_ms": expires_ms,
+                        "created_at_ms": at_ms,
+                    },
                 )
                 conn.execute(
-                    ITEMS.insert(),
+                    q.items_insert,
                     [
                         {
                             "reservation_id": request_id,
@@ -147,12 +123,8 @@ class SqlLedger:
                         for _, i, _ in planned
                     ],
                 )
-                for _, i, _ in planned:
-                    conn.execute(
-                        update(USAGE)
-                        .where(USAGE.c.budget_id == i.budget_id, USAGE.c.period_key == i.period_key)
-                        .values(reserved=USAGE.c.reserved + i.amount, updated_at_ms=at_ms)
-                    )
+                holds = [{"k_b": i.budget_id, "k_p": i.period_key, "k_amount": i.amount} for _, i, _ in planned]
+                conn.execute(q.usage_hold, [{**h, "k_at": at_ms} for h in holds])
                 return Reservation(request_id, tuple(i for _, i, _ in planned), expires_ms / 1000)
         except IntegrityError:  # a concurrent reserve with the same id won: return its reservation
             with self.engine.connect() as conn:
@@ -165,12 +137,10 @@ class SqlLedger:
         return [self.reserve(rid, charges, ttl) for rid, charges, ttl in requests]
 
     def _existing(self, conn: Connection, request_id: str) -> Reservation | None:
-        row = conn.execute(select(RES.c["items"], RES.c.expires_at_ms).where(RES.c.id == request_id)).first()
+        row = conn.execute(self._q.existing, {"k_rid": request_id}).first()
         if row is None:
             return None
-        return Reservation(
-            request_id, tuple(Item(str(b), str(k), int(a)) for b, k, a in row.items), row.expires_at_ms / 1000
-        )
+        return Reservation(request_id, tuple(Item(str(b), str(k), int(a)) for b, k, a in row[0]), row[1] / 1000)
 
     def settle(self, reservation: Reservation | str, actual: Mapping[str, int] | None = None) -> Settled:
         return self._finish(reservation, actual, "settled")
@@ -181,48 +151,30 @@ class SqlLedger:
     def _finish(self, reservation: Reservation | str, actual: Mapping[str, int] | None, to: str) -> Settled:
         rid = reservation if isinstance(reservation, str) else reservation.id
         at_ms = now_ms(self.now)
+        q = self._q
         with self._tx() as conn:
-            query = select(RES.c.state, RES.c["items"]).where(RES.c.id == rid)
-            if not self._sqlite:
-                query = query.with_for_update()
-            row = conn.execute(query).first()
+            row = conn.execute(q.res_state, {"k_rid": rid}).first()
             if row is None:
                 return Settled(rid, "unknown")
-            if row.state != "active":
+            if row[0] != "active":
                 return Settled(rid, "already")
-            items = sorted((Item(str(b), str(k), int(a)) for b, k, a in row.items), key=lambda i: i.budget_id)
+            items = sorted((Item(str(b), str(k), int(a)) for b, k, a in row[1]), key=lambda i: i.budget_id)
             spends = [actual_for(i, actual) if to == "settled" else 0 for i in items]
             windows: list[WindowSpend] = []
             if items:
-                keys = [(i.budget_id, i.period_key) for i in items]
-                self._lock_windows(conn, keys, at_ms)
-                counted = {
-                    r.budget_id: r.counted
-                    for r in conn.execute(
-                        select(ITEMS.c.budget_id, ITEMS.c.counted).where(ITEMS.c.reservation_id == rid)
-                    )
-                }
-                spent_before = {
-                    (r.budget_id, r.period_key): r.spent
-                    for r in conn.execute(
-                        select(USAGE.c.budget_id, USAGE.c.period_key, USAGE.c.spent).where(
-                            tuple_(USAGE.c.budget_id, USAGE.c.period_key).in_(
-                                [(i.budget_id, i.period_key) for i in items]
-                            )
-                        )
-                    )
-                }
+                rows = self._lock_windows(conn, [(i.budget_id, i.period_key) for i in items], at_ms)
+                counted = {r[0]: r[1] for r in conn.execute(q.items_counted, {"k_rid": rid})}
+                charges = []
                 for item, spend in zip(items, spends, strict=True):
                     held = item.amount if counted.get(item.budget_id) else 0
-                    conn.execute(
-                        update(USAGE)
-                        .where(USAGE.c.budget_id == item.budget_id, USAGE.c.period_key == item.period_key)
-                        .values(reserved=USAGE.c.reserved - held, spent=USAGE.c.spent + spend, updated_at_ms=at_ms)
+                    charges.append(
+                        {"k_b": item.budget_id, "k_p": item.period_key, "k_held": held, "k_spend": spend, "k_at": at_ms}
                     )
-                    before = spent_before[(item.budget_id, item.period_key)]
+                    before = rows[(item.budget_id, item.period_key)][0]
                     windows.append(WindowSpend(item.budget_id, item.period_key, before, before + spend))
-                conn.execute(update(ITEMS).where(ITEMS.c.reservation_id == rid).values(counted=False))
-            conn.execute(update(RES).where(RES.c.id == rid).values(state=to, finished_at_ms=at_ms))
+                conn.execute(q.usage_charge, charges)
+                conn.execute(q.items_uncount, {"k_rid": rid})
+            conn.execute(q.res_finish, {"k_rid": rid, "k_state": to, "k_at": at_ms})
             return Settled(rid, "settled" if to == "settled" else "released", tuple(windows))
 
     def status(self, budget: Budget) -> Status:
