@@ -21,6 +21,8 @@ MAX_SAFE_INT = 2**53 - 1
 
 
 _PLAIN = (str, bool, type(None))
+# built once: json.dumps with arguments builds a new JSONEncoder per call (the same bytes either way)
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _simple(value: Any) -> bool:
@@ -52,5 +54,5 @@ def _simple(value: Any) -> bool:
 def canonical(value: Any) -> bytes:
     """The RFC 8785 serialisation of ``value`` as UTF-8 bytes."""
     if _simple(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _ENCODE(value).encode("utf-8")
     return rfc8785.dumps(value)
