@@ -205,6 +205,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
             worker.close()
             ctx.metering.close()
             app.state.server.dpop.close()  # the DPoP replay cache's writer thread and connection
+            app.state.server.private_key_jwt.close()  # the same for client assertions' jti
             stop.set()
             watcher.join()
             ctx.audit.stop()

@@ -65,9 +65,9 @@ class AuthzServer(AuthorizationServer):  # type: ignore[misc]
             cast(TrustStore, ctx.store), get_fetcher(ctx.settings.cimd_allow_loopback), ctx.settings.cache_staleness
         )
         audiences = frozenset({ctx.settings.issuer, ctx.settings.endpoint("/token")})
-        private_key_jwt = PrivateKeyJwt(audiences, replay_cache(ctx.settings, ctx.store, "authz:jti:"), jwks_for)
-        self.register_client_auth_method("private_key_jwt", private_key_jwt)
-        self.fast_client_credentials = ClientCredentialsFastPath(ctx, private_key_jwt, jwks_for.ready)
+        self.private_key_jwt = PrivateKeyJwt(audiences, replay_cache(ctx.settings, ctx.store, "authz:jti:"), jwks_for)
+        self.register_client_auth_method("private_key_jwt", self.private_key_jwt)
+        self.fast_client_credentials = ClientCredentialsFastPath(ctx, self.private_key_jwt, jwks_for.ready)
         self.fast_exchange = TokenExchangeFastPath(ctx, encode_json_result)
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from authz.oauth.endpoints.token_fast import PendingDpop
+from authz.oauth.endpoints.token_fast import Pending
 from authz.oauth.requests import AuthzRequest
 from authz.oauth.server import (
     Result,
@@ -48,7 +48,7 @@ async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
         server = scope["app"].state.server
         fast = server.fast_client_credentials.answer(scope, body, dpop=True)
-        if isinstance(fast, PendingDpop):
+        if isinstance(fast, Pending):
             fast = await fast.finish(server.dpop)
         elif fast is None:
             fast = server.fast_exchange.answer(scope, body)

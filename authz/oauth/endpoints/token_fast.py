@@ -43,7 +43,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authz.context import Context
 from authz.identity.clients import OAuthClient
 from authz.identity.directory import ResourceInfo
-from authz.oauth.client_auth import ASSERTION_TYPE, PrivateKeyJwt, unverified_issuer
+from authz.oauth.client_auth import ASSERTION_TYPE, Jti, PrivateKeyJwt, unverified_issuer
 from authz.oauth.dpop import TokenEndpointDpop
 from authz.oauth.grants.base import TOKEN_HEADERS, wanted_scopes
 from authz.oauth.requests import parse_form
@@ -90,7 +90,16 @@ class Template:
     dpop_body_tail: bytes  # the same with '"token_type":"DPoP"' (RFC 9449 §5.1)
 
 
-class PendingDpop:
+class Pending:
+    """An answer that awaits one more check (:meth:`finish`; None: the generic path answers)."""
+
+    __slots__ = ()
+
+    async def finish(self, dpop: TokenEndpointDpop) -> Answer | None:
+        raise NotImplementedError
+
+
+class PendingDpop(Pending):
     """A plain, valid client_credentials request with a ``DPoP`` header, every other check passed: the
     proof is checked (awaited: the replay cache) and the token bound to its key, or the generic path
     answers (and audits) whatever the proof check refuses. Only ``client_secret_basic`` comes here:
@@ -112,6 +121,23 @@ class PendingDpop:
         return self._fast._issue(self._template, proof.jkt, nonce)
 
 
+class PendingAssertion(Pending):
+    """A plain, valid client_credentials request with a ``private_key_jwt`` assertion that verifies,
+    every other check passed: its ``jti`` is remembered (awaited: group commit, with concurrent
+    requests' in one write), then the token issued. A replay goes the generic way, which refuses and
+    audits it (the ``jti`` is already remembered there too)."""
+
+    __slots__ = ("_fast", "_jti", "_template")
+
+    def __init__(self, fast: ClientCredentialsFastPath, template: Template, jti: Jti) -> None:
+        self._fast, self._template, self._jti = fast, template, jti
+
+    async def finish(self, dpop: TokenEndpointDpop) -> Answer | None:
+        if not await self._fast._pkjwt.first_use(self._jti):
+            return None  # a replay: refused and audited by the generic path
+        return self._fast._issue(self._template)
+
+
 class _AssertionRequest:
     """What :class:`~authz.oauth.client_auth.PrivateKeyJwt` reads and writes of a request."""
 
@@ -127,7 +153,7 @@ class ClientCredentialsFastPath:
         self._ctx, self._pkjwt, self._jwks_ready = ctx, private_key_jwt, jwks_ready
         self._templates: dict[tuple[str, str, str | None], Template] = {}
 
-    def answer(self, scope: dict[str, Any], body: bytes, *, dpop: bool = False) -> Answer | PendingDpop | None:
+    def answer(self, scope: dict[str, Any], body: bytes, *, dpop: bool = False) -> Answer | Pending | None:
         """The answer to a plain, valid client_credentials request; None for any other request. With
         ``dpop``, a request with one ``DPoP`` header and ``client_secret_basic`` is a :class:`PendingDpop`."""
         if b"client_credentials" not in body or scope.get("query_string") or len(body) > MAX_FORM_BYTES:
@@ -193,9 +219,9 @@ class ClientCredentialsFastPath:
             return None
         return PendingDpop(self, template, proofs) if proofs else self._issue(template)
 
-    def _private_key_jwt(self, form: dict[str, str], requested: str | None) -> Answer | None:
-        """RFC 7523 §2.2: every check but the assertion's first, then the assertion (its ``jti`` is
-        remembered only once it verifies, and nothing after it can refuse)."""
+    def _private_key_jwt(self, form: dict[str, str], requested: str | None) -> PendingAssertion | None:
+        """RFC 7523 §2.2: every check but the assertion's first, then the assertion's but its ``jti``
+        (:class:`PendingAssertion` remembers it: nothing after that can refuse)."""
         assertion = form.get("client_assertion")
         if form.keys() - ASSERTION_NAMES or form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
             return None
@@ -209,10 +235,10 @@ class ClientCredentialsFastPath:
         if template is None or self._over_budget(template):
             return None
         try:
-            authenticated = self._pkjwt(self._ctx.directory.client, _AssertionRequest(form))
+            jti = self._pkjwt.verify(client, assertion, _AssertionRequest(form))
         except OAuth2Error:
             return None
-        return None if authenticated is None else self._issue(template)
+        return PendingAssertion(self, template, jti)
 
     def _over_budget(self, template: Template) -> bool:
         budgets = self._ctx.budgets

@@ -6,13 +6,16 @@ import base64
 import json
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -116,8 +119,17 @@ async def test_an_agent_token_carries_its_agent_and_team_as_the_generic_one(auth
     assert claims["agent"] == row.id and claims["team"] == team.id
 
 
-async def test_private_key_jwt_answer_is_the_generic_one(authz: AS) -> None:
-    key = ECKey.generate_key("P-256", auto_kid=True)
+@pytest.mark.parametrize(
+    ("alg", "make_key"),
+    [
+        ("ES256", lambda: ECKey.generate_key("P-256", auto_kid=True)),
+        ("EdDSA", lambda: OKPKey.generate_key("Ed25519", auto_kid=True)),
+        ("Ed25519", lambda: OKPKey.generate_key("Ed25519", auto_kid=True)),
+        ("RS256", lambda: RSAKey.generate_key(2048, auto_kid=True)),
+    ],
+)
+async def test_private_key_jwt_answer_is_the_generic_one(authz: AS, alg: str, make_key: Callable[[], Any]) -> None:
+    key = make_key()
     cid = "pkjwt-fast"
     authz.client(client_id=cid, auth_method="private_key_jwt", grant_types=["client_credentials"],
                  jwks={"keys": [key.as_dict(private=False)]})  # fmt: skip
@@ -125,11 +137,40 @@ async def test_private_key_jwt_answer_is_the_generic_one(authz: AS) -> None:
     def post(http: httpx2.AsyncClient) -> Any:
         now = int(time.time())
         claims = {"iss": cid, "sub": cid, "aud": ISSUER, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)  # joserfc: "EdDSA is deprecated via RFC 9864"
+            signed = jwt.encode({"alg": alg, "kid": key.kid}, claims, key, algorithms=[alg])
         data = {"grant_type": "client_credentials", "resource": RESOURCE, "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)}  # fmt: skip
+                "client_assertion": signed}  # fmt: skip
         return http.post("/token", data=data)
 
     assert (await _same_answer(authz, post))["client_id"] == cid
+
+
+async def test_a_replayed_assertion_is_refused_and_audited_by_the_generic_path(authz: AS) -> None:
+    """RFC 7523 §3: the fast path remembers the ``jti`` (group commit); the replay gets the generic
+    path's refusal and ``token.refused`` record, and no token."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    cid = "pkjwt-replay"
+    authz.client(client_id=cid, auth_method="private_key_jwt", grant_types=["client_credentials"],
+                 jwks={"keys": [key.as_dict(private=False)]})  # fmt: skip
+    now = int(time.time())
+    claims = {"iss": cid, "sub": cid, "aud": ISSUER, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+    data = {"grant_type": "client_credentials", "resource": RESOURCE, "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)}  # fmt: skip
+    body = "&".join(f"{k}={quote(v, safe='')}" for k, v in data.items()).encode()
+    pending = _fast(authz).answer(_scope(body), body)
+    assert pending is not None  # the fast path takes it
+    first = await authz.http.post("/token", data=data)
+    assert first.status_code == 200
+    again = await authz.http.post("/token", data=data)
+    assert again.status_code == 401 and again.json()["error"] == "invalid_client"
+    authz.ctx.audit.flush()
+    refused = [e for e in authz.ctx.store.list_audit(0, 10_000) if e.event == "token.refused"]
+    assert refused[-1].reason == "client_assertion_replay"
+    assert [r["jti"] for r in _issued(authz) if r["client_id"] == cid] == [
+        _part(first.json()["access_token"], 1)["jti"]
+    ]
 
 
 def _scope(body: bytes, *headers: tuple[bytes, bytes], query: bytes = b"") -> dict[str, Any]:
